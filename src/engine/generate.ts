@@ -1,0 +1,219 @@
+/**
+ * Autoregressive sampling with a KV cache: greedy, temperature, top-k, top-p, repetition penalty,
+ * stop sequences and a seed. Tokens stream as they are made.
+ *
+ * A context longer than the model's block: the model always sees a window of the latest tokens.
+ * When the window would exceed blockSize it restarts at the last ⌊blockSize/2⌋ tokens (the cache is
+ * rebuilt from them), so the cached and the uncached paths see exactly the same tokens.
+ */
+import * as tf from './tf';
+import { disposeCache, type GPT, type KVCache } from './model/gpt';
+import type { Tokenizer } from './tokenizer/types';
+import { Rng } from './util/rng';
+
+export interface SamplingOptions {
+  maxNewTokens: number;
+  /** 0 means greedy. */
+  temperature: number;
+  /** 0 disables. */
+  topK: number;
+  /** 1 disables. */
+  topP: number;
+  /** 1 disables; > 1 discourages tokens already in the context (CTRL's penalty). */
+  repetitionPenalty: number;
+  stop: string[];
+  seed: number;
+  /** Compare against the uncached forward; on by default. */
+  useCache: boolean;
+  /** Also report the top-k alternatives of each step (for the console's token view). */
+  topAlternatives: number;
+}
+
+export const DEFAULT_SAMPLING: SamplingOptions = {
+  maxNewTokens: 200,
+  temperature: 0.8,
+  topK: 0,
+  topP: 1,
+  repetitionPenalty: 1,
+  stop: [],
+  seed: 1337,
+  useCache: true,
+  topAlternatives: 0,
+};
+
+export interface GeneratedToken {
+  id: number;
+  /** Text completed by this token (may be '' inside a multi-byte character). */
+  text: string;
+  /** log P(token) under the model's (untempered) distribution. */
+  logprob: number;
+  alternatives?: Array<{ id: number; logprob: number }>;
+}
+
+export interface GenerationResult {
+  ids: number[];
+  text: string;
+  stoppedBy: 'length' | 'stop' | 'eos' | 'cancelled';
+}
+
+function logSoftmax(logits: Float32Array): Float32Array {
+  let max = -Infinity;
+  for (const v of logits) if (v > max) max = v;
+  let sum = 0;
+  for (const v of logits) sum += Math.exp(v - max);
+  const lse = max + Math.log(sum);
+  return logits.map((v) => v - lse);
+}
+
+/** Picks the next token from one row of logits. */
+export function sampleNext(
+  logits: Float32Array,
+  context: readonly number[],
+  o: Pick<SamplingOptions, 'temperature' | 'topK' | 'topP' | 'repetitionPenalty'>,
+  rng: Rng,
+): number {
+  const l = Float32Array.from(logits);
+  if (o.repetitionPenalty !== 1) {
+    for (const id of new Set(context)) {
+      const v = l[id]!;
+      l[id] = v > 0 ? v / o.repetitionPenalty : v * o.repetitionPenalty;
+    }
+  }
+  if (o.temperature <= 0) {
+    let best = 0;
+    for (let i = 1; i < l.length; i++) if (l[i]! > l[best]!) best = i;
+    return best;
+  }
+  const order = Array.from(l.keys()).sort((a, b) => l[b]! - l[a]! || a - b);
+  let keep = order.length;
+  if (o.topK > 0) keep = Math.min(keep, o.topK);
+  const lp = logSoftmax(l.map((v) => v / o.temperature));
+  if (o.topP < 1) {
+    let cum = 0;
+    for (let i = 0; i < keep; i++) {
+      cum += Math.exp(lp[order[i]!]!);
+      if (cum >= o.topP) {
+        keep = i + 1;
+        break;
+      }
+    }
+  }
+  let total = 0;
+  for (let i = 0; i < keep; i++) total += Math.exp(lp[order[i]!]!);
+  let r = rng.next() * total;
+  for (let i = 0; i < keep; i++) {
+    r -= Math.exp(lp[order[i]!]!);
+    if (r <= 0) return order[i]!;
+  }
+  return order[keep - 1]!;
+}
+
+/** Window start for a sequence of `len` tokens, given the previous start (see the file comment). */
+export function windowStart(prev: number, len: number, blockSize: number): number {
+  return len - prev <= blockSize ? prev : len - Math.floor(blockSize / 2);
+}
+
+/**
+ * Streams tokens after `promptIds`. The generator's return value is the whole result.
+ */
+export async function* generateTokens(
+  model: GPT,
+  tokenizer: Tokenizer,
+  promptIds: readonly number[],
+  options: Partial<SamplingOptions> = {},
+  signal?: AbortSignal,
+): AsyncGenerator<GeneratedToken, GenerationResult> {
+  const o = { ...DEFAULT_SAMPLING, ...options };
+  const block = model.config.blockSize;
+  const ids = [...promptIds];
+  if (ids.length === 0) {
+    if (tokenizer.eosId === undefined) throw new Error('empty prompt and no end-of-text token');
+    ids.push(tokenizer.eosId);
+  }
+  const promptLen = ids.length;
+  const rng = new Rng(o.seed);
+  const decoder = tokenizer.streamDecoder();
+  let text = '';
+  let start = ids.length > block ? ids.length - block : 0;
+  let cache: KVCache | null = null;
+  let stoppedBy: GenerationResult['stoppedBy'] = 'length';
+  try {
+    for (let n = 0; n < o.maxNewTokens; n++) {
+      if (signal?.aborted) {
+        stoppedBy = 'cancelled';
+        break;
+      }
+      const next = windowStart(start, ids.length, block);
+      let logits: tf.Tensor2D;
+      if (!o.useCache || !cache || next !== start) {
+        start = next;
+        disposeCache(cache);
+        const input = tf.tensor2d(ids.slice(start), [1, ids.length - start], 'int32');
+        const out = model.forwardCached(input, null, true);
+        input.dispose();
+        logits = out.logits;
+        if (o.useCache) cache = out.cache;
+        else disposeCache(out.cache);
+      } else {
+        const input = tf.tensor2d([ids[ids.length - 1]!], [1, 1], 'int32');
+        const out = model.forwardCached(input, cache, true);
+        input.dispose();
+        disposeCache(cache);
+        cache = out.cache;
+        logits = out.logits;
+      }
+      const row = (await logits.data()) as Float32Array;
+      logits.dispose();
+      const id = sampleNext(row, ids, o, rng);
+      const lp = logSoftmax(row);
+      const token: GeneratedToken = { id, text: '', logprob: lp[id]! };
+      if (o.topAlternatives > 0) {
+        token.alternatives = Array.from(lp.keys())
+          .sort((a, b) => lp[b]! - lp[a]!)
+          .slice(0, o.topAlternatives)
+          .map((i) => ({ id: i, logprob: lp[i]! }));
+      }
+      ids.push(id);
+      if (id === tokenizer.eosId) {
+        stoppedBy = 'eos';
+        break;
+      }
+      token.text = decoder.push(id);
+      text += token.text;
+      const hit = o.stop.find((s) => s.length > 0 && text.includes(s));
+      if (hit !== undefined) {
+        const cut = text.indexOf(hit);
+        token.text = token.text.slice(0, Math.max(0, token.text.length - (text.length - cut)));
+        text = text.slice(0, cut);
+        if (token.text) yield token;
+        stoppedBy = 'stop';
+        break;
+      }
+      yield token;
+    }
+  } finally {
+    disposeCache(cache);
+  }
+  if (stoppedBy === 'length' || stoppedBy === 'cancelled') {
+    const rest = decoder.flush();
+    text += rest;
+  }
+  return { ids: ids.slice(promptLen), text, stoppedBy };
+}
+
+/** Runs generateTokens to the end, calling onToken for each streamed token. */
+export async function generate(
+  model: GPT,
+  tokenizer: Tokenizer,
+  prompt: string,
+  options: Partial<SamplingOptions> = {},
+  onToken?: (t: GeneratedToken) => void,
+  signal?: AbortSignal,
+): Promise<GenerationResult> {
+  const it = generateTokens(model, tokenizer, tokenizer.encode(prompt), options, signal);
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return r.value;
+    onToken?.(r.value);
+  }
+}

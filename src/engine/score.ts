@@ -1,0 +1,122 @@
+/**
+ * Likelihood scoring (GPT-2/3 style): the log-probability of each token given the ones before it,
+ * or of a continuation given a prompt, for many texts in one batched forward.
+ *
+ * A sequence longer than the block is scored in windows that advance by ⌊blockSize/2⌋, so every
+ * token after the first window is scored with at least half a block of context.
+ */
+import * as tf from './tf';
+import type { GPT } from './model/gpt';
+import type { Tokenizer } from './tokenizer/types';
+
+export interface ScoreItem {
+  /** Tokens that condition but are not scored. */
+  context: number[];
+  /** Tokens whose log-probabilities are returned. */
+  target: number[];
+}
+
+export interface ScoreResult {
+  tokens: number[];
+  logprobs: number[];
+  sum: number;
+  mean: number;
+}
+
+/** One batched forward over rows padded to the same length; returns log P(row[t+1] | row[..t]). */
+async function rowLogprobs(model: GPT, rows: number[][]): Promise<number[][]> {
+  const len = Math.max(...rows.map((r) => r.length));
+  const ids = new Int32Array(rows.length * len);
+  const next = new Int32Array(rows.length * len).fill(-1);
+  rows.forEach((r, b) => {
+    ids.set(r, b * len);
+    for (let t = 0; t + 1 < r.length; t++) next[b * len + t] = r[t + 1]!;
+  });
+  const out = tf.tidy(() => {
+    const x = tf.tensor2d(ids, [rows.length, len], 'int32');
+    const logits = model.lmHead(model.hidden(x));
+    const logp = tf.logSoftmax(logits);
+    const y = tf.tensor1d(next, 'int32');
+    return tf.sum(tf.mul(logp, tf.cast(tf.oneHot(y, model.config.vocabSize), 'float32')), -1);
+  });
+  const flat = (await out.data()) as Float32Array;
+  out.dispose();
+  return rows.map((r, b) => Array.from(flat.subarray(b * len, b * len + r.length - 1)));
+}
+
+/** Splits a long sequence into windows of ≤ blockSize tokens; `from` is where scoring starts. */
+function windows(seq: number[], firstScored: number, block: number) {
+  const out: Array<{ start: number; from: number }> = [];
+  if (seq.length <= block) return [{ start: 0, from: firstScored }];
+  const stride = Math.floor(block / 2);
+  let scoredUpTo = firstScored; // tokens before this index already have a logprob
+  let start = Math.max(0, firstScored - stride);
+  for (;;) {
+    const end = Math.min(seq.length, start + block);
+    out.push({ start, from: scoredUpTo });
+    if (end >= seq.length) break;
+    scoredUpTo = end;
+    start = end - stride;
+  }
+  return out;
+}
+
+/** Scores many items, batching the windows `batchSize` at a time. */
+export async function scoreBatch(
+  model: GPT,
+  items: ScoreItem[],
+  batchSize = 16,
+): Promise<ScoreResult[]> {
+  const block = model.config.blockSize;
+  type Job = { item: number; start: number; from: number; row: number[] };
+  const jobs: Job[] = [];
+  items.forEach((it, i) => {
+    if (it.context.length === 0) throw new Error('scoring needs at least one context token');
+    const seq = [...it.context, ...it.target];
+    for (const w of windows(seq, it.context.length, block)) {
+      jobs.push({ item: i, start: w.start, from: w.from, row: seq.slice(w.start, w.start + block) });
+    }
+  });
+  const logprobs = items.map((it) => new Array<number>(it.target.length).fill(NaN));
+  for (let j = 0; j < jobs.length; j += batchSize) {
+    const chunk = jobs.slice(j, j + batchSize);
+    const lps = await rowLogprobs(
+      model,
+      chunk.map((c) => c.row),
+    );
+    chunk.forEach((c, k) => {
+      const ctx = items[c.item]!.context.length;
+      // lps[k][t] scores the token at absolute position c.start + t + 1
+      lps[k]!.forEach((lp, t) => {
+        const pos = c.start + t + 1;
+        if (pos >= c.from && pos >= ctx) logprobs[c.item]![pos - ctx] = lp;
+      });
+    });
+  }
+  return items.map((it, i) => {
+    const lp = logprobs[i]!;
+    const sum = lp.reduce((a, b) => a + b, 0);
+    return { tokens: it.target, logprobs: lp, sum, mean: lp.length ? sum / lp.length : 0 };
+  });
+}
+
+/** log P of every token of `text`, each given the ones before it (after end-of-text). */
+export async function scoreText(model: GPT, tokenizer: Tokenizer, text: string) {
+  const bos = tokenizer.eosId;
+  if (bos === undefined) throw new Error('the tokenizer has no end-of-text token to start from');
+  const [r] = await scoreBatch(model, [{ context: [bos], target: tokenizer.encode(text) }]);
+  return r!;
+}
+
+/** log P(continuation | prompt), token by token. */
+export async function scoreContinuation(
+  model: GPT,
+  tokenizer: Tokenizer,
+  prompt: string,
+  continuation: string,
+) {
+  const ctx = tokenizer.encode(prompt);
+  const context = ctx.length ? ctx : [tokenizer.eosId ?? 0];
+  const [r] = await scoreBatch(model, [{ context, target: tokenizer.encode(continuation) }]);
+  return r!;
+}

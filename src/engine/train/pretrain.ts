@@ -1,0 +1,513 @@
+/**
+ * GPT-1's first stage: maximize L1 = Σ log P(u_i | u_{i-k..i-1}) on unlabeled text.
+ *
+ * A run lives in its directory: the model (a Hugging Face GPT-2 dir at the top level),
+ * optimizer.safetensors, state.json (step, RNG, schedule, data), the tokenized corpus
+ * (train.bin/val.bin) and metrics.jsonl. Resuming from it continues exactly.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '../tf';
+import type { EventSink, TrainEvent, TrainResult } from '../../common/events';
+import { getBackendReport } from '../backend';
+import type { GPTConfig } from '../checkpoint/config';
+import { loadModelDir, saveModelDir, saveModelWeights } from '../checkpoint/modelDir';
+import { readSafetensors, writeSafetensors, type Tensor } from '../checkpoint/safetensors';
+import { generate } from '../generate';
+import { GPT } from '../model/gpt';
+import { checkMemory, presetConfig, type PresetName } from '../model/presets';
+import { loadTokenizer, readCorpusChunks, trainTokenizer } from '../tokenizer';
+import type { Tokenizer, TokenizerKind } from '../tokenizer/types';
+import { writeJsonAtomic } from '../util/atomic';
+import { Rng } from '../util/rng';
+import { checkSplits, loadTokens, sampleBatch, saveTokens, splitTokens, type TokenSplits } from './data';
+import { AdamW } from './optimizer';
+import { learningRate } from './schedule';
+
+export interface TrainConfig {
+  batchSize: number;
+  gradAccum: number;
+  steps: number;
+  lr: number;
+  minLr: number;
+  warmup: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  gradClip: number;
+  evalEvery: number;
+  evalIters: number;
+  saveEvery: number;
+  sampleEvery: number;
+  sampleTokens: number;
+  seed: number;
+  valFraction: number;
+}
+
+/** nanoGPT's defaults for a small character model. */
+export const DEFAULT_TRAIN: TrainConfig = {
+  batchSize: 16,
+  gradAccum: 1,
+  steps: 1000,
+  lr: 1e-3,
+  minLr: 1e-4,
+  warmup: 100,
+  weightDecay: 0.1,
+  beta1: 0.9,
+  beta2: 0.99,
+  gradClip: 1,
+  evalEvery: 100,
+  evalIters: 10,
+  saveEvery: 200,
+  sampleEvery: 200,
+  sampleTokens: 120,
+  seed: 1337,
+  valFraction: 0.1,
+};
+
+export interface PretrainOptions {
+  corpus: string[];
+  out: string;
+  tokenizer: TokenizerKind | { dir: string };
+  vocabSize?: number;
+  preset?: PresetName;
+  model?: Partial<Pick<GPTConfig, 'nLayer' | 'nHead' | 'nEmbd' | 'blockSize' | 'dropout'>>;
+  train?: Partial<TrainConfig>;
+  onEvent?: EventSink;
+  signal?: AbortSignal;
+}
+
+export interface RunState {
+  version: 1;
+  step: number;
+  rng: number[];
+  adamT: number;
+  train: TrainConfig;
+  tokens: { dtype: string; train: number; val: number };
+  corpus: Array<{ path: string; bytes: number }>;
+  trainLoss: number | null;
+  valLoss: number | null;
+  bestValLoss: number | null;
+  elapsedMs: number;
+  status: 'running' | 'completed' | 'cancelled' | 'failed';
+  backend: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export class TrainingError extends Error {}
+
+const emitter = (sink?: EventSink) => (e: TrainEvent) => sink?.(e);
+
+/** Starts a new run in `opts.out`. */
+export async function pretrain(opts: PretrainOptions): Promise<TrainResult> {
+  const emit = emitter(opts.onEvent);
+  const train = { ...DEFAULT_TRAIN, ...opts.train };
+  validateTrainConfig(train);
+  const runDir = path.resolve(opts.out);
+  if (await exists(path.join(runDir, 'state.json'))) {
+    throw new TrainingError(`${runDir} already holds a run; resume it or choose another --out`);
+  }
+
+  // Corpus → tokenizer → tokens. readCorpusChunks names the file for empty/binary/missing input.
+  const chunks = await readCorpusChunks(opts.corpus);
+  let tokenizer: Tokenizer;
+  if (typeof opts.tokenizer === 'object') {
+    tokenizer = await loadTokenizer(opts.tokenizer.dir);
+  } else {
+    tokenizer = await trainTokenizer({
+      kind: opts.tokenizer,
+      vocabSize: opts.vocabSize,
+      corpus: chunks,
+      signal: opts.signal,
+      onProgress: (p) => emit({ type: 'tokenizer', ...p }),
+    });
+  }
+  const pieces: number[][] = [];
+  let total = 0;
+  for await (const text of await readCorpusChunks(opts.corpus)) {
+    const ids = tokenizer.encode(text);
+    pieces.push(ids);
+    total += ids.length;
+  }
+  const tokens = new Int32Array(total);
+  let off = 0;
+  for (const p of pieces) {
+    tokens.set(p, off);
+    off += p.length;
+  }
+  const label = opts.corpus.join(', ');
+
+  const base = presetConfig(opts.preset ?? 'tiny', tokenizer.vocabSize, opts.model?.dropout ?? 0);
+  const config: GPTConfig = { ...base, ...stripUndefined(opts.model ?? {}) };
+  config.vocabSize = tokenizer.vocabSize;
+  if (config.nEmbd % config.nHead !== 0) {
+    throw new TrainingError(`--n-embd ${config.nEmbd} must be divisible by --n-head ${config.nHead}`);
+  }
+  const splits = splitTokens(tokens, train.valFraction);
+  checkSplits(splits, config.blockSize, label);
+  const report = getBackendReport();
+  checkMemory(config, train.batchSize, train.gradAccum, report?.memoryLimitBytes ?? Infinity, report?.name ?? tf.getBackend());
+
+  await fs.mkdir(runDir, { recursive: true });
+  const dtype = await saveTokens(runDir, splits, tokenizer.vocabSize);
+  const model = GPT.init(config, train.seed);
+  const corpusInfo = await Promise.all(
+    opts.corpus.map(async (p) => ({ path: path.resolve(p), bytes: (await fs.stat(p)).size })),
+  );
+  const now = new Date().toISOString();
+  const state: RunState = {
+    version: 1,
+    step: 0,
+    rng: new Rng(train.seed ^ 0x5eed).state(),
+    adamT: 0,
+    train,
+    tokens: { dtype, train: splits.train.length, val: splits.val.length },
+    corpus: corpusInfo,
+    trainLoss: null,
+    valLoss: null,
+    bestValLoss: null,
+    elapsedMs: 0,
+    status: 'running',
+    backend: tf.getBackend(),
+    createdAt: now,
+    updatedAt: now,
+  };
+  await saveModelDir(runDir, model, tokenizer, { step: '0' });
+  const opt = newOptimizer(model, train);
+  await saveCheckpoint(runDir, model, opt, state);
+  await fs.writeFile(path.join(runDir, 'metrics.jsonl'), '');
+  return trainLoop(runDir, model, tokenizer, opt, splits, state, false, opts);
+}
+
+/** Continues a run from its last checkpoint, optionally to a new total step count. */
+export async function resume(opts: {
+  run: string;
+  steps?: number;
+  onEvent?: EventSink;
+  signal?: AbortSignal;
+}): Promise<TrainResult> {
+  const runDir = path.resolve(opts.run);
+  const state = await readState(runDir);
+  if (opts.steps !== undefined) state.train.steps = opts.steps;
+  const { model, tokenizer } = await loadModelDir(runDir);
+  const opt = newOptimizer(model, state.train);
+  const { tensors, metadata } = await readSafetensors(path.join(runDir, 'optimizer.safetensors'), {
+    toFloat32: true,
+  });
+  if (metadata.step !== String(state.step)) {
+    throw new TrainingError(
+      `${runDir}: optimizer.safetensors is from step ${metadata.step} but state.json says ${state.step}`,
+    );
+  }
+  const pick = (prefix: string) => {
+    const m = new Map<string, Float32Array>();
+    for (const [k, t] of tensors) {
+      if (k.startsWith(prefix)) m.set(k.slice(prefix.length), (t as Tensor).data as Float32Array);
+    }
+    return m;
+  };
+  opt.load(pick('exp_avg.'), pick('exp_avg_sq.'), state.adamT);
+  const splits = await loadTokens(runDir, state.tokens.dtype);
+  await truncateMetrics(runDir, state.step);
+  state.status = 'running';
+  return trainLoop(runDir, model, tokenizer, opt, splits, state, true, opts);
+}
+
+function newOptimizer(model: GPT, t: TrainConfig): AdamW {
+  return new AdamW(model.params, {
+    beta1: t.beta1,
+    beta2: t.beta2,
+    eps: 1e-8,
+    weightDecay: t.weightDecay,
+    gradClip: t.gradClip,
+  });
+}
+
+async function trainLoop(
+  runDir: string,
+  model: GPT,
+  tokenizer: Tokenizer,
+  opt: AdamW,
+  splits: TokenSplits,
+  state: RunState,
+  resumed: boolean,
+  opts: { onEvent?: EventSink; signal?: AbortSignal },
+): Promise<TrainResult> {
+  const emit = emitter(opts.onEvent);
+  const t = state.train;
+  const T = model.config.blockSize;
+  const tokensPerStep = t.batchSize * T * t.gradAccum;
+  const rng = new Rng(state.rng);
+  const metrics = await fs.open(path.join(runDir, 'metrics.jsonl'), 'a');
+  const log = async (e: object) => {
+    await metrics.write(JSON.stringify(e) + '\n');
+  };
+  emit({
+    type: 'start',
+    runDir,
+    step: state.step,
+    totalSteps: t.steps,
+    params: model.numParams(),
+    backend: tf.getBackend(),
+    tokensPerStep,
+    trainTokens: splits.train.length,
+    valTokens: splits.val.length,
+    resumed,
+  });
+  const started = performance.now();
+  const elapsedBefore = state.elapsedMs;
+  let stepMsAvg = 0;
+  let lastTrainLoss = state.trainLoss ?? NaN;
+  let stopped: TrainResult['stopped'] = 'completed';
+  let lastSaved = state.step;
+
+  const checkpoint = async () => {
+    state.rng = rng.state();
+    state.adamT = opt.t;
+    state.elapsedMs = elapsedBefore + (performance.now() - started);
+    state.updatedAt = new Date().toISOString();
+    await saveCheckpoint(runDir, model, opt, state);
+    lastSaved = state.step;
+    emit({ type: 'checkpoint', step: state.step, path: runDir });
+  };
+
+  try {
+    while (state.step < t.steps) {
+      if (opts.signal?.aborted) {
+        stopped = 'cancelled';
+        break;
+      }
+      const t0 = performance.now();
+      const step = state.step;
+      const lr = learningRate(step, t);
+      const { loss, gradNorm, aborted } = await trainStep(model, opt, splits.train, rng, t, step, lr, opts.signal);
+      if (aborted) {
+        stopped = 'cancelled';
+        break;
+      }
+      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+        throw new TrainingError(
+          `The loss became ${Number.isNaN(loss) ? 'NaN' : 'infinite'} at step ${step + 1}` +
+            (Number.isFinite(gradNorm) ? '' : ` (gradient norm ${gradNorm})`) +
+            `; the run was stopped. The last good checkpoint (step ${lastSaved}) is kept in ${runDir}. ` +
+            `Try a lower --lr or a longer --warmup, then resume.`,
+        );
+      }
+      state.step = step + 1;
+      lastTrainLoss = loss;
+      state.trainLoss = loss;
+      const ms = performance.now() - t0;
+      stepMsAvg = stepMsAvg === 0 ? ms : 0.9 * stepMsAvg + 0.1 * ms;
+      const stepEvent: TrainEvent = {
+        type: 'step',
+        step: state.step,
+        totalSteps: t.steps,
+        trainLoss: loss,
+        lr,
+        gradNorm,
+        tokensPerSecond: tokensPerStep / (stepMsAvg / 1000),
+        elapsedMs: elapsedBefore + (performance.now() - started),
+        etaMs: (t.steps - state.step) * stepMsAvg,
+        memoryMB: Math.round(process.memoryUsage().rss / 2 ** 20),
+      };
+      emit(stepEvent);
+      await log(stepEvent);
+
+      const last = state.step === t.steps;
+      if (splits.val.length > 0 && t.evalEvery > 0 && (state.step % t.evalEvery === 0 || last)) {
+        const valLoss = await evaluate(model, splits.val, t, T);
+        state.valLoss = valLoss;
+        state.bestValLoss = Math.min(state.bestValLoss ?? Infinity, valLoss);
+        const ev: TrainEvent = {
+          type: 'eval',
+          step: state.step,
+          trainLoss: loss,
+          valLoss,
+          valPerplexity: Math.exp(valLoss),
+        };
+        emit(ev);
+        await log(ev);
+      }
+      if (t.sampleEvery > 0 && (state.step % t.sampleEvery === 0 || last)) {
+        const s = await sample(model, tokenizer, splits, t);
+        emit({ type: 'sample', step: state.step, ...s });
+        await fs.appendFile(
+          path.join(runDir, 'samples.jsonl'),
+          JSON.stringify({ step: state.step, ...s }) + '\n',
+        );
+      }
+      if (t.saveEvery > 0 && state.step % t.saveEvery === 0 && !last) await checkpoint();
+      // Yield to the event loop so a stop request (signal, IPC message) is seen promptly.
+      await new Promise((r) => setImmediate(r));
+    }
+    state.status = stopped;
+    await checkpoint();
+  } catch (err) {
+    state.status = 'failed';
+    await metrics.close();
+    model.dispose();
+    opt.dispose();
+    throw err;
+  }
+  await metrics.close();
+  model.dispose();
+  opt.dispose();
+  return {
+    type: 'result',
+    runDir,
+    step: state.step,
+    trainLoss: lastTrainLoss,
+    valLoss: state.valLoss,
+    tokensPerSecond: stepMsAvg > 0 ? tokensPerStep / (stepMsAvg / 1000) : 0,
+    stopped,
+    elapsedMs: state.elapsedMs,
+  };
+}
+
+/**
+ * One optimizer step: gradAccum micro-batches, their mean gradient, clip, AdamW.
+ * The loss is read before the update, so a NaN never reaches the weights.
+ */
+export async function trainStep(
+  model: GPT,
+  opt: AdamW,
+  data: Int32Array,
+  rng: Rng,
+  t: Pick<TrainConfig, 'batchSize' | 'gradAccum' | 'seed'>,
+  step: number,
+  lr: number,
+  signal?: AbortSignal,
+): Promise<{ loss: number; gradNorm: number; aborted: boolean }> {
+  const T = model.config.blockSize;
+  let gSum: tf.Tensor1D | null = null;
+  let lossSum = 0;
+  try {
+    for (let micro = 0; micro < t.gradAccum; micro++) {
+      if (micro > 0) {
+        await new Promise((r) => setImmediate(r));
+        if (signal?.aborted) return { loss: NaN, gradNorm: NaN, aborted: true };
+      }
+      const { x, y } = sampleBatch(data, t.batchSize, T, rng);
+      const seed = (t.seed * 1000003 + step * 131 + micro) >>> 0;
+      const { value, grads } = tf.variableGrads(
+        () => model.loss(x, y, { train: true, seed }),
+        model.variables,
+      );
+      const flat = opt.flatten(model.gradsByParam(grads));
+      tf.dispose([x, y, ...Object.values(grads)]);
+      lossSum += ((await value.data()) as Float32Array)[0]!;
+      value.dispose();
+      if (gSum) {
+        const next: tf.Tensor1D = tf.add(gSum, flat);
+        tf.dispose([gSum, flat]);
+        gSum = next;
+      } else {
+        gSum = flat;
+      }
+    }
+    const g: tf.Tensor1D = t.gradAccum > 1 ? tf.div(gSum!, t.gradAccum) : gSum!;
+    if (g !== gSum) gSum!.dispose();
+    gSum = g;
+    const normT = AdamW.norm(g);
+    const gradNorm = ((await normT.data()) as Float32Array)[0]!;
+    const loss = lossSum / t.gradAccum;
+    if (Number.isFinite(loss) && Number.isFinite(gradNorm)) opt.step(g, normT, lr);
+    normT.dispose();
+    return { loss, gradNorm, aborted: false };
+  } finally {
+    gSum?.dispose();
+  }
+}
+
+/** Mean validation loss over evalIters fixed batches (the same batches every time). */
+export async function evaluate(
+  model: GPT,
+  val: Int32Array,
+  t: Pick<TrainConfig, 'batchSize' | 'evalIters' | 'seed'>,
+  T: number,
+): Promise<number> {
+  const rng = new Rng(t.seed ^ 0xe7a1);
+  let sum = 0;
+  for (let i = 0; i < t.evalIters; i++) {
+    const { x, y } = sampleBatch(val, t.batchSize, T, rng);
+    const l = tf.tidy(() => model.loss(x, y));
+    sum += ((await l.data()) as Float32Array)[0]!;
+    tf.dispose([x, y, l]);
+  }
+  return sum / t.evalIters;
+}
+
+async function sample(model: GPT, tokenizer: Tokenizer, splits: TokenSplits, t: TrainConfig) {
+  const src = splits.val.length > 0 ? splits.val : splits.train;
+  const prompt = tokenizer.decode(Array.from(src.subarray(0, Math.min(8, src.length))));
+  const r = await generate(model, tokenizer, prompt, {
+    maxNewTokens: t.sampleTokens,
+    temperature: 0.8,
+    topK: 40,
+    seed: t.seed,
+  });
+  return { prompt, text: r.text };
+}
+
+async function saveCheckpoint(runDir: string, model: GPT, opt: AdamW, state: RunState) {
+  const meta = { step: String(state.step), format: 'pt' };
+  await saveModelWeights(runDir, model, meta);
+  const { m, v } = await opt.state();
+  const tensors: Record<string, Tensor> = {};
+  opt.names.forEach((n, i) => {
+    tensors[`exp_avg.${n}`] = { dtype: 'F32', shape: opt.shapes[i]!, data: m.get(n)! };
+    tensors[`exp_avg_sq.${n}`] = { dtype: 'F32', shape: opt.shapes[i]!, data: v.get(n)! };
+  });
+  await writeSafetensors(path.join(runDir, 'optimizer.safetensors'), tensors, meta);
+  await writeJsonAtomic(path.join(runDir, 'state.json'), state);
+}
+
+export async function readState(runDir: string): Promise<RunState> {
+  const file = path.join(runDir, 'state.json');
+  let raw: string;
+  try {
+    raw = await fs.readFile(file, 'utf8');
+  } catch {
+    throw new TrainingError(`${runDir}: not a run directory (no state.json)`);
+  }
+  try {
+    const s = JSON.parse(raw) as RunState;
+    if (s.version !== 1 || typeof s.step !== 'number') throw new Error('unknown format');
+    return s;
+  } catch (err) {
+    throw new TrainingError(`${file}: unreadable run state (${(err as Error).message})`);
+  }
+}
+
+/** Drops metrics logged after the checkpoint being resumed, so the curve has no duplicates. */
+async function truncateMetrics(runDir: string, step: number) {
+  const file = path.join(runDir, 'metrics.jsonl');
+  const text = await fs.readFile(file, 'utf8').catch(() => '');
+  const keep = text
+    .split('\n')
+    .filter((l) => l.trim() && (JSON.parse(l) as { step: number }).step <= step);
+  await fs.writeFile(file, keep.map((l) => l + '\n').join(''));
+}
+
+function validateTrainConfig(t: TrainConfig) {
+  const positive: Array<keyof TrainConfig> = ['batchSize', 'gradAccum', 'steps'];
+  for (const k of positive) {
+    if (!Number.isInteger(t[k]) || (t[k] as number) < 1) {
+      throw new TrainingError(`${k} must be a positive integer, got ${t[k]}`);
+    }
+  }
+  if (!(t.lr > 0)) throw new TrainingError(`lr must be positive, got ${t.lr}`);
+  if (!(t.minLr >= 0 && t.minLr <= t.lr)) throw new TrainingError(`min-lr must be in [0, lr]`);
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+async function exists(p: string) {
+  return fs
+    .access(p)
+    .then(() => true)
+    .catch(() => false);
+}
