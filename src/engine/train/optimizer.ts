@@ -46,18 +46,20 @@ export class AdamW {
   /** Concatenates per-parameter tensors (in `names` order) into one flat vector. */
   flatten(tensors: Record<string, tf.Tensor> | Map<string, tf.Tensor>): tf.Tensor1D {
     const get = (n: string) => (tensors instanceof Map ? tensors.get(n) : tensors[n]);
-    return tf.concat(
+    return tf.tidy(() =>
+      tf.concat(
       this.names.map((n) => {
         const t = get(n);
         if (!t) throw new Error(`no gradient for ${n}`);
         return tf.reshape(t, [-1]);
       }),
-    ) as tf.Tensor1D;
+    ) as tf.Tensor1D,
+    );
   }
 
   /** Global L2 norm of a flat gradient (a scalar tensor). */
   static norm(g: tf.Tensor1D): tf.Scalar {
-    return tf.sqrt(tf.sum(tf.square(g)));
+    return tf.tidy(() => tf.sqrt(tf.sum(tf.square(g))));
   }
 
   /** One AdamW update with learning rate `lr` from the flat gradient g. */
