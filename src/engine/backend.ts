@@ -19,6 +19,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
+import { installWasmKernels } from './wasmKernels';
 
 export type BackendName = 'node-gpu' | 'webgpu' | 'node' | 'wasm' | 'cpu';
 export type BackendPreference = BackendName | 'auto';
@@ -486,6 +487,7 @@ async function tryWasm(): Promise<Outcome> {
   } finally {
     restoreDirname();
   }
+  installWasmKernels();
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
   const multithread = (await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')) === true;
   let threads = 1;

@@ -113,8 +113,24 @@ export function windowStart(prev: number, len: number, blockSize: number): numbe
   return len - prev <= blockSize ? prev : len - Math.floor(blockSize / 2);
 }
 
+/** Length of the longest end of `text` that is a proper prefix of one of the stop strings. */
+function stopPrefixLength(text: string, stops: readonly string[]): number {
+  let best = 0;
+  for (const s of stops) {
+    for (let k = Math.min(s.length - 1, text.length); k > best; k--) {
+      if (text.endsWith(s.slice(0, k))) {
+        best = k;
+        break;
+      }
+    }
+  }
+  return best;
+}
+
 /**
- * Streams tokens after `promptIds`. The generator's return value is the whole result.
+ * Streams tokens after `promptIds`. The generator's return value is the whole result; the streamed
+ * tokens' texts add up to its text, except that a run cancelled or ended by end-of-text while its
+ * text ends in the start of a stop string has that (held-back) tail only in the result.
  */
 export async function* generateTokens(
   model: GPT,
@@ -134,6 +150,9 @@ export async function* generateTokens(
   const rng = new Rng(o.seed);
   const decoder = tokenizer.streamDecoder();
   let text = '';
+  /** Characters of `text` already streamed, and whether the decoder has been flushed. */
+  let streamed = 0;
+  let flushed = false;
   let start = ids.length > block ? ids.length - block : 0;
   let cache: KVCache | null = null;
   let stoppedBy: GenerationResult['stoppedBy'] = 'length';
@@ -178,23 +197,34 @@ export async function* generateTokens(
         stoppedBy = 'eos';
         break;
       }
-      token.text = decoder.push(id);
-      text += token.text;
-      const hit = o.stop.find((s) => s.length > 0 && text.includes(s));
-      if (hit !== undefined) {
-        const cut = text.indexOf(hit);
-        token.text = token.text.slice(0, Math.max(0, token.text.length - (text.length - cut)));
+      text += decoder.push(id);
+      let cut = -1;
+      for (const s of o.stop) {
+        const at = s.length > 0 ? text.indexOf(s) : -1;
+        if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+      }
+      if (cut >= 0) {
         text = text.slice(0, cut);
+        token.text = text.slice(streamed);
         if (token.text) yield token;
         stoppedBy = 'stop';
         break;
       }
+      if (n === o.maxNewTokens - 1) {
+        text += decoder.flush();
+        flushed = true;
+      }
+      // Hold back a tail that may be the start of a stop string, so the streamed text never
+      // includes part of one: the tokens' texts add up to the result text.
+      const safe = flushed ? text.length : text.length - stopPrefixLength(text, o.stop);
+      token.text = text.slice(streamed, Math.max(streamed, safe));
+      streamed = Math.max(streamed, safe);
       yield token;
     }
   } finally {
     disposeCache(cache);
   }
-  if (stoppedBy === 'length' || stoppedBy === 'cancelled') {
+  if (!flushed && (stoppedBy === 'length' || stoppedBy === 'cancelled')) {
     const rest = decoder.flush();
     text += rest;
   }

@@ -74,7 +74,12 @@ export async function scoreBatch(
     if (it.context.length === 0) throw new Error('scoring needs at least one context token');
     const seq = [...it.context, ...it.target];
     for (const w of windows(seq, it.context.length, block)) {
-      jobs.push({ item: i, start: w.start, from: w.from, row: seq.slice(w.start, w.start + block) });
+      jobs.push({
+        item: i,
+        start: w.start,
+        from: w.from,
+        row: seq.slice(w.start, w.start + block),
+      });
     }
   });
   const logprobs = items.map((it) => new Array<number>(it.target.length).fill(NaN));

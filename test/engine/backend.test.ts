@@ -240,6 +240,10 @@ tf.setBackend('tensorflow');
   mkdirSync(path.join(scratch, 'src'));
   const backendTs = path.join(scratch, 'src', 'backend.ts');
   copyFileSync(BACKEND_TS, backendTs);
+  // backend.ts's own imports come along
+  for (const f of ['wasmKernels.ts']) {
+    copyFileSync(path.join(path.dirname(BACKEND_TS), f), path.join(scratch, 'src', f));
+  }
   const child = (preference: string, FAKE_TF: string): Promise<ChildResult> =>
     initInChild(preference, { backendTs, env: { FAKE_TF } });
 

@@ -8,6 +8,7 @@
  */
 import * as tf from '../tf';
 import type { GPTConfig } from '../checkpoint/config';
+import { getBackendReport } from '../backend';
 import { Rng } from '../util/rng';
 import {
   bmm,
@@ -98,6 +99,23 @@ export interface ForwardOptions {
   seed?: number;
 }
 
+/**
+ * Refuses a tensor larger than the backend can bind (webgpu: the adapter's storage-buffer limit,
+ * 128 MiB on some adapters), where it would otherwise compute garbage without an error.
+ */
+export function checkTensorSize(shape: number[], what: string): void {
+  const limit = getBackendReport()?.maxTensorBytes;
+  if (!limit) return;
+  const bytes = shape.reduce((a, b) => a * b, 4);
+  if (bytes > limit) {
+    throw new Error(
+      `${what} [${shape.join(', ')}] need ${(bytes / 2 ** 20).toFixed(0)} MiB, too large for the ` +
+        `${getBackendReport()?.name} backend's largest tensor (${(limit / 2 ** 20).toFixed(0)} MiB). ` +
+        `Use a smaller --batch-size or --block-size.`,
+    );
+  }
+}
+
 let modelCounter = 0;
 
 export class GPT {
@@ -118,7 +136,9 @@ export class GPT {
       if (!w) throw new Error(`missing parameter ${name}`);
       const size = shape.reduce((a, b) => a * b, 1);
       if (w.length !== size) {
-        throw new Error(`parameter ${name}: expected ${size} values for [${shape}], got ${w.length}`);
+        throw new Error(
+          `parameter ${name}: expected ${size} values for [${shape}], got ${w.length}`,
+        );
       }
       this.params.set(name, tf.variable(tf.tensor(w, shape), true, this.scope + name));
     }
@@ -164,7 +184,7 @@ export class GPT {
     for (const [name, v] of this.params) {
       const w = weights.get(name);
       if (!w) throw new Error(`missing parameter ${name}`);
-      v.assign(tf.tensor(w, v.shape));
+      tf.tidy(() => v.assign(tf.tensor(w, v.shape)));
     }
   }
 
@@ -239,6 +259,7 @@ export class GPT {
         this.p(pre + 'attn.c_attn.bias'),
       );
       const [q, k, v] = this.heads(qkv, batch, tLen);
+      if (i === 0) checkTensorSize([q.shape[0], tLen, tLen], 'the attention scores');
       const y = causalAttention(q, k, v, {
         strategy: this.bmm,
         dropout: attnDrop,
@@ -257,6 +278,7 @@ export class GPT {
 
   /** softmax(h W_eᵀ) logits [N, V]. */
   lmHead(h: T2): T2 {
+    checkTensorSize([h.shape[0], this.config.vocabSize], 'the logits');
     return tiedLmHead(h, this.p('wte.weight'));
   }
 
@@ -274,11 +296,7 @@ export class GPT {
    * every new position [B·Tn, V] (or only the last one per row, [B, V]) and the grown cache.
    * With cache = null this is the plain no-cache forward.
    */
-  forwardCached(
-    idx: T2,
-    cache: KVCache | null,
-    lastOnly: boolean,
-  ): { logits: T2; cache: KVCache } {
+  forwardCached(idx: T2, cache: KVCache | null, lastOnly: boolean): { logits: T2; cache: KVCache } {
     const [batch, tLen] = idx.shape;
     const past = cache?.length ?? 0;
     const { nLayer, nEmbd: C } = this.config;
@@ -308,10 +326,10 @@ export class GPT {
         x = tf.add(x, this.mlp(this.ln(x, pre + 'ln_2'), pre));
       }
       if (lastOnly && tLen > 1) {
-        x = tf.reshape(
-          tf.slice(tf.reshape(x, [batch, tLen, C]), [0, tLen - 1, 0], [batch, 1, C]),
-          [batch, C],
-        );
+        x = tf.reshape(tf.slice(tf.reshape(x, [batch, tLen, C]), [0, tLen - 1, 0], [batch, 1, C]), [
+          batch,
+          C,
+        ]);
       }
       const logits = this.lmHead(this.ln(x, 'ln_f'));
       return { logits, cache: { k: ks, v: vs, length: past + tLen, batch } };

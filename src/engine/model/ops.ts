@@ -27,6 +27,17 @@ function colSum(x: T2): tf.Tensor1D {
   return tf.reshape(tf.matMul(ones, x), [x.shape[1]]);
 }
 
+/**
+ * ∂L/∂W = xᵀ dy for x [N, in], dy [N, out]. Transposes are memory-bound on wasm, so when in > out
+ * it computes (dyᵀ x)ᵀ instead, transposing N·out + out·in values rather than N·in.
+ */
+function outerGrad(x: T2, dy: T2): T2 {
+  const [n, nIn] = x.shape;
+  const nOut = dy.shape[1];
+  if (n * nIn <= n * nOut + nOut * nIn) return tf.matMul(t2(x), dy);
+  return t2(tf.matMul(t2(dy), x));
+}
+
 /** y = x W + b, x [N, in], W [in, out] (GPT-2's Conv1D layout), b [out]. */
 export const linear = tf.customGrad(((x: T2, w: T2, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
   save([x, w]);
@@ -34,7 +45,7 @@ export const linear = tf.customGrad(((x: T2, w: T2, b: tf.Tensor1D, save: tf.Gra
     value: tf.add(tf.matMul(x, w), b),
     gradFunc: (dy: T2, [xs, ws]: tf.Tensor[]) => [
       tf.matMul(dy, t2(ws!)),
-      tf.matMul(t2(xs!), dy),
+      outerGrad(xs as T2, dy),
       colSum(dy),
     ],
   };
@@ -112,10 +123,14 @@ export const geluErf = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
 /** Rows of W_e [V, C] for token ids [N]; the gradient scatters back with ScatterNd. */
 export function embedding(wte: T2, ids: tf.Tensor1D): T2 {
   const vocab = wte.shape[0];
-  const f = tf.customGrad(((w: T2) => ({
-    value: tf.gather(w, ids),
-    gradFunc: (dy: T2) => [tf.scatterND(tf.expandDims(ids, 1), dy, [vocab, dy.shape[1]])],
-  })) as never);
+  const f = tf.customGrad(((w: T2, save: tf.GradSaveFunc) => {
+    // the ids are saved (as [N, 1] scatter indices) so they outlive the caller's scope
+    save([tf.expandDims(ids, 1)]);
+    return {
+      value: tf.gather(w, ids),
+      gradFunc: (dy: T2, [idx]: tf.Tensor[]) => [tf.scatterND(idx!, dy, [vocab, dy.shape[1]])],
+    };
+  }) as never);
   return (f as unknown as (w: T2) => T2)(wte);
 }
 
@@ -211,7 +226,10 @@ export function causalAttention(q: T3, k: T3, v: T3, opts: AttentionOptions): T3
     if (opts.dropout > 0) {
       const rate = opts.dropout;
       keepMask = tf.div(
-        tf.cast(tf.greaterEqual(tf.randomUniform(p.shape, 0, 1, 'float32', opts.seed), rate), 'float32'),
+        tf.cast(
+          tf.greaterEqual(tf.randomUniform(p.shape, 0, 1, 'float32', opts.seed), rate),
+          'float32',
+        ),
         1 - rate,
       );
       pd = tf.mul(p, keepMask) as T3;

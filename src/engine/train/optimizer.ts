@@ -1,7 +1,9 @@
 /**
  * AdamW (Loshchilov & Hutter) with decoupled weight decay on 2-D weights only, and global-norm
- * gradient clipping. All parameters live in one flat vector during the update, so a step costs a
- * dozen ops however many tensors the model has.
+ * gradient clipping.
+ *
+ * The update runs per parameter: a flat vector would need one Concat and one SplitV per step, and
+ * wasm's SplitV costs more than all of AdamW's element-wise math.
  */
 import * as tf from '../tf';
 
@@ -14,13 +16,30 @@ export interface AdamWOptions {
   gradClip: number;
 }
 
+export type Grads = Map<string, tf.Tensor>;
+
+/**
+ * Σ xs with AddN, at most 7 inputs at a time: webgpu's AddN binds every input as a storage buffer,
+ * and WebGPU guarantees only 8 per shader (7 inputs + the output). Beyond that the pipeline is
+ * invalid and tfjs silently returns garbage.
+ */
+function sumN(xs: tf.Tensor[]): tf.Tensor {
+  while (xs.length > 1) {
+    const next: tf.Tensor[] = [];
+    for (let i = 0; i < xs.length; i += 7) {
+      const chunk = xs.slice(i, i + 7);
+      next.push(chunk.length === 1 ? chunk[0]! : tf.addN(chunk));
+    }
+    xs = next;
+  }
+  return xs[0]!;
+}
+
 export class AdamW {
   readonly names: string[];
   readonly shapes: number[][];
-  readonly sizes: number[];
-  private m: tf.Variable;
-  private v: tf.Variable;
-  private decayMask: tf.Tensor1D;
+  private m: Map<string, tf.Variable>;
+  private v: Map<string, tf.Variable>;
   /** Number of updates applied so far (Adam's t). */
   t = 0;
 
@@ -30,98 +49,71 @@ export class AdamW {
   ) {
     this.names = [...vars.keys()];
     this.shapes = this.names.map((n) => vars.get(n)!.shape);
-    this.sizes = this.shapes.map((s) => s.reduce((a, b) => a * b, 1));
-    const total = this.sizes.reduce((a, b) => a + b, 0);
-    this.m = tf.variable(tf.zeros([total]), false);
-    this.v = tf.variable(tf.zeros([total]), false);
-    const mask = new Float32Array(total);
-    let off = 0;
-    this.shapes.forEach((s, i) => {
-      if (s.length === 2) mask.fill(1, off, off + this.sizes[i]!);
-      off += this.sizes[i]!;
-    });
-    this.decayMask = tf.keep(tf.tensor1d(mask));
+    const zeros = (s: number[]) => tf.variable(tf.zeros(s), false);
+    this.m = new Map(this.names.map((n, i) => [n, zeros(this.shapes[i]!)]));
+    this.v = new Map(this.names.map((n, i) => [n, zeros(this.shapes[i]!)]));
   }
 
-  /** Concatenates per-parameter tensors (in `names` order) into one flat vector. */
-  flatten(tensors: Record<string, tf.Tensor> | Map<string, tf.Tensor>): tf.Tensor1D {
-    const get = (n: string) => (tensors instanceof Map ? tensors.get(n) : tensors[n]);
-    return tf.tidy(() =>
-      tf.concat(
-      this.names.map((n) => {
-        const t = get(n);
-        if (!t) throw new Error(`no gradient for ${n}`);
-        return tf.reshape(t, [-1]);
-      }),
-    ) as tf.Tensor1D,
+  /** Global L2 norm of the gradients, ‖g‖ = √(Σ g²) (a scalar tensor). */
+  static norm(grads: Grads): tf.Scalar {
+    return tf.tidy(
+      () => tf.sqrt(sumN([...grads.values()].map((g) => tf.sum(tf.square(g))))) as tf.Scalar,
     );
   }
 
-  /** Global L2 norm of a flat gradient (a scalar tensor). */
-  static norm(g: tf.Tensor1D): tf.Scalar {
-    return tf.tidy(() => tf.sqrt(tf.sum(tf.square(g))));
-  }
-
-  /** One AdamW update with learning rate `lr` from the flat gradient g. */
-  step(g: tf.Tensor1D, gradNorm: tf.Scalar, lr: number): void {
+  /** One AdamW update with learning rate `lr`. */
+  step(grads: Grads, gradNorm: tf.Scalar, lr: number): void {
     const { beta1, beta2, eps, weightDecay, gradClip } = this.opts;
     this.t += 1;
     const bc1 = 1 - Math.pow(beta1, this.t);
     const bc2 = 1 - Math.pow(beta2, this.t);
     tf.tidy(() => {
-      let grad = g;
-      if (gradClip > 0) {
-        grad = tf.mul(grad, tf.minimum(tf.div(gradClip, tf.add(gradNorm, 1e-6)), 1));
+      const clip = gradClip > 0 ? tf.minimum(tf.div(gradClip, tf.add(gradNorm, 1e-6)), 1) : null;
+      for (const name of this.names) {
+        const p = this.vars.get(name)!;
+        const g0 = grads.get(name);
+        if (!g0) throw new Error(`no gradient for ${name}`);
+        const g = clip ? tf.mul(g0, clip) : g0;
+        const m = tf.add(tf.mul(this.m.get(name)!, beta1), tf.mul(g, 1 - beta1));
+        const v = tf.add(tf.mul(this.v.get(name)!, beta2), tf.mul(tf.square(g), 1 - beta2));
+        this.m.get(name)!.assign(m);
+        this.v.get(name)!.assign(v);
+        // p ← p − lr·(m̂/(√v̂+ε) + λ·p), the decay only on 2-D weights
+        let update = tf.div(tf.mul(m, 1 / bc1), tf.add(tf.sqrt(tf.mul(v, 1 / bc2)), eps));
+        if (weightDecay > 0 && p.shape.length === 2)
+          update = tf.add(update, tf.mul(p, weightDecay));
+        p.assign(tf.sub(p, tf.mul(update, lr)));
       }
-      const m = tf.add(tf.mul(this.m, beta1), tf.mul(grad, 1 - beta1));
-      const v = tf.add(tf.mul(this.v, beta2), tf.mul(tf.square(grad), 1 - beta2));
-      this.m.assign(m);
-      this.v.assign(v);
-      const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
-      const p = this.flatten(this.vars);
-      // p ← p − lr·(m̂/(√v̂+ε) + λ·p), the decay only on 2-D weights
-      const next = tf.sub(p, tf.mul(tf.add(update, tf.mul(this.decayMask, tf.mul(p, weightDecay))), lr));
-      const parts = tf.split(next, this.sizes);
-      this.names.forEach((n, i) => this.vars.get(n)!.assign(tf.reshape(parts[i]!, this.shapes[i]!)));
     });
   }
 
   /** Moments per parameter name, for optimizer.safetensors. */
   async state(): Promise<{ m: Map<string, Float32Array>; v: Map<string, Float32Array> }> {
-    const split = async (x: tf.Tensor) => {
-      const d = (await x.data()) as Float32Array;
+    const read = async (src: Map<string, tf.Variable>) => {
       const out = new Map<string, Float32Array>();
-      let off = 0;
-      this.names.forEach((n, i) => {
-        out.set(n, d.slice(off, off + this.sizes[i]!));
-        off += this.sizes[i]!;
-      });
+      for (const [n, t] of src) out.set(n, (await t.data()) as Float32Array);
       return out;
     };
-    return { m: await split(this.m), v: await split(this.v) };
+    return { m: await read(this.m), v: await read(this.v) };
   }
 
   load(m: Map<string, Float32Array>, v: Map<string, Float32Array>, t: number): void {
-    const join = (src: Map<string, Float32Array>, label: string) => {
-      const total = this.sizes.reduce((a, b) => a + b, 0);
-      const out = new Float32Array(total);
-      let off = 0;
+    const put = (dst: Map<string, tf.Variable>, src: Map<string, Float32Array>, label: string) => {
       this.names.forEach((n, i) => {
         const d = src.get(n);
-        if (!d || d.length !== this.sizes[i]) {
+        const size = this.shapes[i]!.reduce((a, b) => a * b, 1);
+        if (!d || d.length !== size) {
           throw new Error(`optimizer state ${label}.${n} is missing or has the wrong size`);
         }
-        out.set(d, off);
-        off += this.sizes[i]!;
+        tf.tidy(() => dst.get(n)!.assign(tf.tensor(d, this.shapes[i]!)));
       });
-      return tf.tensor1d(out);
     };
-    this.m.assign(join(m, 'exp_avg'));
-    this.v.assign(join(v, 'exp_avg_sq'));
+    put(this.m, m, 'exp_avg');
+    put(this.v, v, 'exp_avg_sq');
     this.t = t;
   }
 
   dispose(): void {
-    tf.dispose([this.m, this.v, this.decayMask]);
+    tf.dispose([...this.m.values(), ...this.v.values()]);
   }
 }

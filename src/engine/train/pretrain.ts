@@ -1,9 +1,10 @@
 /**
  * GPT-1's first stage: maximize L1 = Σ log P(u_i | u_{i-k..i-1}) on unlabeled text.
  *
- * A run lives in its directory: the model (a Hugging Face GPT-2 dir at the top level),
- * optimizer.safetensors, state.json (step, RNG, schedule, data), the tokenized corpus
- * (train.bin/val.bin) and metrics.jsonl. Resuming from it continues exactly.
+ * A run lives in its directory: the newest model at the top level (a Hugging Face GPT-2 dir),
+ * checkpoint-<step>/ folders (model, optimizer.safetensors, state.json with step, RNG, schedule),
+ * the tokenized corpus (train.bin/val.bin), metrics.jsonl and samples.jsonl. Resuming from the
+ * newest checkpoint folder continues exactly.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -11,17 +12,25 @@ import * as tf from '../tf';
 import type { EventSink, TrainEvent, TrainResult } from '../../common/events';
 import { getBackendReport } from '../backend';
 import type { GPTConfig } from '../checkpoint/config';
-import { loadModelDir, saveModelDir, saveModelWeights } from '../checkpoint/modelDir';
+import { loadGpt2Weights, saveGpt2Weights } from '../checkpoint/gpt2';
+import { loadModelDir, saveModelDir } from '../checkpoint/modelDir';
 import { readSafetensors, writeSafetensors, type Tensor } from '../checkpoint/safetensors';
 import { generate } from '../generate';
-import { GPT } from '../model/gpt';
+import { checkTensorSize, GPT } from '../model/gpt';
 import { checkMemory, presetConfig, type PresetName } from '../model/presets';
 import { loadTokenizer, readCorpusChunks, trainTokenizer } from '../tokenizer';
 import type { Tokenizer, TokenizerKind } from '../tokenizer/types';
 import { writeJsonAtomic } from '../util/atomic';
 import { Rng } from '../util/rng';
-import { checkSplits, loadTokens, sampleBatch, saveTokens, splitTokens, type TokenSplits } from './data';
-import { AdamW } from './optimizer';
+import {
+  checkSplits,
+  loadTokens,
+  sampleBatch,
+  saveTokens,
+  splitTokens,
+  type TokenSplits,
+} from './data';
+import { AdamW, type Grads } from './optimizer';
 import { learningRate } from './schedule';
 
 export interface TrainConfig {
@@ -108,6 +117,11 @@ export async function pretrain(opts: PretrainOptions): Promise<TrainResult> {
   if (await exists(path.join(runDir, 'state.json'))) {
     throw new TrainingError(`${runDir} already holds a run; resume it or choose another --out`);
   }
+  for (const f of ['config.json', 'model.safetensors']) {
+    if (await exists(path.join(runDir, f))) {
+      throw new TrainingError(`${runDir} already holds a model (${f}); choose another --out`);
+    }
+  }
 
   // Corpus → tokenizer → tokens. readCorpusChunks names the file for empty/binary/missing input.
   const chunks = await readCorpusChunks(opts.corpus);
@@ -142,12 +156,25 @@ export async function pretrain(opts: PretrainOptions): Promise<TrainResult> {
   const config: GPTConfig = { ...base, ...stripUndefined(opts.model ?? {}) };
   config.vocabSize = tokenizer.vocabSize;
   if (config.nEmbd % config.nHead !== 0) {
-    throw new TrainingError(`--n-embd ${config.nEmbd} must be divisible by --n-head ${config.nHead}`);
+    throw new TrainingError(
+      `--n-embd ${config.nEmbd} must be divisible by --n-head ${config.nHead}`,
+    );
   }
   const splits = splitTokens(tokens, train.valFraction);
   checkSplits(splits, config.blockSize, label);
   const report = getBackendReport();
-  checkMemory(config, train.batchSize, train.gradAccum, report?.memoryLimitBytes ?? Infinity, report?.name ?? tf.getBackend());
+  checkMemory(
+    config,
+    train.batchSize,
+    train.gradAccum,
+    report?.memoryLimitBytes ?? Infinity,
+    report?.name ?? tf.getBackend(),
+  );
+  checkTensorSize([train.batchSize * config.blockSize, config.vocabSize], 'the logits');
+  checkTensorSize(
+    [train.batchSize * config.nHead, config.blockSize, config.blockSize],
+    'the attention scores',
+  );
 
   await fs.mkdir(runDir, { recursive: true });
   const dtype = await saveTokens(runDir, splits, tokenizer.vocabSize);
@@ -188,18 +215,21 @@ export async function resume(opts: {
   signal?: AbortSignal;
 }): Promise<TrainResult> {
   const runDir = path.resolve(opts.run);
-  const state = await readState(runDir);
+  await readState(runDir); // a clear error when this is not a run
+  const [latest] = await listCheckpoints(runDir);
+  if (!latest) throw new TrainingError(`${runDir}: the run has no complete checkpoint to resume`);
+  const state = await readState(latest.dir);
   if (opts.steps !== undefined) state.train.steps = opts.steps;
   const { model, tokenizer } = await loadModelDir(runDir);
+  const { params } = await loadGpt2Weights(
+    path.join(latest.dir, 'model.safetensors'),
+    model.config,
+  );
+  await model.setWeights(params);
   const opt = newOptimizer(model, state.train);
-  const { tensors, metadata } = await readSafetensors(path.join(runDir, 'optimizer.safetensors'), {
+  const { tensors } = await readSafetensors(path.join(latest.dir, 'optimizer.safetensors'), {
     toFloat32: true,
   });
-  if (metadata.step !== String(state.step)) {
-    throw new TrainingError(
-      `${runDir}: optimizer.safetensors is from step ${metadata.step} but state.json says ${state.step}`,
-    );
-  }
   const pick = (prefix: string) => {
     const m = new Map<string, Float32Array>();
     for (const [k, t] of tensors) {
@@ -210,6 +240,7 @@ export async function resume(opts: {
   opt.load(pick('exp_avg.'), pick('exp_avg_sq.'), state.adamT);
   const splits = await loadTokens(runDir, state.tokens.dtype);
   await truncateMetrics(runDir, state.step);
+  await truncateMetrics(runDir, state.step, 'samples.jsonl');
   state.status = 'running';
   return trainLoop(runDir, model, tokenizer, opt, splits, state, true, opts);
 }
@@ -238,7 +269,7 @@ async function trainLoop(
   const t = state.train;
   const T = model.config.blockSize;
   const tokensPerStep = t.batchSize * T * t.gradAccum;
-  const rng = new Rng(state.rng);
+  let rng = new Rng(state.rng);
   const metrics = await fs.open(path.join(runDir, 'metrics.jsonl'), 'a');
   const log = async (e: object) => {
     await metrics.write(JSON.stringify(e) + '\n');
@@ -281,15 +312,28 @@ async function trainLoop(
       const t0 = performance.now();
       const step = state.step;
       const lr = learningRate(step, t);
-      const { loss, gradNorm, aborted } = await trainStep(model, opt, splits.train, rng, t, step, lr, opts.signal);
+      const rngBefore = rng.state();
+      const { loss, gradNorm, aborted } = await trainStep(
+        model,
+        opt,
+        splits.train,
+        rng,
+        t,
+        step,
+        lr,
+        opts.signal,
+      );
       if (aborted) {
+        // Stopped between micro-batches: the step is not taken, so neither are its batches.
+        rng = new Rng(rngBefore);
         stopped = 'cancelled';
         break;
       }
       if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
         throw new TrainingError(
-          `The loss became ${Number.isNaN(loss) ? 'NaN' : 'infinite'} at step ${step + 1}` +
-            (Number.isFinite(gradNorm) ? '' : ` (gradient norm ${gradNorm})`) +
+          (Number.isFinite(loss)
+            ? `The gradient became ${Number.isNaN(gradNorm) ? 'NaN' : 'infinite'} at step ${step + 1}`
+            : `The loss became ${Number.isNaN(loss) ? 'NaN' : 'infinite'} at step ${step + 1}`) +
             `; the run was stopped. The last good checkpoint (step ${lastSaved}) is kept in ${runDir}. ` +
             `Try a lower --lr or a longer --warmup, then resume.`,
         );
@@ -380,7 +424,7 @@ export async function trainStep(
   signal?: AbortSignal,
 ): Promise<{ loss: number; gradNorm: number; aborted: boolean }> {
   const T = model.config.blockSize;
-  let gSum: tf.Tensor1D | null = null;
+  let gSum: Grads | null = null;
   let lossSum = 0;
   try {
     for (let micro = 0; micro < t.gradAccum; micro++) {
@@ -394,29 +438,33 @@ export async function trainStep(
         () => model.loss(x, y, { train: true, seed }),
         model.variables,
       );
-      const flat = opt.flatten(model.gradsByParam(grads));
-      tf.dispose([x, y, ...Object.values(grads)]);
+      tf.dispose([x, y]);
       lossSum += ((await value.data()) as Float32Array)[0]!;
       value.dispose();
+      const g = model.gradsByParam(grads);
       if (gSum) {
-        const next: tf.Tensor1D = tf.add(gSum, flat);
-        tf.dispose([gSum, flat]);
-        gSum = next;
+        for (const [name, acc] of gSum) {
+          gSum.set(name, tf.add(acc, g.get(name)!));
+          tf.dispose([acc, g.get(name)!]);
+        }
       } else {
-        gSum = flat;
+        gSum = g;
       }
     }
-    const g: tf.Tensor1D = t.gradAccum > 1 ? tf.div(gSum!, t.gradAccum) : gSum!;
-    if (g !== gSum) gSum!.dispose();
-    gSum = g;
-    const normT = AdamW.norm(g);
+    if (t.gradAccum > 1) {
+      for (const [name, acc] of gSum!) {
+        gSum!.set(name, tf.div(acc, t.gradAccum));
+        acc.dispose();
+      }
+    }
+    const normT = AdamW.norm(gSum!);
     const gradNorm = ((await normT.data()) as Float32Array)[0]!;
     const loss = lossSum / t.gradAccum;
-    if (Number.isFinite(loss) && Number.isFinite(gradNorm)) opt.step(g, normT, lr);
+    if (Number.isFinite(loss) && Number.isFinite(gradNorm)) opt.step(gSum!, normT, lr);
     normT.dispose();
     return { loss, gradNorm, aborted: false };
   } finally {
-    gSum?.dispose();
+    if (gSum) tf.dispose([...gSum.values()]);
   }
 }
 
@@ -450,17 +498,54 @@ async function sample(model: GPT, tokenizer: Tokenizer, splits: TokenSplits, t: 
   return { prompt, text: r.text };
 }
 
+/** How many checkpoint-<step> folders a run keeps. */
+const KEEP_CHECKPOINTS = 2;
+
+/**
+ * Writes checkpoint-<step>/ (model, optimizer, state) into a temp folder and renames it into place,
+ * so a checkpoint folder is always whole. Then refreshes the top level (the run's Hugging Face
+ * model dir and its state.json), each file atomically, and prunes older checkpoints.
+ */
 async function saveCheckpoint(runDir: string, model: GPT, opt: AdamW, state: RunState) {
   const meta = { step: String(state.step), format: 'pt' };
-  await saveModelWeights(runDir, model, meta);
+  const weights = await model.weights();
+  const final = path.join(runDir, `checkpoint-${state.step}`);
+  const tmp = path.join(runDir, `.checkpoint-${state.step}.${process.pid}.tmp`);
+  await fs.rm(tmp, { recursive: true, force: true });
+  await fs.mkdir(tmp, { recursive: true });
+  await saveGpt2Weights(path.join(tmp, 'model.safetensors'), model.config, weights, {
+    metadata: meta,
+  });
   const { m, v } = await opt.state();
   const tensors: Record<string, Tensor> = {};
   opt.names.forEach((n, i) => {
     tensors[`exp_avg.${n}`] = { dtype: 'F32', shape: opt.shapes[i]!, data: m.get(n)! };
     tensors[`exp_avg_sq.${n}`] = { dtype: 'F32', shape: opt.shapes[i]!, data: v.get(n)! };
   });
-  await writeSafetensors(path.join(runDir, 'optimizer.safetensors'), tensors, meta);
+  await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), tensors, meta);
+  await writeJsonAtomic(path.join(tmp, 'state.json'), state);
+  await fs.rm(final, { recursive: true, force: true });
+  await fs.rename(tmp, final);
+
+  await saveGpt2Weights(path.join(runDir, 'model.safetensors'), model.config, weights, {
+    metadata: meta,
+  });
   await writeJsonAtomic(path.join(runDir, 'state.json'), state);
+  for (const old of (await listCheckpoints(runDir)).slice(KEEP_CHECKPOINTS)) {
+    await fs.rm(old.dir, { recursive: true, force: true });
+  }
+}
+
+/** The run's complete checkpoint folders, newest first. */
+export async function listCheckpoints(
+  runDir: string,
+): Promise<Array<{ step: number; dir: string }>> {
+  const names = await fs.readdir(runDir).catch(() => [] as string[]);
+  return names
+    .map((n) => /^checkpoint-(\d+)$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ step: Number(m[1]), dir: path.join(runDir, m[0]) }))
+    .sort((a, b) => b.step - a.step);
 }
 
 export async function readState(runDir: string): Promise<RunState> {
@@ -480,13 +565,21 @@ export async function readState(runDir: string): Promise<RunState> {
   }
 }
 
-/** Drops metrics logged after the checkpoint being resumed, so the curve has no duplicates. */
-async function truncateMetrics(runDir: string, step: number) {
-  const file = path.join(runDir, 'metrics.jsonl');
-  const text = await fs.readFile(file, 'utf8').catch(() => '');
-  const keep = text
-    .split('\n')
-    .filter((l) => l.trim() && (JSON.parse(l) as { step: number }).step <= step);
+/**
+ * Drops metrics (or samples) logged after the checkpoint being resumed, so none repeat, and a
+ * line cut short by a crash.
+ */
+async function truncateMetrics(runDir: string, step: number, name = 'metrics.jsonl') {
+  const file = path.join(runDir, name);
+  const text = await fs.readFile(file, 'utf8').catch(() => null);
+  if (text === null) return;
+  const keep = text.split('\n').filter((l) => {
+    try {
+      return l.trim() !== '' && (JSON.parse(l) as { step: number }).step <= step;
+    } catch {
+      return false;
+    }
+  });
   await fs.writeFile(file, keep.map((l) => l + '\n').join(''));
 }
 
