@@ -349,8 +349,10 @@ export class GPT {
     }
     const mask = new Float32Array(tn * tk);
     for (let i = 0; i < tn; i++) for (let j = past + i + 1; j < tk; j++) mask[i * tk + j] = -1e9;
-    const kT = tf.transpose(k, [0, 2, 1]) as T3;
-    const att = tf.add(tf.mul(bmm(q, kT, this.bmm), scale), tf.tensor2d(mask, [tn, tk]));
+    const att = tf.add(
+      tf.mul(bmm(q, k, this.bmm, false, true), scale),
+      tf.tensor2d(mask, [tn, tk]),
+    );
     return bmm(tf.softmax(att) as T3, v, this.bmm);
   }
 }

@@ -6,12 +6,12 @@
  * wasm. Writing the backward passes out keeps every matmul plain, and fewer ops run per step.
  */
 import * as tf from '../tf';
+import { splitBatch } from '../wasmKernels';
 
 type T2 = tf.Tensor2D;
 type T3 = tf.Tensor3D;
 
 const t2 = (x: tf.Tensor): T2 => tf.transpose(x as T2) as T2;
-const t3 = (x: tf.Tensor): T3 => tf.transpose(x as T3, [0, 2, 1]) as T3;
 
 const onesCache = new Map<string, T2>();
 
@@ -164,27 +164,28 @@ export function crossEntropy(logits: T2, targets: tf.Tensor1D): tf.Scalar {
 export type BmmStrategy = 'batched' | 'unrolled';
 
 /**
+ * Batched products op(a) · op(b) for a, b [G, ·, ·], op = transpose when asked.
+ *
  * On wasm, BatchMatMul with a batch > 1 takes a slow generic path (~8× slower than XNNPACK's 2-D
- * matmul), and its Slice/Unpack kernels cost ~0.1 ms each, so there the batch is split on the host
- * (wasm allows synchronous reads) and run as G plain 2-D matmuls.
+ * matmul) and transposed operands are slower still, so there the batch is split straight on the
+ * wasm heap (transposing while copying) and run as G plain 2-D matmuls.
  */
-export function bmm(a: T3, b: T3, strategy: BmmStrategy): T3 {
-  if (strategy === 'batched' || a.shape[0] === 1) return tf.matMul(a, b);
+export function bmm(
+  a: T3,
+  b: T3,
+  strategy: BmmStrategy,
+  transposeA = false,
+  transposeB = false,
+): T3 {
+  if (strategy === 'batched' || a.shape[0] === 1) return tf.matMul(a, b, transposeA, transposeB);
   return tf.tidy(() => {
-    const [g, m] = a.shape;
-    const n = b.shape[2];
-    const as = splitOnHost(a);
-    const bs = splitOnHost(b);
+    const g = a.shape[0];
+    const m = transposeA ? a.shape[2] : a.shape[1];
+    const n = transposeB ? b.shape[1] : b.shape[2];
+    const as = splitBatch(a, transposeA);
+    const bs = splitBatch(b, transposeB);
     return tf.reshape(tf.concat(as.map((ai, i) => tf.matMul(ai, bs[i]!))), [g, m, n]);
   });
-}
-
-function splitOnHost(x: T3): T2[] {
-  const [g, r, c] = x.shape;
-  const d = x.dataSync() as Float32Array;
-  const out: T2[] = [];
-  for (let i = 0; i < g; i++) out.push(tf.tensor2d(d.subarray(i * r * c, (i + 1) * r * c), [r, c]));
-  return out;
 }
 
 const maskCache = new Map<string, T2>();
@@ -219,7 +220,7 @@ export function causalAttention(q: T3, k: T3, v: T3, opts: AttentionOptions): T3
   const mask = causalMask(tLen);
   const s = opts.strategy;
   const f = tf.customGrad(((qi: T3, ki: T3, vi: T3, save: tf.GradSaveFunc) => {
-    const att = tf.add(tf.mul(bmm(qi, t3(ki), s), scale), mask);
+    const att = tf.add(tf.mul(bmm(qi, ki, s, false, true), scale), mask);
     const p = tf.softmax(att) as T3;
     let pd = p;
     let keepMask: tf.Tensor = tf.scalar(1);
@@ -238,11 +239,11 @@ export function causalAttention(q: T3, k: T3, v: T3, opts: AttentionOptions): T3
     return {
       value: bmm(pd, vi, s),
       gradFunc: (dy: T3, [qs, ks, vs, ps, pds, km]: tf.Tensor[]) => {
-        const dv = bmm(t3(pds!), dy, s);
-        const dpd = bmm(dy, t3(vs!), s);
+        const dv = bmm(pds as T3, dy, s, true);
+        const dpd = bmm(dy, vs as T3, s, false, true);
         const dp = tf.mul(dpd, km!);
         const ds = tf.mul(tf.mul(ps!, tf.sub(dp, tf.sum(tf.mul(dp, ps!), -1, true))), scale) as T3;
-        return [bmm(ds, ks as T3, s), bmm(t3(ds), qs as T3, s), dv];
+        return [bmm(ds, ks as T3, s), bmm(ds, qs as T3, s, true), dv];
       },
     };
   }) as never);

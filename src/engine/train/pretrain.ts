@@ -99,6 +99,8 @@ export interface RunState {
   bestValLoss: number | null;
   elapsedMs: number;
   status: 'running' | 'completed' | 'cancelled' | 'failed';
+  /** Why the run failed, when it did. */
+  error?: string;
   backend: string;
   createdAt: string;
   updatedAt: string;
@@ -140,6 +142,7 @@ export async function pretrain(opts: PretrainOptions): Promise<TrainResult> {
   const pieces: number[][] = [];
   let total = 0;
   for await (const text of await readCorpusChunks(opts.corpus)) {
+    if (opts.signal?.aborted) throw new TrainingError('cancelled while encoding the corpus');
     const ids = tokenizer.encode(text);
     pieces.push(ids);
     total += ids.length;
@@ -219,7 +222,14 @@ export async function resume(opts: {
   const [latest] = await listCheckpoints(runDir);
   if (!latest) throw new TrainingError(`${runDir}: the run has no complete checkpoint to resume`);
   const state = await readState(latest.dir);
-  if (opts.steps !== undefined) state.train.steps = opts.steps;
+  if (opts.steps !== undefined) {
+    if (opts.steps <= state.step) {
+      throw new TrainingError(
+        `${runDir} is already at step ${state.step}; ask for more steps (--steps ${state.step + 100}, say)`,
+      );
+    }
+    state.train.steps = opts.steps;
+  }
   const { model, tokenizer } = await loadModelDir(runDir);
   const { params } = await loadGpt2Weights(
     path.join(latest.dir, 'model.safetensors'),
@@ -289,6 +299,7 @@ async function trainLoop(
   const started = performance.now();
   const elapsedBefore = state.elapsedMs;
   let stepMsAvg = 0;
+  let stepsTimed = 0;
   let lastTrainLoss = state.trainLoss ?? NaN;
   let stopped: TrainResult['stopped'] = 'completed';
   let lastSaved = state.step;
@@ -300,7 +311,11 @@ async function trainLoop(
     state.updatedAt = new Date().toISOString();
     await saveCheckpoint(runDir, model, opt, state);
     lastSaved = state.step;
-    emit({ type: 'checkpoint', step: state.step, path: runDir });
+    emit({
+      type: 'checkpoint',
+      step: state.step,
+      path: path.join(runDir, `checkpoint-${state.step}`),
+    });
   };
 
   try {
@@ -342,7 +357,11 @@ async function trainLoop(
       lastTrainLoss = loss;
       state.trainLoss = loss;
       const ms = performance.now() - t0;
-      stepMsAvg = stepMsAvg === 0 ? ms : 0.9 * stepMsAvg + 0.1 * ms;
+      // the session's first step (allocation, warm-up) is replaced by the second; then a running
+      // mean that becomes an EMA over ~10 steps
+      stepsTimed += 1;
+      stepMsAvg =
+        stepsTimed <= 2 ? ms : stepMsAvg + (ms - stepMsAvg) / Math.min(stepsTimed - 1, 10);
       const stepEvent: TrainEvent = {
         type: 'step',
         step: state.step,
@@ -388,7 +407,8 @@ async function trainLoop(
     state.status = stopped;
     await checkpoint();
   } catch (err) {
-    state.status = 'failed';
+    // the checkpoints stay as they were; the top-level state records the failure for the UI
+    await markFailed(runDir, (err as Error).message);
     await metrics.close();
     model.dispose();
     opt.dispose();
@@ -487,8 +507,10 @@ export async function evaluate(
 }
 
 async function sample(model: GPT, tokenizer: Tokenizer, splits: TokenSplits, t: TrainConfig) {
+  // a short prompt from the start of the validation text, cut at whole characters
   const src = splits.val.length > 0 ? splits.val : splits.train;
-  const prompt = tokenizer.decode(Array.from(src.subarray(0, Math.min(8, src.length))));
+  const head = tokenizer.decode(Array.from(src.subarray(0, Math.min(32, src.length))));
+  const prompt = [...head.replace(/\uFFFD/g, '')].slice(0, 12).join('');
   const r = await generate(model, tokenizer, prompt, {
     maxNewTokens: t.sampleTokens,
     temperature: 0.8,
@@ -496,6 +518,21 @@ async function sample(model: GPT, tokenizer: Tokenizer, splits: TokenSplits, t: 
     seed: t.seed,
   });
   return { prompt, text: r.text };
+}
+
+/** Records a failure in the top-level state.json, which otherwise stays as last saved. */
+async function markFailed(runDir: string, message: string) {
+  try {
+    const saved = await readState(runDir);
+    await writeJsonAtomic(path.join(runDir, 'state.json'), {
+      ...saved,
+      status: 'failed',
+      error: message,
+      updatedAt: new Date().toISOString(),
+    });
+  } catch {
+    // no readable state to annotate: leave the directory as it is
+  }
 }
 
 /** How many checkpoint-<step> folders a run keeps. */

@@ -219,8 +219,15 @@ describe('a NaN loss', () => {
     expect((err as Error).message).toMatch(/The loss became NaN at step 4\b/);
     expect((err as Error).message).toContain('last good checkpoint (step 3)');
     const after = await hashTree(runDir);
-    // the failed step wrote nothing: not the weights, the optimizer, the state, nor metrics
-    expect(after).toEqual(before);
+    // the failed step wrote nothing but the failure itself: not the weights, the optimizer, the
+    // checkpoint's state, nor metrics; the top-level state.json records status 'failed'
+    const { ['state.json']: stateAfter, ...restAfter } = after;
+    const { ['state.json']: stateBefore, ...restBefore } = before;
+    expect(restAfter).toEqual(restBefore);
+    expect(stateAfter).not.toBe(stateBefore);
+    const state = await readState(runDir);
+    expect(state).toMatchObject({ step: 3, status: 'failed' });
+    expect(state.error).toMatch(/NaN at step 4/);
   });
 
   it('never reaches the weights: trainStep skips the update when the loss is NaN', async () => {

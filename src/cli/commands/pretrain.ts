@@ -1,0 +1,278 @@
+/** `pretrain`: train a new GPT from scratch on text files. */
+import type { TrainConfig } from '../../engine/train/pretrain';
+import { MIN_BPE_VOCAB_SIZE } from '../../engine/tokenizer';
+import type { TokenizerKind } from '../../engine/tokenizer';
+import { UsageError, type OptionSpec, type ParsedArgs } from '../args';
+import { DEFAULT_BPE_VOCAB, PRESETS, TRAIN_DEFAULTS, type PresetName } from '../defaults';
+import { TrainView } from '../progress';
+import { EXIT, onInterrupt, startBackend, type Command, type Context } from '../runtime';
+
+/** `--log-every`: shared with resume. */
+export const LOG_EVERY: OptionSpec = {
+  name: 'log-every',
+  kind: 'int',
+  value: 'N',
+  min: 1,
+  defaultText: '1 on a terminal (the line is rewritten in place), else 10',
+  description: 'print a progress line every N steps',
+  group: 'Output',
+};
+
+export function logEvery(args: ParsedArgs, tty: boolean): number {
+  return args.number('log-every') ?? (tty ? 1 : 10);
+}
+
+const presetList = (Object.keys(PRESETS) as PresetName[])
+  .map((p) => `${p} = ${PRESETS[p].description}, context ${PRESETS[p].blockSize}`)
+  .join('; ');
+
+const D = TRAIN_DEFAULTS;
+
+const OPTIONS: OptionSpec[] = [
+  {
+    name: 'corpus',
+    kind: 'strings',
+    variadic: true,
+    value: 'FILE|DIR',
+    required: true,
+    description: 'UTF-8 text files, or folders of .txt/.md files; several may follow one --corpus',
+    group: 'Data',
+  },
+  {
+    name: 'out',
+    kind: 'string',
+    value: 'RUN_DIR',
+    required: true,
+    description: 'run directory to create (model, optimizer state, tokenized corpus, metrics)',
+    group: 'Data',
+  },
+  {
+    name: 'tokenizer',
+    kind: 'choice',
+    value: 'char|bpe',
+    choices: ['char', 'bpe'],
+    default: 'char',
+    description: 'train a tokenizer of this kind on the corpus',
+    group: 'Data',
+  },
+  {
+    name: 'tokenizer-dir',
+    kind: 'string',
+    value: 'DIR',
+    description: 'use an existing tokenizer (tokenizer.json, or GPT-2 vocab.json + merges.txt)',
+    group: 'Data',
+  },
+  {
+    name: 'vocab-size',
+    kind: 'int',
+    value: 'N',
+    min: MIN_BPE_VOCAB_SIZE,
+    default: DEFAULT_BPE_VOCAB,
+    description: 'BPE vocabulary size, special tokens included (bpe only)',
+    group: 'Data',
+  },
+  {
+    name: 'val-fraction',
+    kind: 'number',
+    value: 'F',
+    min: 0,
+    below: 1,
+    default: D.valFraction,
+    description: 'share of the tokens (the end of the corpus) held out for validation',
+    group: 'Data',
+  },
+  {
+    name: 'preset',
+    kind: 'choice',
+    value: 'tiny|small|gpt1',
+    choices: Object.keys(PRESETS),
+    default: 'tiny',
+    description: `model size: ${presetList}`,
+    group: 'Model',
+  },
+  modelOption('n-layer', 'number of transformer blocks'),
+  modelOption('n-head', 'attention heads per block (must divide --n-embd)'),
+  modelOption('n-embd', 'embedding width'),
+  modelOption('block-size', 'context length in tokens'),
+  {
+    name: 'dropout',
+    kind: 'number',
+    value: 'P',
+    min: 0,
+    below: 1,
+    default: 0,
+    description: 'dropout probability while training',
+    group: 'Model',
+  },
+  trainInt('batch-size', 'sequences per micro-batch', D.batchSize, 1),
+  trainInt(
+    'grad-accum',
+    'micro-batches per optimizer step (effective batch = both)',
+    D.gradAccum,
+    1,
+  ),
+  trainInt('steps', 'total optimizer steps', D.steps, 1),
+  trainNum('lr', 'peak learning rate (after warmup, then cosine decay)', D.lr, { above: 0 }),
+  trainNum('min-lr', 'final learning rate of the cosine decay', D.minLr, { min: 0 }),
+  trainInt('warmup', 'linear warmup steps', D.warmup, 0),
+  trainNum('weight-decay', 'AdamW weight decay', D.weightDecay, { min: 0 }),
+  trainInt('seed', 'random seed (initialisation, batches, dropout, samples)', D.seed),
+  {
+    ...trainInt('eval-every', 'measure validation loss every N steps (0 = never)', D.evalEvery, 0),
+    group: 'Evaluation and checkpoints',
+  },
+  {
+    ...trainInt('eval-iters', 'batches per validation measurement', D.evalIters, 1),
+    group: 'Evaluation and checkpoints',
+  },
+  {
+    ...trainInt(
+      'save-every',
+      'save a checkpoint every N steps (0 = only at the end)',
+      D.saveEvery,
+      0,
+    ),
+    group: 'Evaluation and checkpoints',
+  },
+  {
+    ...trainInt(
+      'sample-every',
+      'print a generated sample every N steps (0 = never)',
+      D.sampleEvery,
+      0,
+    ),
+    group: 'Evaluation and checkpoints',
+  },
+  {
+    ...trainInt('sample-tokens', 'length of each sample in tokens', D.sampleTokens, 1),
+    group: 'Evaluation and checkpoints',
+  },
+  LOG_EVERY,
+];
+
+function modelOption(name: string, description: string): OptionSpec {
+  return {
+    name,
+    kind: 'int',
+    value: 'N',
+    min: 1,
+    defaultText: "the preset's",
+    description,
+    group: 'Model',
+  };
+}
+
+function trainInt(name: string, description: string, def: number, min?: number): OptionSpec {
+  return {
+    name,
+    kind: 'int',
+    value: 'N',
+    default: def,
+    description,
+    group: 'Training',
+    ...(min !== undefined ? { min } : {}),
+  };
+}
+
+function trainNum(
+  name: string,
+  description: string,
+  def: number,
+  bounds: Pick<OptionSpec, 'min' | 'above'>,
+): OptionSpec {
+  return {
+    name,
+    kind: 'number',
+    value: 'X',
+    default: def,
+    description,
+    group: 'Training',
+    ...bounds,
+  };
+}
+
+async function run(ctx: Context): Promise<number> {
+  const { args, out } = ctx;
+  const num = (name: string) => args.number(name)!;
+  const tokenizerDir = args.string('tokenizer-dir');
+  if (tokenizerDir !== undefined && args.given('tokenizer')) {
+    throw new UsageError('give either --tokenizer or --tokenizer-dir, not both', 'pretrain');
+  }
+  const kind = args.string('tokenizer') as TokenizerKind;
+  if (args.given('vocab-size') && (tokenizerDir !== undefined || kind !== 'bpe')) {
+    throw new UsageError('--vocab-size applies only to --tokenizer bpe', 'pretrain');
+  }
+  const train: Partial<TrainConfig> = {
+    batchSize: num('batch-size'),
+    gradAccum: num('grad-accum'),
+    steps: num('steps'),
+    lr: num('lr'),
+    minLr: num('min-lr'),
+    warmup: num('warmup'),
+    weightDecay: num('weight-decay'),
+    valFraction: num('val-fraction'),
+    evalEvery: num('eval-every'),
+    evalIters: num('eval-iters'),
+    saveEvery: num('save-every'),
+    sampleEvery: num('sample-every'),
+    sampleTokens: num('sample-tokens'),
+    seed: num('seed'),
+  };
+  if (train.minLr! > train.lr!) {
+    throw new UsageError(`--min-lr ${train.minLr} is above --lr ${train.lr}`, 'pretrain');
+  }
+
+  await startBackend(ctx);
+  const { pretrain } = await import('../../engine/train/pretrain');
+  const interrupt = onInterrupt(out, 'stopping: the run is saved when the current step ends');
+  const view = out.json
+    ? undefined
+    : new TrainView(out, {
+        logEvery: logEvery(args, out.tty),
+        evalEvery: train.evalEvery!,
+        signal: interrupt.signal,
+      });
+  try {
+    const result = await pretrain({
+      corpus: args.list('corpus'),
+      out: args.requireString('out'),
+      tokenizer: tokenizerDir !== undefined ? { dir: tokenizerDir } : kind,
+      ...(kind === 'bpe' && tokenizerDir === undefined ? { vocabSize: num('vocab-size') } : {}),
+      preset: args.string('preset') as PresetName,
+      model: {
+        nLayer: args.number('n-layer'),
+        nHead: args.number('n-head'),
+        nEmbd: args.number('n-embd'),
+        blockSize: args.number('block-size'),
+        dropout: num('dropout'),
+      },
+      train,
+      onEvent: (e) => (view ? view.onEvent(e) : out.emit(e)),
+      signal: interrupt.signal,
+    });
+    if (view) view.finish(result);
+    else out.emit(result);
+    return result.stopped === 'cancelled' ? EXIT.interrupted : EXIT.ok;
+  } finally {
+    interrupt.dispose();
+  }
+}
+
+export const command: Command = {
+  command: 'pretrain',
+  summary: 'train a new GPT from scratch on your text files',
+  usage: '--corpus FILE|DIR... --out RUN_DIR [options]',
+  description:
+    'Trains a tokenizer (or loads one), tokenizes the corpus, and pretrains a GPT on it, saving ' +
+    'the run to RUN_DIR: a Hugging Face GPT-2 model folder plus what `resume` needs.',
+  options: OPTIONS,
+  notes: [
+    'Ctrl-C stops after the current step and saves the run (exit code 130); resume it later with ' +
+      '`resume --run RUN_DIR`. A second Ctrl-C quits at once.',
+  ],
+  examples: [
+    'pretrain --corpus resources/samples/austen.txt --out runs/austen --steps 2000',
+    'pretrain --corpus books/ --tokenizer bpe --vocab-size 4096 --preset small --out runs/books',
+  ],
+  run,
+};

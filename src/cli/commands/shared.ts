@@ -1,0 +1,59 @@
+/** Pieces several commands share: the model option and loading, tokenizer loading, text input. */
+import { promises as fs } from 'node:fs';
+import type { LoadedModel } from '../../engine/checkpoint/modelDir';
+import type { Tokenizer } from '../../engine/tokenizer';
+import { errorMessage } from '../output';
+import type { OptionSpec } from '../args';
+
+export const MODEL_OPTION: OptionSpec = {
+  name: 'model',
+  kind: 'string',
+  value: 'DIR',
+  required: true,
+  description: 'model folder: a run directory or a Hugging Face GPT-2 folder (model.safetensors)',
+};
+
+/** Loads a model folder, saying plainly when the folder itself is missing. */
+export async function loadModel(dir: string): Promise<LoadedModel> {
+  const stat = await fs.stat(dir).catch(() => undefined);
+  if (stat === undefined) throw new Error(`model folder not found: ${dir}`);
+  if (!stat.isDirectory()) throw new Error(`not a folder: ${dir} (--model wants a model folder)`);
+  const { loadModelDir } = await import('../../engine/checkpoint/modelDir');
+  return loadModelDir(dir);
+}
+
+/** Encodes text from an option, naming the option when the tokenizer cannot encode it. */
+export function encodeOption(tokenizer: Tokenizer, text: string, flag: string): number[] {
+  try {
+    return tokenizer.encode(text);
+  } catch (err) {
+    throw new Error(`${flag}: ${errorMessage(err)}`);
+  }
+}
+
+/** Reads a UTF-8 text file whole ('-' reads stdin), with errors that name the file. */
+export async function readTextFile(file: string): Promise<string> {
+  let bytes: Uint8Array;
+  try {
+    bytes = file === '-' ? await readStdin() : await fs.readFile(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new Error(`file not found: ${file}`);
+    if (code === 'EISDIR') throw new Error(`${file} is a folder, not a file`);
+    throw new Error(`cannot read ${file}: ${errorMessage(err)}`);
+  }
+  const name = file === '-' ? 'standard input' : file;
+  if (bytes.includes(0))
+    throw new Error(`${name} looks binary (it contains NUL bytes); expected UTF-8 text`);
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    throw new Error(`${name} is not UTF-8 text`);
+  }
+}
+
+async function readStdin(): Promise<Uint8Array> {
+  const parts: Buffer[] = [];
+  for await (const chunk of process.stdin) parts.push(chunk as Buffer);
+  return Buffer.concat(parts);
+}

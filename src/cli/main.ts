@@ -1,0 +1,194 @@
+/**
+ * gpt-studio's command line: `npm run cli -- <command> [options]`, or the `gpt-studio` bin.
+ * A thin layer over the headless engine; each command lives in ./commands/.
+ */
+import { formatHelp, parseCommandArgs, PROGRAM, suggest, UsageError, wantsHelp } from './args';
+import { errorMessage, isAbortError, isInternalError, Output } from './output';
+import { EXIT, type Command } from './runtime';
+
+interface Entry {
+  name: string;
+  summary: string;
+  load: () => Promise<Command>;
+}
+
+const COMMANDS: Entry[] = [
+  {
+    name: 'pretrain',
+    summary: 'train a new GPT from scratch on your text files',
+    load: async () => (await import('./commands/pretrain')).command,
+  },
+  {
+    name: 'resume',
+    summary: 'continue a pretraining run from its last checkpoint',
+    load: async () => (await import('./commands/resume')).command,
+  },
+  {
+    name: 'generate',
+    summary: 'continue a prompt with a trained model, streaming the text',
+    load: async () => (await import('./commands/generate')).command,
+  },
+  {
+    name: 'score',
+    summary: 'log-probability of a text, or of a continuation given a prompt',
+    load: async () => (await import('./commands/score')).command,
+  },
+  {
+    name: 'tokenizer train',
+    summary: 'train a char or BPE tokenizer on text files',
+    load: async () => (await import('./commands/tokenizer')).subcommands.train!,
+  },
+  {
+    name: 'tokenizer encode',
+    summary: 'turn text into token ids',
+    load: async () => (await import('./commands/tokenizer')).subcommands.encode!,
+  },
+  {
+    name: 'tokenizer decode',
+    summary: 'turn token ids back into text',
+    load: async () => (await import('./commands/tokenizer')).subcommands.decode!,
+  },
+];
+
+function commandList(filter?: string): string {
+  const entries = COMMANDS.filter((c) => !filter || c.name.startsWith(filter + ' '));
+  const w = Math.max(...entries.map((c) => c.name.length)) + 2;
+  const lines = entries.map((c) => `  ${c.name.padEnd(w)}${c.summary}`);
+  if (filter) {
+    return [`Usage: ${PROGRAM} ${filter} <command> [options]`, '', 'Commands:', ...lines, ''].join(
+      '\n',
+    );
+  }
+  return [
+    `Usage: ${PROGRAM} <command> [options]`,
+    '',
+    'Train and use GPT models on this machine (TensorFlow.js; no Python needed).',
+    '',
+    'Commands:',
+    ...lines,
+    `  ${'help'.padEnd(w)}list the commands, or \`help <command>\` for one command's options`,
+    '',
+    'Every command takes --help, --json (one JSON object per line, the result last),',
+    '--backend auto|node-gpu|webgpu|node|wasm|cpu and --debug (stack traces).',
+    'Exit codes: 0 done, 1 error, 2 bad usage, 130 interrupted (Ctrl-C).',
+    '',
+    `Run \`${PROGRAM} <command> --help\` for a command's options.`,
+    '',
+  ].join('\n');
+}
+
+/** Finds the command named by argv's first word(s); returns it with the remaining arguments. */
+function resolve(argv: readonly string[]): { entry: Entry; rest: string[] } | { group: string } {
+  const [first = '', second] = argv;
+  const group = COMMANDS.some((c) => c.name.startsWith(first + ' '));
+  if (group) {
+    if (second === undefined || second.startsWith('-') || second === 'help')
+      return { group: first };
+    const entry = COMMANDS.find((c) => c.name === `${first} ${second}`);
+    if (!entry) {
+      const subs = COMMANDS.filter((c) => c.name.startsWith(first + ' ')).map(
+        (c) => c.name.split(' ')[1]!,
+      );
+      const near = suggest(second, subs);
+      throw new UsageError(
+        `unknown command '${first} ${second}'${near ? ` (did you mean '${first} ${near}'?)` : ''}` +
+          `; the ${first} commands are: ${subs.join(', ')}`,
+      );
+    }
+    return { entry, rest: argv.slice(2) };
+  }
+  const entry = COMMANDS.find((c) => c.name === first);
+  if (!entry) {
+    const near = suggest(
+      first,
+      COMMANDS.map((c) => c.name.split(' ')[0]!),
+    );
+    throw new UsageError(
+      `unknown command '${first}'${near ? ` (did you mean '${near}'?)` : ''}; ` +
+        `run '${PROGRAM} help' for the list`,
+    );
+  }
+  return { entry, rest: argv.slice(1) };
+}
+
+function hasFlag(argv: readonly string[], flag: string): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes(flag);
+}
+
+export async function main(argv: readonly string[], out: Output): Promise<number> {
+  const debug = hasFlag(argv, '--debug');
+  let commandName: string | undefined;
+  try {
+    const [first] = argv;
+    if (first === undefined || first === 'help' || first === '--help' || first === '-h') {
+      const topic = first === 'help' ? argv.slice(1) : [];
+      if (topic.length) {
+        const found = resolve(topic);
+        if ('group' in found) out.line(commandList(found.group));
+        else out.line(formatHelp(await found.entry.load()).trimEnd());
+      } else {
+        out.line(commandList().trimEnd());
+      }
+      return EXIT.ok;
+    }
+    const found = resolve(argv);
+    if ('group' in found) {
+      const asked = argv[1] !== undefined && (wantsHelp(argv.slice(1)) || argv[1] === 'help');
+      if (asked) {
+        out.line(commandList(found.group).trimEnd());
+        return EXIT.ok;
+      }
+      out.note(commandList(found.group).trimEnd());
+      throw new UsageError(`'${found.group}' needs a command`, found.group);
+    }
+    commandName = found.entry.name;
+    const command = await found.entry.load();
+    if (wantsHelp(found.rest)) {
+      out.line(formatHelp(command).trimEnd());
+      return EXIT.ok;
+    }
+    const args = parseCommandArgs(command.command, command.options, found.rest);
+    return await command.run({ args, out });
+  } catch (err) {
+    return reportError(err, out, debug, commandName);
+  }
+}
+
+function reportError(err: unknown, out: Output, debug: boolean, command?: string): number {
+  out.endLive();
+  if (isAbortError(err)) {
+    out.note('cancelled');
+    if (out.json) out.emit({ type: 'error', message: 'cancelled' });
+    return EXIT.interrupted;
+  }
+  const usage = err instanceof UsageError;
+  const message = errorMessage(err);
+  out.note(`error: ${message}`);
+  if (usage && !/\bhelp\b/.test(message)) {
+    const cmd = err.command ?? command;
+    out.note(`(see '${PROGRAM}${cmd ? ` ${cmd}` : ''} --help')`);
+  }
+  if (debug && err instanceof Error && err.stack) out.note(err.stack);
+  else if (!usage && isInternalError(err)) {
+    out.note('(this looks like a bug in gpt-studio; run again with --debug for the stack trace)');
+  }
+  if (out.json) out.emit({ type: 'error', message });
+  return usage ? EXIT.usage : EXIT.error;
+}
+
+// Entry point. Stray console output from libraries must not mix into stdout (--json lines, or
+// generated text), so console.log/info/debug go to stderr.
+console.log = console.error;
+console.info = console.error;
+console.debug = console.error;
+// A reader that goes away (`| head`) ends the program quietly.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+const argv = process.argv.slice(2);
+const output = new Output({ json: hasFlag(argv, '--json') });
+const code = await main(argv, output);
+await output.flush();
+process.exit(code);
