@@ -1,5 +1,6 @@
 /**
- * Faster kernels for the wasm backend, written in JS over views of the wasm heap.
+ * Faster kernels for the wasm backend, written in JS over views of the wasm heap, and an Identity
+ * that shares instead of copying.
  *
  * tfjs-wasm's Transpose walks the output element by element with index arithmetic (~65M floats/s
  * here); the attention and the linear layers' gradients transpose several MB per step. Two shapes
@@ -12,6 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 interface HeapBackend {
   dataIdMap: { get(id: object): { memoryOffset: number } };
+  incRef(id: object): void;
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   wasm: { HEAPU8: Uint8Array };
 }
@@ -28,6 +30,23 @@ export function installWasmKernels(): void {
     kernelFunc: (args) =>
       fastTranspose(args as unknown as TransposeArgs) ?? (stock.kernelFunc(args) as tf.TensorInfo),
   });
+
+  // Identity shares the buffer (tensors are immutable), as Reshape already does. The stock one
+  // copies, and tfjs clones every tensor it saves for a backward pass through Identity: on wasm
+  // that doubled the activations kept for the gradient and cost a copy each.
+  const identity = tf.getKernel('Identity', 'wasm');
+  if (identity) {
+    tf.unregisterKernel('Identity', 'wasm');
+    tf.registerKernel({
+      ...identity,
+      kernelFunc: ({ inputs, backend }) => {
+        const x = inputs.x as tf.TensorInfo;
+        if (x.dtype === 'string') return identity.kernelFunc({ inputs, backend, attrs: {} });
+        (backend as unknown as HeapBackend).incRef(x.dataId);
+        return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+      },
+    });
+  }
   installed = true;
 }
 
@@ -135,22 +154,31 @@ function transposePlanes<A extends Float32Array | Int32Array>(
 }
 
 /**
- * Splits x [G, R, C] into G tensors [R, C] (or [C, R] with `transpose`), copying straight between
- * the wasm heap's buffers: the stock Slice/Unpack kernels cost ~0.1 ms each, and a transposed
- * BatchMatMul takes a slow path, so the attention's per-head matmuls get their operands this way.
- * wasm backend only.
+ * Splits x [G, R, C] into `count` tensors [R, C] (or [C, R] with `transpose`) from batch `from`,
+ * copying straight between the wasm heap's buffers: the stock Slice/SplitV kernels cost ~0.1 ms
+ * each and read the whole input every time, and a transposed BatchMatMul takes a slow path, so the
+ * attention's per-head matmuls get their operands this way. wasm backend only.
  */
-export function splitBatch(x: tf.Tensor3D, transpose: boolean): tf.Tensor2D[] {
+export function splitBatch(
+  x: tf.Tensor3D,
+  transpose: boolean,
+  from = 0,
+  count = x.shape[0] - from,
+): tf.Tensor2D[] {
   const be = tf.backend() as unknown as HeapBackend;
   const [g, r, c] = x.shape;
+  if (from < 0 || from + count > g)
+    throw new Error(`splitBatch: [${from}, ${from + count}) of ${g}`);
   const plane = r * c;
   const infos: tf.TensorInfo[] = [];
-  for (let i = 0; i < g; i++) infos.push(be.makeOutput(transpose ? [c, r] : [r, c], 'float32'));
+  for (let i = 0; i < count; i++) {
+    infos.push(be.makeOutput(transpose ? [c, r] : [r, c], 'float32'));
+  }
   const heap = be.wasm.HEAPU8.buffer as ArrayBuffer;
   const src = new Float32Array(heap, be.dataIdMap.get(x.dataId).memoryOffset, g * plane);
   infos.forEach((info, i) => {
     const dst = new Float32Array(heap, be.dataIdMap.get(info.dataId).memoryOffset, plane);
-    const s = src.subarray(i * plane, (i + 1) * plane);
+    const s = src.subarray((from + i) * plane, (from + i + 1) * plane);
     if (transpose) transposePlanes(s, dst, plane, r, c);
     else dst.set(s);
   });

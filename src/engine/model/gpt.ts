@@ -11,8 +11,19 @@ import type { GPTConfig } from '../checkpoint/config';
 import { getBackendReport } from '../backend';
 import { Rng } from '../util/rng';
 import {
+  attentionBackward,
+  attentionForward,
   bmm,
   causalAttention,
+  crossEntropyWithGrad,
+  dropoutMask,
+  geluBackward,
+  geluForward,
+  layerNormBackward,
+  layerNormForward,
+  linearBackward,
+  outerGrad,
+  t2,
   crossEntropy,
   embedding,
   geluErf,
@@ -92,6 +103,23 @@ export function disposeCache(cache: KVCache | null | undefined): void {
   tf.dispose([...cache.k, ...cache.v]);
 }
 
+/** What a block's backward needs from its forward. */
+interface BlockCache {
+  xhat1: tf.Tensor2D;
+  rstd1: tf.Tensor2D;
+  qkv: tf.Tensor3D;
+  p: tf.Tensor3D;
+  pd: tf.Tensor3D;
+  keepAttn: tf.Tensor | null;
+  y: tf.Tensor2D;
+  keepA: tf.Tensor | null;
+  xhat2: tf.Tensor2D;
+  rstd2: tf.Tensor2D;
+  f: tf.Tensor2D;
+  s: tf.Tensor2D;
+  keepM: tf.Tensor | null;
+}
+
 export interface ForwardOptions {
   /** Enables dropout. */
   train?: boolean;
@@ -114,6 +142,11 @@ export function checkTensorSize(shape: number[], what: string): void {
         `Use a smaller --batch-size or --block-size.`,
     );
   }
+}
+
+/** tf.tidy for a function returning an object of tensors (nulls allowed), typed. */
+function scope<R>(f: () => R): R {
+  return tf.tidy(f as never) as R;
 }
 
 let modelCounter = 0;
@@ -196,20 +229,48 @@ export class GPT {
     return this.config.activation === 'gelu' ? geluErf(x) : geluNew(x);
   }
 
-  private dropout(x: T2, opts: ForwardOptions, salt: number): T2 {
+  /** The dropout keep-mask for one site of this forward (null when dropout is off). */
+  private mask(shape: number[], opts: ForwardOptions, salt: number): tf.Tensor | null {
     const rate = this.config.dropout;
-    if (!opts.train || rate <= 0) return x;
-    return tf.dropout(x, rate, undefined, ((opts.seed ?? 0) * 131 + salt) >>> 1) as T2;
+    if (!opts.train || rate <= 0) return null;
+    return dropoutMask(shape, rate, ((opts.seed ?? 0) * 131 + salt) >>> 1);
+  }
+
+  private dropout(x: T2, opts: ForwardOptions, salt: number): T2 {
+    const m = this.mask(x.shape, opts, salt);
+    return m ? (tf.mul(x, m) as T2) : x;
+  }
+
+  private attnSeed(opts: ForwardOptions, layer: number): number {
+    return ((opts.seed ?? 0) * 131 + 7 + layer * 3) >>> 1;
+  }
+
+  /** qkv [B·T, 3C] → [3·nHead·B, T, hs]: q's heads, then k's, then v's. */
+  private heads3(qkv: T2, batch: number, tLen: number): T3 {
+    const { nHead, nEmbd } = this.config;
+    const hs = nEmbd / nHead;
+    const x = tf.transpose(tf.reshape(qkv, [batch, tLen, 3 * nHead, hs]), [2, 0, 1, 3]);
+    return tf.reshape(x, [3 * nHead * batch, tLen, hs]) as T3;
+  }
+
+  /** Inverse of heads3(). */
+  private unheads3(x: T3, batch: number, tLen: number): T2 {
+    const { nHead, nEmbd } = this.config;
+    const x4 = tf.reshape(x, [3 * nHead, batch, tLen, nEmbd / nHead]);
+    return tf.reshape(tf.transpose(x4, [1, 2, 0, 3]), [batch * tLen, 3 * nEmbd]) as T2;
   }
 
   /** Splits qkv [B·T, 3C] into q, k, v [nHead·B, T, hs]. */
   private heads(qkv: T2, batch: number, tLen: number): [T3, T3, T3] {
-    const { nHead, nEmbd } = this.config;
-    const hs = nEmbd / nHead;
-    const g = nHead * batch;
-    const x = tf.transpose(tf.reshape(qkv, [batch, tLen, 3 * nHead, hs]), [2, 0, 1, 3]);
-    const [q, k, v] = tf.split(tf.reshape(x, [3 * g, tLen, hs]), 3, 0) as T3[];
+    const [q, k, v] = tf.split(this.heads3(qkv, batch, tLen), 3, 0) as T3[];
     return [q!, k!, v!];
+  }
+
+  /** Inverse of mergeHeads(): y [B·T, C] → [nHead·B, T, hs]. */
+  private splitHeads(y: T2, batch: number, tLen: number): T3 {
+    const { nHead, nEmbd } = this.config;
+    const y4 = tf.reshape(y, [batch, tLen, nHead, nEmbd / nHead]);
+    return tf.reshape(tf.transpose(y4, [2, 0, 1, 3]), [nHead * batch, tLen, nEmbd / nHead]) as T3;
   }
 
   /** Inverse of heads(): y [nHead·B, T, hs] → [B·T, C]. */
@@ -258,12 +319,11 @@ export class GPT {
         this.p(pre + 'attn.c_attn.weight'),
         this.p(pre + 'attn.c_attn.bias'),
       );
-      const [q, k, v] = this.heads(qkv, batch, tLen);
-      if (i === 0) checkTensorSize([q.shape[0], tLen, tLen], 'the attention scores');
-      const y = causalAttention(q, k, v, {
+      if (i === 0) checkTensorSize([this.config.nHead * batch, tLen, tLen], 'the attention scores');
+      const y = causalAttention(this.heads3(qkv, batch, tLen), {
         strategy: this.bmm,
         dropout: attnDrop,
-        seed: ((opts.seed ?? 0) * 131 + 7 + i * 3) >>> 1,
+        seed: this.attnSeed(opts, i),
       });
       const a = linear(
         this.mergeHeads(y, batch, tLen),
@@ -289,6 +349,207 @@ export class GPT {
       this.lmHead(this.hidden(idx, opts)),
       tf.reshape(targets, [batch * tLen]) as tf.Tensor1D,
     );
+  }
+
+  /**
+   * L1 and its gradient for every parameter, by an explicit backward pass block by block (the
+   * training path). tfjs's tape would keep every intermediate of the forward alive until the end
+   * and copy each saved tensor; here a block keeps only what its backward needs (x̂ and 1/σ of its
+   * LayerNorms, qkv, the attention probabilities, the MLP's pre-activation) and frees it as soon as
+   * its backward has run. Cheap values (the LayerNorm outputs, the GELU output) are recomputed.
+   */
+  lossAndGrads(
+    idx: T2,
+    targets: T2,
+    opts: ForwardOptions = {},
+  ): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } {
+    const [B, T] = idx.shape;
+    const { nEmbd: C, nLayer, vocabSize: V, blockSize, layerNormEpsilon: eps } = this.config;
+    if (T > blockSize)
+      throw new Error(`sequence of ${T} tokens exceeds the context of ${blockSize}`);
+    checkTensorSize([B * T, V], 'the logits');
+    checkTensorSize([this.config.nHead * B, T, T], 'the attention scores');
+    const grads = new Map<string, tf.Tensor>();
+    const ids = tf.reshape(idx, [B * T]) as tf.Tensor1D;
+
+    // forward: embeddings, then each block keeps its cache
+    const emb = scope(() => {
+      const tok = tf.gather(this.p<tf.Rank.R2>('wte.weight'), ids);
+      const pos = tf.slice(this.p<tf.Rank.R2>('wpe.weight'), [0, 0], [T, C]);
+      const x = tf.reshape(tf.add(tf.reshape(tok, [B, T, C]), pos), [B * T, C]) as T2;
+      const keep = this.mask(x.shape, opts, 1);
+      return { x: keep ? (tf.mul(x, keep) as T2) : x, keep };
+    });
+    let x: T2 = emb.x;
+    const caches: BlockCache[] = [];
+    for (let i = 0; i < nLayer; i++) {
+      const { out, cache } = this.blockForward(x, i, B, T, opts);
+      if (i > 0) x.dispose();
+      x = out;
+      caches.push(cache);
+    }
+
+    // head: logits = LN_f(x) W_eᵀ, loss and dlogits together
+    const head = scope(() => {
+      const lnf = layerNormForward(x, this.p('ln_f.weight'), this.p('ln_f.bias'), eps);
+      const wte = this.p<tf.Rank.R2>('wte.weight');
+      const logits = tf.matMul(lnf.y, t2(wte)) as T2;
+      const { loss, dlogits } = crossEntropyWithGrad(
+        logits,
+        tf.reshape(targets, [B * T]) as tf.Tensor1D,
+      );
+      const dh = tf.matMul(dlogits, wte) as T2;
+      const [dx, dg, db] = layerNormBackward(dh, lnf.xhat, lnf.rstd, this.p('ln_f.weight'));
+      return { loss, dx, dg, db, dwte: outerGrad(dlogits, lnf.y) };
+    });
+    if (nLayer > 0) x.dispose();
+    grads.set('ln_f.weight', head.dg);
+    grads.set('ln_f.bias', head.db);
+
+    // backward through the blocks, freeing each cache once used
+    let dx: T2 = head.dx;
+    for (let i = nLayer - 1; i >= 0; i--) {
+      const cache = caches[i]!;
+      const r = this.blockBackward(dx, cache, i, B, T);
+      dx.dispose();
+      tf.dispose(Object.values(cache).filter((t): t is tf.Tensor => t instanceof tf.Tensor));
+      dx = r.dx;
+      for (const [k, g] of r.grads) grads.set(k, g);
+    }
+
+    // embeddings: W_e gets the head's gradient plus the scattered token rows
+    const embGrads = scope(() => {
+      const d = emb.keep ? (tf.mul(dx, emb.keep) as T2) : dx;
+      const dwte = tf.add(head.dwte, tf.scatterND(tf.expandDims(ids, 1), d, [V, C]));
+      // Σ over the batch as ones[1, B] · d[B, T·C] (a reduction over axis 0 is slow on wasm)
+      let dwpe = tf.reshape(tf.matMul(tf.ones([1, B]), tf.reshape(d, [B, T * C])), [T, C]) as T2;
+      if (T < blockSize) dwpe = tf.concat([dwpe, tf.zeros([blockSize - T, C])]) as T2;
+      return { dwte, dwpe };
+    });
+    tf.dispose([dx, head.dwte, emb.x, ids]);
+    if (emb.keep) emb.keep.dispose();
+    grads.set('wte.weight', embGrads.dwte);
+    grads.set('wpe.weight', embGrads.dwpe);
+    return { loss: head.loss, grads };
+  }
+
+  private blockForward(
+    x: T2,
+    i: number,
+    B: number,
+    T: number,
+    opts: ForwardOptions,
+  ): { out: T2; cache: BlockCache } {
+    const pre = `h.${i}.`;
+    const eps = this.config.layerNormEpsilon;
+    return scope(() => {
+      const ln1 = layerNormForward(x, this.p(pre + 'ln_1.weight'), this.p(pre + 'ln_1.bias'), eps);
+      const qkvFlat = tf.add(
+        tf.matMul(ln1.y, this.p(pre + 'attn.c_attn.weight')),
+        this.p(pre + 'attn.c_attn.bias'),
+      ) as T2;
+      const qkv = this.heads3(qkvFlat, B, T) as T3;
+      const att = attentionForward(qkv, {
+        strategy: this.bmm,
+        dropout: opts.train ? this.config.dropout : 0,
+        seed: this.attnSeed(opts, i),
+      });
+      const y = this.mergeHeads(att.y, B, T);
+      let a = tf.add(
+        tf.matMul(y, this.p(pre + 'attn.c_proj.weight')),
+        this.p(pre + 'attn.c_proj.bias'),
+      ) as T2;
+      const keepA = this.mask(a.shape, opts, 8 + i * 3);
+      if (keepA) a = tf.mul(a, keepA) as T2;
+      const x2 = tf.add(x, a) as T2;
+      const ln2 = layerNormForward(x2, this.p(pre + 'ln_2.weight'), this.p(pre + 'ln_2.bias'), eps);
+      const f = tf.add(
+        tf.matMul(ln2.y, this.p(pre + 'mlp.c_fc.weight')),
+        this.p(pre + 'mlp.c_fc.bias'),
+      ) as T2;
+      const ge = geluForward(f, this.config.activation);
+      let m = tf.add(
+        tf.matMul(ge.y, this.p(pre + 'mlp.c_proj.weight')),
+        this.p(pre + 'mlp.c_proj.bias'),
+      ) as T2;
+      const keepM = this.mask(m.shape, opts, 9 + i * 3);
+      if (keepM) m = tf.mul(m, keepM) as T2;
+      const cache: BlockCache = {
+        xhat1: ln1.xhat,
+        rstd1: ln1.rstd,
+        qkv,
+        p: att.p,
+        pd: att.pd,
+        keepAttn: att.keep,
+        y,
+        keepA,
+        xhat2: ln2.xhat,
+        rstd2: ln2.rstd,
+        f,
+        s: ge.s,
+        keepM,
+      };
+      return { out: tf.add(x2, m) as T2, cache };
+    });
+  }
+
+  private blockBackward(
+    dout: T2,
+    c: BlockCache,
+    i: number,
+    B: number,
+    T: number,
+  ): { dx: T2; grads: Map<string, tf.Tensor> } {
+    const pre = `h.${i}.`;
+    const w = (n: string) => this.p<tf.Rank.R2>(pre + n);
+    const v = (n: string) => this.p<tf.Rank.R1>(pre + n);
+    const grads = new Map<string, tf.Tensor>();
+    const dx = tf.tidy(() => {
+      // MLP branch: m = gelu(LN2(x2) W_fc + b_fc) W_proj + b_proj
+      const dm = c.keepM ? (tf.mul(dout, c.keepM) as T2) : dout;
+      const g = tf.mul(c.f, c.s) as T2;
+      const [dg, dWpr, dbpr] = linearBackward(dm, g, w('mlp.c_proj.weight'));
+      const df = geluBackward(dg, c.f, c.s, this.config.activation);
+      const h2 = tf.add(tf.mul(c.xhat2, v('ln_2.weight')), v('ln_2.bias')) as T2;
+      const [dh2, dWfc, dbfc] = linearBackward(df, h2, w('mlp.c_fc.weight'));
+      const [dln2, dg2, db2] = layerNormBackward(dh2, c.xhat2, c.rstd2, v('ln_2.weight'));
+      const dx2 = tf.add(dout, dln2) as T2;
+      // attention branch: a = attn(LN1(x) W_qkv + b_qkv) W_o + b_o
+      const da = c.keepA ? (tf.mul(dx2, c.keepA) as T2) : dx2;
+      const [dy, dWo, dbo] = linearBackward(da, c.y, w('attn.c_proj.weight'));
+      const dqkv = attentionBackward(
+        this.splitHeads(dy, B, T),
+        c.qkv,
+        c.p,
+        c.pd,
+        c.keepAttn,
+        this.bmm,
+      );
+      const h1 = tf.add(tf.mul(c.xhat1, v('ln_1.weight')), v('ln_1.bias')) as T2;
+      const [dh1, dWqkv, dbqkv] = linearBackward(
+        this.unheads3(dqkv, B, T),
+        h1,
+        w('attn.c_attn.weight'),
+      );
+      const [dln1, dg1, db1] = layerNormBackward(dh1, c.xhat1, c.rstd1, v('ln_1.weight'));
+      const out: Record<string, tf.Tensor> = {
+        'mlp.c_proj.weight': dWpr,
+        'mlp.c_proj.bias': dbpr,
+        'mlp.c_fc.weight': dWfc,
+        'mlp.c_fc.bias': dbfc,
+        'ln_2.weight': dg2,
+        'ln_2.bias': db2,
+        'attn.c_proj.weight': dWo,
+        'attn.c_proj.bias': dbo,
+        'attn.c_attn.weight': dWqkv,
+        'attn.c_attn.bias': dbqkv,
+        'ln_1.weight': dg1,
+        'ln_1.bias': db1,
+      };
+      for (const [k, t] of Object.entries(out)) grads.set(pre + k, tf.keep(t));
+      return tf.add(dx2, dln1) as T2;
+    });
+    return { dx, grads };
   }
 
   /**

@@ -454,14 +454,10 @@ export async function trainStep(
       }
       const { x, y } = sampleBatch(data, t.batchSize, T, rng);
       const seed = (t.seed * 1000003 + step * 131 + micro) >>> 0;
-      const { value, grads } = tf.variableGrads(
-        () => model.loss(x, y, { train: true, seed }),
-        model.variables,
-      );
+      const { loss: value, grads: g } = model.lossAndGrads(x, y, { train: true, seed });
       tf.dispose([x, y]);
       lossSum += ((await value.data()) as Float32Array)[0]!;
       value.dispose();
-      const g = model.gradsByParam(grads);
       if (gSum) {
         for (const [name, acc] of gSum) {
           gSum.set(name, tf.add(acc, g.get(name)!));

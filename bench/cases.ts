@@ -1,0 +1,522 @@
+/**
+ * The bench cases: what each one measures on our side, with the same shapes and settings as the
+ * PyTorch peer (../shared/bench/torch_gpt.py), and the targets they are held to.
+ *
+ * Every case runs in its own child process (see run.ts), so `peakRssMB` is that case's alone.
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '../src/engine/tf';
+import { initBackend, type BackendPreference } from '../src/engine/backend';
+import type { GPTConfig } from '../src/engine/checkpoint/config';
+import { generateTokens } from '../src/engine/generate';
+import { disposeCache, GPT } from '../src/engine/model/gpt';
+import { CharTokenizer } from '../src/engine/tokenizer/index';
+import { splitTokens } from '../src/engine/train/data';
+import { AdamW } from '../src/engine/train/optimizer';
+import { evaluate, trainStep } from '../src/engine/train/pretrain';
+import { learningRate } from '../src/engine/train/schedule';
+import { Rng } from '../src/engine/util/rng';
+import { benchBpeTrain, DEFAULT_CORPUS } from './bpe';
+
+export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** The peer's CONFIGS: A is nanoGPT-ish tiny, B is nanoGPT's shakespeare_char. */
+export const SHAPES = {
+  A: { vocab: 65, block: 64, nLayer: 4, nHead: 4, nEmbd: 128, batch: 16 },
+  B: { vocab: 65, block: 256, nLayer: 6, nHead: 6, nEmbd: 384, batch: 8 },
+} as const;
+export type ShapeName = keyof typeof SHAPES;
+
+/** The peer's model: pre-LN GPT-2, exact (erf) GELU as F.gelu, LayerNorm eps 1e-5, dropout 0. */
+export function peerConfig(shape: ShapeName, vocab: number = SHAPES[shape].vocab): GPTConfig {
+  const s = SHAPES[shape];
+  return {
+    vocabSize: vocab,
+    blockSize: s.block,
+    nLayer: s.nLayer,
+    nHead: s.nHead,
+    nEmbd: s.nEmbd,
+    dropout: 0,
+    layerNormEpsilon: 1e-5,
+    activation: 'gelu',
+    bias: true,
+  };
+}
+
+/** The peer's optimizer: AdamW betas 0.9/0.99, eps 1e-8 (torch default), wd 0.1 on 2-D, clip 1. */
+const ADAMW = { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1, gradClip: 1 };
+
+/** The `learn` recipe (also the peer's `learn`): warm-up = steps / 10, cosine to lr / 10. */
+export const LEARN = {
+  steps: 300,
+  lr: 1e-3,
+  minLr: 1e-4,
+  warmup: 30,
+  valFraction: 0.1,
+  /** The peer's estimate: mean of 40 random val batches of batch 16 × block 64. */
+  evalIters: 40,
+  corpusBytes: 1_000_000,
+};
+
+export type Kind = 'train' | 'generate' | 'bpe' | 'learn';
+
+export interface Check {
+  /** What is compared: 'ratio', 'peakRssMB', 'seconds', 'valLossDiff'. */
+  what: string;
+  op: '>=' | '<=' | '<';
+  target: number;
+  value: number | null;
+  /** null when the value is unknown (e.g. the peer was skipped). */
+  ok: boolean | null;
+}
+
+export interface CaseSpec {
+  name: string;
+  kind: Kind;
+  shape?: ShapeName;
+  /** In the default set (everything but `learn`). */
+  byDefault: boolean;
+  /** Arguments for torch_gpt.py, or undefined when the peer has no such case. */
+  peerArgs?: (corpusFile: string) => string[];
+  /** Ratio (ours / torch) to reach, for the speed cases. */
+  ratioTarget?: number;
+  memoryTargetMB?: number;
+  secondsTarget?: number;
+  valLossTolerance?: number;
+  describe: string;
+}
+
+export const CASES: CaseSpec[] = [
+  {
+    name: 'train-A',
+    kind: 'train',
+    shape: 'A',
+    byDefault: true,
+    peerArgs: () => ['bench', 'A'],
+    ratioTarget: 0.35,
+    describe: 'training tokens/s, 4×128, block 64, batch 16; median of 10 steps after 3 warm-up',
+  },
+  {
+    name: 'train-B',
+    kind: 'train',
+    shape: 'B',
+    byDefault: true,
+    peerArgs: () => ['bench', 'B'],
+    ratioTarget: 0.25,
+    memoryTargetMB: 2048,
+    describe: 'training tokens/s, 6×384, block 256, batch 8; median of 10 steps after 3 warm-up',
+  },
+  {
+    name: 'generate-A',
+    kind: 'generate',
+    shape: 'A',
+    byDefault: true,
+    peerArgs: () => ['generate', 'A'],
+    ratioTarget: 1.0,
+    describe: 'generation tokens/s, 100 tokens, batch 1, KV cache (shape A)',
+  },
+  {
+    name: 'generate-B',
+    kind: 'generate',
+    shape: 'B',
+    byDefault: true,
+    peerArgs: () => ['generate', 'B'],
+    ratioTarget: 1.0,
+    describe: 'generation tokens/s, 100 tokens, batch 1, KV cache (shape B)',
+  },
+  {
+    name: 'bpe-train',
+    kind: 'bpe',
+    byDefault: true,
+    secondsTarget: 60,
+    describe: 'byte-level BPE, 8k vocab, on resources/samples/austen.txt (chars/s)',
+  },
+  {
+    name: 'learn',
+    kind: 'learn',
+    shape: 'A',
+    byDefault: false,
+    peerArgs: (corpus) => ['learn', corpus, String(LEARN.steps)],
+    valLossTolerance: 0.08,
+    describe: 'char-level val loss after 300 steps on the first 1 MB of austen.txt (shape A)',
+  },
+];
+
+export function findCase(name: string): CaseSpec {
+  const c = CASES.find((x) => x.name === name);
+  if (!c) throw new Error(`unknown case "${name}" (cases: ${CASES.map((x) => x.name).join(', ')})`);
+  return c;
+}
+
+/** What one case measured on our side (in the child). */
+export interface OurResult {
+  name: string;
+  backend: string;
+  tokensPerSecond?: number;
+  charsPerSecond?: number;
+  seconds?: number;
+  /** Each timed step / run, in ms (speed cases). */
+  samplesMs?: number[];
+  valLoss?: number;
+  trainLoss?: number;
+  vocab?: number;
+  vocabSize?: number;
+  steps?: number;
+  peakRssMB: number;
+  notes?: string[];
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+const round = (x: number, digits = 1): number => Math.round(x * 10 ** digits) / 10 ** digits;
+
+export function peakRssMB(): number {
+  // maxRSS is in kilobytes.
+  return Math.round(process.resourceUsage().maxRSS / 1024);
+}
+
+/** Random token stream long enough that every batch is a fresh random window. */
+function randomTokens(n: number, vocab: number, seed: number): Int32Array {
+  const rng = new Rng(seed);
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = rng.int(vocab);
+  return out;
+}
+
+/** Training throughput: the engine's own trainStep (sample, forward, backward, clip, AdamW). */
+async function benchTrain(shape: ShapeName, backend: string): Promise<OurResult> {
+  const s = SHAPES[shape];
+  const model = GPT.init(peerConfig(shape), 1);
+  const opt = new AdamW(model.params, ADAMW);
+  const data = randomTokens(s.batch * (s.block + 1) * 64, s.vocab, 1);
+  const rng = new Rng(7);
+  const times: number[] = [];
+  const sync = model.p('ln_f.bias');
+  for (let i = 0; i < 13; i++) {
+    const t0 = performance.now();
+    const r = await trainStep(
+      model,
+      opt,
+      data,
+      rng,
+      { batchSize: s.batch, gradAccum: 1, seed: 1 },
+      i,
+      1e-3,
+    );
+    // trainStep has read the loss and the norm; also wait for the update to land (GPU backends).
+    await sync.data();
+    if (i >= 3) times.push(performance.now() - t0);
+    if (!Number.isFinite(r.loss)) throw new Error(`train-${shape}: loss ${r.loss} at step ${i}`);
+  }
+  const tps = (s.batch * s.block) / (median(times) / 1000);
+  opt.dispose();
+  model.dispose();
+  return {
+    name: `train-${shape}`,
+    backend,
+    tokensPerSecond: round(tps),
+    samplesMs: times.map((t) => round(t)),
+    peakRssMB: peakRssMB(),
+  };
+}
+
+/**
+ * Generation throughput with the engine's sampler and KV cache. The tokenizer has 65 characters
+ * plus <|endoftext|> as id 65, which the 65-logit model can never produce, so every run makes
+ * all 100 tokens.
+ */
+async function benchGenerate(shape: ShapeName, backend: string): Promise<OurResult> {
+  const s = SHAPES[shape];
+  const model = GPT.init(peerConfig(shape), 1);
+  const tok = CharTokenizer.fromCodePoints(Array.from({ length: s.vocab }, (_, i) => 32 + i));
+  const n = 100;
+  const run = async (seed: number): Promise<number> => {
+    const it = generateTokens(model, tok, [0], {
+      maxNewTokens: n,
+      temperature: 1,
+      topK: 0,
+      topP: 1,
+      seed,
+      useCache: true,
+    });
+    let made = 0;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) break;
+      made++;
+    }
+    return made;
+  };
+  await run(1); // warm-up, as the peer does
+  const t0 = performance.now();
+  const made = await run(2);
+  const dt = performance.now() - t0;
+  if (made !== n) throw new Error(`generate-${shape}: made ${made} tokens, expected ${n}`);
+  model.dispose();
+  const notes: string[] = [];
+  if (s.block < n) {
+    notes.push(
+      `block ${s.block} < ${n} tokens: the engine re-windows to the last ${s.block >> 1} tokens ` +
+        'when the context fills (one 32-token prefill); the peer instead keeps growing its cache',
+    );
+  }
+  return {
+    name: `generate-${shape}`,
+    backend,
+    tokensPerSecond: round(n / (dt / 1000)),
+    samplesMs: [round(dt)],
+    peakRssMB: peakRssMB(),
+    ...(notes.length ? { notes } : {}),
+  };
+}
+
+async function benchBpe(): Promise<OurResult> {
+  const r = await benchBpeTrain(DEFAULT_CORPUS, 8000);
+  return {
+    name: 'bpe-train',
+    backend: 'js',
+    tokensPerSecond: r.charsPerSecond,
+    charsPerSecond: r.charsPerSecond,
+    seconds: r.seconds,
+    vocabSize: r.vocabSize,
+    peakRssMB: peakRssMB(),
+  };
+}
+
+/** The first `LEARN.corpusBytes` bytes of austen.txt, cut back to a whole UTF-8 character. */
+export async function learnCorpusText(): Promise<string> {
+  const buf = await fs.readFile(DEFAULT_CORPUS);
+  let end = Math.min(buf.length, LEARN.corpusBytes);
+  while (end > 0 && end < buf.length && (buf[end]! & 0xc0) === 0x80) end--;
+  return buf.subarray(0, end).toString('utf8');
+}
+
+/** Writes the learn corpus to a temp file for the peer (which reads a whole file). */
+export async function writeLearnCorpus(): Promise<string> {
+  const file = path.join(os.tmpdir(), `gpt-studio-bench-learn-${process.pid}.txt`);
+  await fs.writeFile(file, await learnCorpusText());
+  return file;
+}
+
+/**
+ * The peer's `learn`, on the engine: char-level (sorted code points, as the peer's
+ * sorted(set(text))), 90/10 split, train-A shapes, 300 steps of the lr 1e-3 → 1e-4 recipe, then
+ * the mean loss of 40 random val batches of 16 × 64, as the peer estimates it.
+ */
+async function benchLearn(backend: string, log: (s: string) => void): Promise<OurResult> {
+  const text = await learnCorpusText();
+  const tok = CharTokenizer.fromCodePoints(Array.from(text, (ch) => ch.codePointAt(0)!));
+  // The peer's vocabulary is the distinct characters only; <|endoftext|> (the last id) never
+  // occurs in the text, so the model leaves it out and the two softmaxes are the same size.
+  const vocab = tok.vocabSize - tok.specialTokens.size;
+  const tokens = Int32Array.from(tok.encode(text));
+  const splits = splitTokens(tokens, LEARN.valFraction);
+  const s = SHAPES.A;
+  const model = GPT.init(peerConfig('A', vocab), 1);
+  const opt = new AdamW(model.params, ADAMW);
+  const rng = new Rng(1);
+  const t = { batchSize: s.batch, gradAccum: 1, seed: 1 };
+  const sched = { lr: LEARN.lr, minLr: LEARN.minLr, warmup: LEARN.warmup, steps: LEARN.steps };
+  const t0 = performance.now();
+  let loss = NaN;
+  for (let step = 0; step < LEARN.steps; step++) {
+    const r = await trainStep(model, opt, splits.train, rng, t, step, learningRate(step, sched));
+    loss = r.loss;
+    if (!Number.isFinite(loss)) throw new Error(`learn: loss ${loss} at step ${step + 1}`);
+    if ((step + 1) % 50 === 0) {
+      const sec = (performance.now() - t0) / 1000;
+      log(
+        `learn: step ${step + 1}/${LEARN.steps} train loss ${loss.toFixed(4)} (${sec.toFixed(0)} s)`,
+      );
+    }
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const valLoss = await evaluate(
+    model,
+    splits.val,
+    { batchSize: s.batch, evalIters: LEARN.evalIters, seed: 1 },
+    s.block,
+  );
+  opt.dispose();
+  model.dispose();
+  return {
+    name: 'learn',
+    backend,
+    valLoss: round(valLoss, 4),
+    trainLoss: round(loss, 4),
+    vocab,
+    steps: LEARN.steps,
+    seconds: round(seconds, 1),
+    tokensPerSecond: round((LEARN.steps * s.batch * s.block) / seconds),
+    peakRssMB: peakRssMB(),
+  };
+}
+
+/** Runs one case in this process (the child). */
+export async function runCase(
+  name: string,
+  opts: { backend: BackendPreference; log: (s: string) => void },
+): Promise<OurResult> {
+  const spec = findCase(name);
+  if (spec.kind === 'bpe') return benchBpe();
+  const report = await initBackend(opts.backend);
+  const backend = report.name;
+  switch (spec.kind) {
+    case 'train':
+      return benchTrain(spec.shape!, backend);
+    case 'generate':
+      return benchGenerate(spec.shape!, backend);
+    case 'learn':
+      return benchLearn(backend, opts.log);
+  }
+}
+
+export interface KernelTime {
+  kernel: string;
+  calls: number;
+  ms: number;
+  share: number;
+}
+
+/** Profile entries that wrap other kernels (customGrad forwards). */
+const WRAPPERS = new Set(['forward', 'unnamed scope']);
+
+/** "[64,64] [64,64] [64,64]" → "[64,64]×3": runs of equal input shapes, counted. */
+function compactShapes(shapes: string[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < shapes.length;) {
+    let j = i;
+    while (j < shapes.length && shapes[j] === shapes[i]) j++;
+    out.push(j - i > 2 ? `${shapes[i]}×${j - i}` : shapes.slice(i, j).join(' '));
+    i = j;
+  }
+  return out.join(' ');
+}
+
+export interface Profile {
+  case: string;
+  backend: string;
+  /** What was profiled, in words. */
+  what: string;
+  kernels: number;
+  totalKernelMs: number;
+  /** Time inside customGrad forwards, already counted in their inner kernels. */
+  customGradForwardMs: number;
+  wallMs: number;
+  byKernel: KernelTime[];
+  byKernelAndShape: KernelTime[];
+}
+
+/**
+ * tf.profile of one step of a case, after warm-up: for train-A/B one training step (trainStep:
+ * forward and backward through variableGrads, clip, AdamW); for generate-A/B one cached decoding
+ * step (one token after a 50-token context) and its logits read-back. Kernel times are wall
+ * times per kernel on wasm/cpu (the profiler waits for each), GPU timestamps on webgpu.
+ */
+export async function profileCase(
+  name: string,
+  backend: BackendPreference,
+  top = 25,
+): Promise<Profile> {
+  const spec = findCase(name);
+  if ((spec.kind !== 'train' && spec.kind !== 'generate') || !spec.shape) {
+    throw new Error('--profile takes train-A, train-B, generate-A or generate-B');
+  }
+  const report = await initBackend(backend);
+  const s = SHAPES[spec.shape];
+  const model = GPT.init(peerConfig(spec.shape), 1);
+  let info: Awaited<ReturnType<typeof tf.profile>>;
+  let what: string;
+  let wallMs: number;
+  if (spec.kind === 'train') {
+    const opt = new AdamW(model.params, ADAMW);
+    const data = randomTokens(s.batch * (s.block + 1) * 8, s.vocab, 1);
+    const rng = new Rng(7);
+    const t = { batchSize: s.batch, gradAccum: 1, seed: 1 };
+    for (let i = 0; i < 2; i++) await trainStep(model, opt, data, rng, t, i, 1e-3);
+    const t1 = performance.now();
+    info = await tf.profile(async () => {
+      await trainStep(model, opt, data, rng, t, 2, 1e-3);
+    });
+    wallMs = performance.now() - t1;
+    opt.dispose();
+    what = `one training step, batch ${s.batch} × block ${s.block}`;
+  } else {
+    const context = 50;
+    const prompt = tf.tensor2d(
+      Array.from({ length: context }, (_, i) => i % s.vocab),
+      [1, context],
+      'int32',
+    );
+    const first = model.forwardCached(prompt, null, true);
+    first.logits.dispose();
+    const one = tf.tensor2d([1], [1, 1], 'int32');
+    const decode = async () => {
+      const out = model.forwardCached(one, first.cache, true);
+      await out.logits.data();
+      out.logits.dispose();
+      disposeCache(out.cache);
+    };
+    for (let i = 0; i < 3; i++) await decode();
+    const t1 = performance.now();
+    info = await tf.profile(decode);
+    wallMs = performance.now() - t1;
+    disposeCache(first.cache);
+    tf.dispose([prompt, one]);
+    what = `one cached decoding step after ${context} tokens, batch 1`;
+  }
+  model.dispose();
+  const byName = new Map<string, { calls: number; ms: number }>();
+  const byShape = new Map<string, { calls: number; ms: number }>();
+  let total = 0;
+  let wrapperMs = 0;
+  for (const k of info.kernels) {
+    const ms = Number(await k.kernelTimeMs) || 0;
+    // customGrad's forward is logged as a kernel of its own ('forward' while recording
+    // gradients, 'unnamed scope' otherwise) around the kernels it runs, which are logged too:
+    // count it apart, or the total would count those twice.
+    if (WRAPPERS.has(k.name)) {
+      wrapperMs += ms;
+      continue;
+    }
+    total += ms;
+    const shapes = compactShapes(k.inputShapes.map((x) => `[${x?.join(',') ?? ''}]`));
+    for (const [map, key] of [
+      [byName, k.name],
+      [byShape, `${k.name} ${shapes}`],
+    ] as const) {
+      const a = map.get(key) ?? { calls: 0, ms: 0 };
+      a.calls++;
+      a.ms += ms;
+      map.set(key, a);
+    }
+  }
+  const rank = (m: Map<string, { calls: number; ms: number }>): KernelTime[] =>
+    [...m.entries()]
+      .sort((a, b) => b[1].ms - a[1].ms)
+      .slice(0, top)
+      .map(([kernel, v]) => ({
+        kernel,
+        calls: v.calls,
+        ms: round(v.ms, 2),
+        share: round(v.ms / (total || 1), 3),
+      }));
+  return {
+    case: name,
+    backend: report.name,
+    what,
+    kernels: info.kernels.filter((k) => !WRAPPERS.has(k.name)).length,
+    totalKernelMs: round(total, 1),
+    customGradForwardMs: round(wrapperMs, 1),
+    wallMs: round(wallMs, 1),
+    byKernel: rank(byName),
+    byKernelAndShape: rank(byShape),
+  };
+}
