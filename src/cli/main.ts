@@ -34,6 +34,11 @@ const COMMANDS: Entry[] = [
     load: async () => (await import('./commands/score')).command,
   },
   {
+    name: 'presets',
+    summary: 'the model presets: parameters and training memory',
+    load: async () => (await import('./commands/presets')).command,
+  },
+  {
     name: 'tokenizer train',
     summary: 'train a char or BPE tokenizer on text files',
     load: async () => (await import('./commands/tokenizer')).subcommands.train!,
