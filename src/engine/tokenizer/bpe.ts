@@ -13,7 +13,8 @@ import { unicodeToBytes } from './bytes';
 import { saveTokenizerFiles, type SaveOptions, type TokenizerData } from './hf';
 import { GPT2_SPLIT } from './pretokenize';
 import { MinHeap } from './heap';
-import { END_OF_TEXT, type StreamDecoder, type Tokenizer } from './types';
+import type { StreamDecoder, Tokenizer } from './types';
+import { SpecialTokens } from './vocab';
 
 const utf8 = new TextEncoder();
 /** Words longer than this (in bytes) are merged with a heap instead of GPT-2's quadratic loop. */
@@ -21,12 +22,10 @@ const LONG_WORD = 48;
 const CACHE_LIMIT = 100_000;
 const CACHED_WORD_MAX = 256;
 
-export class BpeTokenizer implements Tokenizer {
+export class BpeTokenizer extends SpecialTokens implements Tokenizer {
   readonly kind = 'bpe' as const;
-  private readonly tokens: string[];
   private readonly tokenBytes: Uint8Array[];
   private readonly vocab = new Map<string, number>();
-  private readonly specials = new Map<string, number>();
   private readonly merges: [string, string][];
   private readonly byteIds = new Int32Array(256).fill(-1);
   private readonly pairBase: number;
@@ -45,13 +44,9 @@ export class BpeTokenizer implements Tokenizer {
     merges: readonly (readonly [string, string])[],
     specials: ReadonlyMap<string, number>,
   ) {
-    this.tokens = [...tokens];
+    super(tokens, specials);
     this.tokenBytes = new Array<Uint8Array>(tokens.length);
-    for (const [tok, id] of specials) {
-      if (this.tokens[id] !== tok) throw new Error(`special token ${tok} does not have id ${id}`);
-      this.specials.set(tok, id);
-      this.tokenBytes[id] = utf8.encode(tok);
-    }
+    for (const [tok, id] of this.specials) this.tokenBytes[id] = utf8.encode(tok);
     this.tokens.forEach((tok, id) => {
       if (this.specials.get(tok) === id) return;
       const bytes = unicodeToBytes(tok);
@@ -96,19 +91,15 @@ export class BpeTokenizer implements Tokenizer {
       this.mergeResult[rank] = result;
       this.merges.push([a, b]);
     });
-    if (!this.specials.has(END_OF_TEXT)) this.addSpecialTokens([END_OF_TEXT]);
+    this.ensureEndOfText();
   }
 
-  get vocabSize(): number {
-    return this.tokens.length;
+  protected clash(tok: string): string | null {
+    return this.vocab.has(tok) ? 'a BPE token' : null;
   }
 
-  get specialTokens(): ReadonlyMap<string, number> {
-    return this.specials;
-  }
-
-  get eosId(): number | undefined {
-    return this.specials.get(END_OF_TEXT);
+  protected override onSpecialAdded(tok: string): void {
+    this.tokenBytes.push(utf8.encode(tok));
   }
 
   /** Merges in rank order, as byte-level strings. */
@@ -239,28 +230,6 @@ export class BpeTokenizer implements Tokenizer {
       push: (id) => decoder.decode(this.bytesOf(id), { stream: true }),
       flush: () => decoder.decode(),
     };
-  }
-
-  idToToken(id: number): string | undefined {
-    return this.tokens[id];
-  }
-
-  addSpecialTokens(tokens: readonly string[]): number[] {
-    return tokens.map((tok) => {
-      const existing = this.specials.get(tok);
-      if (existing !== undefined) return existing;
-      if (tok === '') throw new Error('a special token cannot be empty');
-      if (this.vocab.has(tok)) {
-        throw new Error(
-          `cannot add special token ${JSON.stringify(tok)}: it is already a BPE token`,
-        );
-      }
-      const id = this.tokens.length;
-      this.tokens.push(tok);
-      this.tokenBytes.push(utf8.encode(tok));
-      this.specials.set(tok, id);
-      return id;
-    });
   }
 
   toData(): TokenizerData {

@@ -5,6 +5,7 @@
 import { saveTokenizerFiles, type SaveOptions, type TokenizerData } from './hf';
 import { corpusFraction, formatCount, Progress, type TrainOptions } from './progress';
 import { END_OF_TEXT, type StreamDecoder, type Tokenizer } from './types';
+import { SpecialTokens } from './vocab';
 
 function describe(cp: number): string {
   const hex = `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
@@ -13,19 +14,13 @@ function describe(cp: number): string {
   return printable ? `'${ch}' (${hex})` : hex;
 }
 
-export class CharTokenizer implements Tokenizer {
+export class CharTokenizer extends SpecialTokens implements Tokenizer {
   readonly kind = 'char' as const;
-  private readonly tokens: string[];
   private readonly ids = new Map<number, number>(); // code point → id
-  private readonly specials = new Map<string, number>();
 
   /** `tokens`: id → one character or a special token; `specials`: special token → id. */
   constructor(tokens: readonly string[], specials: ReadonlyMap<string, number>) {
-    this.tokens = [...tokens];
-    for (const [tok, id] of specials) {
-      if (this.tokens[id] !== tok) throw new Error(`special token ${tok} does not have id ${id}`);
-      this.specials.set(tok, id);
-    }
+    super(tokens, specials);
     this.tokens.forEach((tok, id) => {
       if (this.specials.get(tok) === id) return;
       const cp = tok.codePointAt(0);
@@ -35,7 +30,12 @@ export class CharTokenizer implements Tokenizer {
       if (this.ids.has(cp)) throw new Error(`character ${describe(cp)} appears twice`);
       this.ids.set(cp, id);
     });
-    if (!this.specials.has(END_OF_TEXT)) this.addSpecialTokens([END_OF_TEXT]);
+    this.ensureEndOfText();
+  }
+
+  protected clash(tok: string): string | null {
+    const cp = tok.codePointAt(0)!;
+    return String.fromCodePoint(cp) === tok && this.ids.has(cp) ? 'a character' : null;
   }
 
   /** Vocabulary from a set of code points: sorted, then <|endoftext|>. */
@@ -77,18 +77,6 @@ export class CharTokenizer implements Tokenizer {
     return CharTokenizer.fromCodePoints(seen);
   }
 
-  get vocabSize(): number {
-    return this.tokens.length;
-  }
-
-  get specialTokens(): ReadonlyMap<string, number> {
-    return this.specials;
-  }
-
-  get eosId(): number | undefined {
-    return this.specials.get(END_OF_TEXT);
-  }
-
   encode(text: string): number[] {
     const out: number[] = [];
     for (let i = 0; i < text.length;) {
@@ -114,28 +102,6 @@ export class CharTokenizer implements Tokenizer {
 
   streamDecoder(): StreamDecoder {
     return { push: (id) => this.token(id), flush: () => '' };
-  }
-
-  idToToken(id: number): string | undefined {
-    return this.tokens[id];
-  }
-
-  addSpecialTokens(tokens: readonly string[]): number[] {
-    return tokens.map((tok) => {
-      const existing = this.specials.get(tok);
-      if (existing !== undefined) return existing;
-      if (tok === '') throw new Error('a special token cannot be empty');
-      const cp = tok.codePointAt(0)!;
-      if (String.fromCodePoint(cp) === tok && this.ids.has(cp)) {
-        throw new Error(
-          `cannot add special token ${JSON.stringify(tok)}: it is already a character`,
-        );
-      }
-      const id = this.tokens.length;
-      this.tokens.push(tok);
-      this.specials.set(tok, id);
-      return id;
-    });
   }
 
   toData(): TokenizerData {
