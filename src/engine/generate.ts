@@ -5,9 +5,13 @@
  * A context longer than the model's block: the model always sees a window of the latest tokens.
  * When the window would exceed blockSize it restarts at the last ⌊blockSize/2⌋ tokens (the cache is
  * rebuilt from them), so the cached and the uncached paths see exactly the same tokens.
+ *
+ * On the wasm backend the cached path runs in model/infer.ts's WasmDecoder (its own cache on the
+ * wasm heap, a few kernels per token); elsewhere through GPT.forwardCached's tf ops.
  */
 import * as tf from './tf';
 import { disposeCache, type GPT, type KVCache } from './model/gpt';
+import { WasmDecoder } from './model/infer';
 import type { Tokenizer } from './tokenizer/types';
 import { Rng } from './util/rng';
 
@@ -155,6 +159,33 @@ export async function* generateTokens(
   let flushed = false;
   let start = ids.length > block ? ids.length - block : 0;
   let cache: KVCache | null = null;
+  // wasm: the decoder's own heap-resident cache and kernels (model/infer.ts); else tf ops
+  const fast = o.useCache ? WasmDecoder.create(model) : null;
+  /** Logits of the next token through GPT.forwardCached, for the window starting at `next`. */
+  const forwardStep = async (next: number): Promise<Float32Array> => {
+    let logits: tf.Tensor2D;
+    if (!o.useCache || !cache || next !== start) {
+      start = next;
+      disposeCache(cache);
+      cache = null;
+      const input = tf.tensor2d(ids.slice(start), [1, ids.length - start], 'int32');
+      const out = model.forwardCached(input, null, true);
+      input.dispose();
+      logits = out.logits;
+      if (o.useCache) cache = out.cache;
+      else disposeCache(out.cache);
+    } else {
+      const input = tf.tensor2d([ids[ids.length - 1]!], [1, 1], 'int32');
+      const out = model.forwardCached(input, cache, true);
+      input.dispose();
+      disposeCache(cache);
+      cache = out.cache;
+      logits = out.logits;
+    }
+    const row = (await logits.data()) as Float32Array;
+    logits.dispose();
+    return row;
+  };
   let stoppedBy: GenerationResult['stoppedBy'] = 'length';
   try {
     for (let n = 0; n < o.maxNewTokens; n++) {
@@ -163,26 +194,17 @@ export async function* generateTokens(
         break;
       }
       const next = windowStart(start, ids.length, block);
-      let logits: tf.Tensor2D;
-      if (!o.useCache || !cache || next !== start) {
-        start = next;
-        disposeCache(cache);
-        const input = tf.tensor2d(ids.slice(start), [1, ids.length - start], 'int32');
-        const out = model.forwardCached(input, null, true);
-        input.dispose();
-        logits = out.logits;
-        if (o.useCache) cache = out.cache;
-        else disposeCache(out.cache);
+      let row: Float32Array;
+      if (fast) {
+        if (fast.length === 0 || next !== start) {
+          start = next;
+          row = fast.prefill(ids.slice(start));
+        } else {
+          row = fast.step(ids[ids.length - 1]!);
+        }
       } else {
-        const input = tf.tensor2d([ids[ids.length - 1]!], [1, 1], 'int32');
-        const out = model.forwardCached(input, cache, true);
-        input.dispose();
-        disposeCache(cache);
-        cache = out.cache;
-        logits = out.logits;
+        row = await forwardStep(next);
       }
-      const row = (await logits.data()) as Float32Array;
-      logits.dispose();
       const id = sampleNext(row, ids, o, rng);
       const lp = logSoftmax(row);
       const token: GeneratedToken = { id, text: '', logprob: lp[id]! };
@@ -223,6 +245,7 @@ export async function* generateTokens(
     }
   } finally {
     disposeCache(cache);
+    fast?.dispose();
   }
   if (!flushed && (stoppedBy === 'length' || stoppedBy === 'cancelled')) {
     const rest = decoder.flush();
