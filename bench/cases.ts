@@ -416,7 +416,7 @@ export interface Profile {
 
 /**
  * tf.profile of one step of a case, after warm-up: for train-A/B one training step (trainStep:
- * forward and backward through variableGrads, clip, AdamW); for generate-A/B one cached decoding
+ * forward and the explicit backward of GPT.lossAndGrads, clip, AdamW); for generate-A/B one cached decoding
  * step (one token after a 50-token context) and its logits read-back. Kernel times are wall
  * times per kernel on wasm/cpu (the profiler waits for each), GPU timestamps on webgpu.
  */

@@ -144,6 +144,10 @@ export function checkTensorSize(shape: number[], what: string): void {
   }
 }
 
+function cacheTensors(c: BlockCache): tf.Tensor[] {
+  return Object.values(c).filter((t): t is tf.Tensor => t instanceof tf.Tensor);
+}
+
 /** tf.tidy for a function returning an object of tensors (nulls allowed), typed. */
 function scope<R>(f: () => R): R {
   return tf.tidy(f as never) as R;
@@ -358,11 +362,14 @@ export class GPT {
    * LayerNorms, qkv, the attention probabilities, the MLP's pre-activation) and frees it as soon as
    * its backward has run. Cheap values (the LayerNorm outputs, the GELU output) are recomputed.
    */
-  lossAndGrads(
+  async lossAndGrads(
     idx: T2,
     targets: T2,
-    opts: ForwardOptions = {},
-  ): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } {
+    opts: ForwardOptions & {
+      /** Awaited between blocks, forward and backward: a caller yields there, and may throw to stop. */
+      between?: () => Promise<void>;
+    } = {},
+  ): Promise<{ loss: tf.Scalar; grads: Map<string, tf.Tensor> }> {
     const [B, T] = idx.shape;
     const { nEmbd: C, nLayer, vocabSize: V, blockSize, layerNormEpsilon: eps } = this.config;
     if (T > blockSize)
@@ -381,12 +388,27 @@ export class GPT {
       return { x: keep ? (tf.mul(x, keep) as T2) : x, keep };
     });
     let x: T2 = emb.x;
-    const caches: BlockCache[] = [];
-    for (let i = 0; i < nLayer; i++) {
-      const { out, cache } = this.blockForward(x, i, B, T, opts);
-      if (i > 0) x.dispose();
-      x = out;
-      caches.push(cache);
+    const caches: Array<BlockCache | null> = [];
+    // everything still held, for cleanup when `between` throws (a stop mid-step)
+    const held = (): tf.Tensor[] => [
+      ids,
+      emb.x,
+      ...(emb.keep ? [emb.keep] : []),
+      ...(x !== emb.x && !x.isDisposed ? [x] : []),
+      ...caches.flatMap((c) => (c ? cacheTensors(c) : [])),
+      ...grads.values(),
+    ];
+    try {
+      for (let i = 0; i < nLayer; i++) {
+        await opts.between?.();
+        const { out, cache } = this.blockForward(x, i, B, T, opts);
+        if (i > 0) x.dispose();
+        x = out;
+        caches.push(cache);
+      }
+    } catch (err) {
+      tf.dispose(held());
+      throw err;
     }
 
     // head: logits = LN_f(x) W_eᵀ, loss and dlogits together
@@ -408,13 +430,20 @@ export class GPT {
 
     // backward through the blocks, freeing each cache once used
     let dx: T2 = head.dx;
-    for (let i = nLayer - 1; i >= 0; i--) {
-      const cache = caches[i]!;
-      const r = this.blockBackward(dx, cache, i, B, T);
-      dx.dispose();
-      tf.dispose(Object.values(cache).filter((t): t is tf.Tensor => t instanceof tf.Tensor));
-      dx = r.dx;
-      for (const [k, g] of r.grads) grads.set(k, g);
+    try {
+      for (let i = nLayer - 1; i >= 0; i--) {
+        await opts.between?.();
+        const cache = caches[i]!;
+        const r = this.blockBackward(dx, cache, i, B, T);
+        dx.dispose();
+        tf.dispose(cacheTensors(cache));
+        caches[i] = null;
+        dx = r.dx;
+        for (const [k, g] of r.grads) grads.set(k, g);
+      }
+    } catch (err) {
+      tf.dispose([...held(), dx, head.dwte, head.loss]);
+      throw err;
     }
 
     // embeddings: W_e gets the head's gradient plus the scattered token rows

@@ -454,8 +454,27 @@ export async function trainStep(
       }
       const { x, y } = sampleBatch(data, t.batchSize, T, rng);
       const seed = (t.seed * 1000003 + step * 131 + micro) >>> 0;
-      const { loss: value, grads: g } = model.lossAndGrads(x, y, { train: true, seed });
-      tf.dispose([x, y]);
+      let stopped = false;
+      const result = await model
+        .lossAndGrads(x, y, {
+          train: true,
+          seed,
+          // yield between blocks, so a stop request is seen within a block's time, not a step's
+          between: async () => {
+            await new Promise((r) => setImmediate(r));
+            if (signal?.aborted) {
+              stopped = true;
+              throw new Error('stopped');
+            }
+          },
+        })
+        .catch((err: unknown) => {
+          if (stopped) return null;
+          throw err;
+        })
+        .finally(() => tf.dispose([x, y]));
+      if (!result) return { loss: NaN, gradNorm: NaN, aborted: true };
+      const { loss: value, grads: g } = result;
       lossSum += ((await value.data()) as Float32Array)[0]!;
       value.dispose();
       if (gSum) {

@@ -27,6 +27,28 @@ const cases: Array<{
 ];
 
 describe('GPT.lossAndGrads', () => {
+  it('a stop between blocks frees everything it held', async () => {
+    const cfg = tinyConfig({ nLayer: 3 });
+    const model = new GPT(cfg, randomWeights(cfg, 3));
+    const x = tf.tensor2d(randomIds(32, cfg.vocabSize, 1), [2, 16], 'int32');
+    const y = tf.tensor2d(randomIds(32, cfg.vocabSize, 2), [2, 16], 'int32');
+    try {
+      await model.lossAndGrads(x, y); // warm the caches (ones, masks)
+      for (const stopAt of [1, 2, 4, 6]) {
+        const before = tf.memory().numTensors;
+        let calls = 0;
+        const between = async () => {
+          if (++calls === stopAt) throw new Error('stop');
+        };
+        await expect(model.lossAndGrads(x, y, { between })).rejects.toThrow('stop');
+        expect(tf.memory().numTensors, `stopped at call ${stopAt}`).toBe(before);
+      }
+    } finally {
+      tf.dispose([x, y]);
+      model.dispose();
+    }
+  });
+
   for (const c of cases) {
     it(`equals autodiff of GPT.loss (${c.strategy}, dropout ${c.dropout}, T ${c.T}, ${c.activation})`, async () => {
       const cfg = tinyConfig({ dropout: c.dropout, activation: c.activation });
@@ -40,7 +62,7 @@ describe('GPT.lossAndGrads', () => {
         const ref = tf.variableGrads(() => model.loss(x, y, opts), model.variables);
         const refGrads = model.gradsByParam(ref.grads);
         const before = tf.memory().numTensors;
-        const got = model.lossAndGrads(x, y, opts);
+        const got = await model.lossAndGrads(x, y, opts);
         // only the loss and one gradient per parameter remain
         expect(tf.memory().numTensors - before).toBe(1 + model.params.size);
         expect(Math.abs((await got.loss.data())[0]! - (await ref.value.data())[0]!)).toBeLessThan(
