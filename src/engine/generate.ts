@@ -88,6 +88,16 @@ export function sampleNext(
     for (let i = 1; i < l.length; i++) if (l[i]! > l[best]!) best = i;
     return best;
   }
+  if (o.topK <= 0 && o.topP >= 1) {
+    // plain temperature sampling: no ranking needed (a sort of GPT-2's 50k logits per token is not free)
+    const lp = logSoftmax(l.map((v) => v / o.temperature));
+    let r = rng.next();
+    for (let i = 0; i < lp.length; i++) {
+      r -= Math.exp(lp[i]!);
+      if (r <= 0) return i;
+    }
+    return lp.length - 1;
+  }
   const order = Array.from(l.keys()).sort((a, b) => l[b]! - l[a]! || a - b);
   let keep = order.length;
   if (o.topK > 0) keep = Math.min(keep, o.topK);
