@@ -187,3 +187,27 @@ export function splitBatch(
   };
   return infos.map((info) => engine.makeTensorFromTensorInfo(info));
 }
+
+/**
+ * Σ over the rows of x [N, C] → [C], on the wasm heap: a bias's gradient. The stock reduction over
+ * axis 0 transposes first, and ones[1, N] · x is a matmul call for very little work.
+ * wasm backend only.
+ */
+export function columnSum(x: tf.Tensor2D): tf.Tensor1D {
+  const be = tf.backend() as unknown as HeapBackend;
+  const [n, c] = x.shape;
+  const info = be.makeOutput([c], 'float32');
+  const heap = be.wasm.HEAPU8.buffer as ArrayBuffer;
+  const src = new Float32Array(heap, be.dataIdMap.get(x.dataId).memoryOffset, n * c);
+  const dst = new Float32Array(heap, be.dataIdMap.get(info.dataId).memoryOffset, c);
+  const acc = new Float64Array(c);
+  for (let i = 0; i < n; i++) {
+    const row = i * c;
+    for (let j = 0; j < c; j++) acc[j]! += src[row + j]!;
+  }
+  dst.set(acc);
+  const engine = tf.engine() as unknown as {
+    makeTensorFromTensorInfo(t: tf.TensorInfo): tf.Tensor1D;
+  };
+  return engine.makeTensorFromTensorInfo(info);
+}

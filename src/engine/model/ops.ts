@@ -6,7 +6,7 @@
  * wasm. Writing the backward passes out keeps every matmul plain, and fewer ops run per step.
  */
 import * as tf from '../tf';
-import { splitBatch } from '../wasmKernels';
+import { columnSum, splitBatch } from '../wasmKernels';
 
 type GradResult = { value: tf.Tensor; gradFunc: (dy: never, saved: tf.Tensor[]) => tf.Tensor[] };
 
@@ -32,8 +32,12 @@ export const t2 = (x: tf.Tensor): T2 => tf.transpose(x as T2) as T2;
 
 const onesCache = new Map<string, T2>();
 
-/** Σ over rows of x [N, C] → [C], as ones[1, N] · x: on wasm a reduction over axis 0 is ~10× slower. */
+/**
+ * Σ over rows of x [N, C] → [C]: on wasm a loop over the heap; elsewhere ones[1, N] · x (wasm's
+ * reduction over axis 0 was ~10× slower than that product).
+ */
 export function colSum(x: T2): tf.Tensor1D {
+  if (tf.getBackend() === 'wasm') return columnSum(x);
   const n = x.shape[0];
   const key = `${tf.getBackend()}:${n}`;
   let ones = onesCache.get(key);
