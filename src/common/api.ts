@@ -1,0 +1,529 @@
+/**
+ * The one typed contract shared by every side (renderer, Electron main/preload, the browser-mode
+ * server and the engine host): requests (invoke → result or a typed error), events (host → UI) and
+ * the schemas that validate both at every process boundary. Pure: no Node APIs.
+ */
+import { z } from 'zod';
+import type { TrainEvent, TrainResult } from './events';
+
+// ─── Errors ────────────────────────────────────────────────────────────────────────────────────
+
+export const ERROR_CODES = [
+  'bad-request',
+  'not-found',
+  'busy',
+  'engine',
+  'cancelled',
+  'internal',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export const apiErrorSchema = z.object({
+  code: z.enum(ERROR_CODES),
+  /** User-facing: names the file or field at fault. */
+  message: z.string(),
+  details: z.unknown().optional(),
+});
+export type ApiError = z.infer<typeof apiErrorSchema>;
+
+export function apiError(code: ErrorCode, message: string, details?: unknown): ApiError {
+  return details === undefined ? { code, message } : { code, message, details };
+}
+
+export function isApiError(x: unknown): x is ApiError {
+  return apiErrorSchema.safeParse(x).success;
+}
+
+// ─── Shared shapes ─────────────────────────────────────────────────────────────────────────────
+
+const posInt = z.number().int().positive();
+const nonNegInt = z.number().int().nonnegative();
+/** A run's id: its folder name under workspace/runs. */
+export const runIdSchema = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/,
+    'must be a folder name: letters, digits, ".", "_" or "-" (no slashes)',
+  );
+export const presetNameSchema = z.enum(['tiny', 'small', 'gpt1']);
+export const tokenizerKindSchema = z.enum(['char', 'bpe']);
+const jobIdSchema = z.string().min(1);
+
+export const modelOverridesSchema = z
+  .object({
+    nLayer: posInt,
+    nHead: posInt,
+    nEmbd: posInt,
+    blockSize: posInt,
+    dropout: z.number().min(0).lt(1),
+  })
+  .partial()
+  .strict();
+
+export const trainConfigSchema = z
+  .object({
+    batchSize: posInt,
+    gradAccum: posInt,
+    steps: posInt,
+    lr: z.number().positive(),
+    minLr: z.number().nonnegative(),
+    warmup: nonNegInt,
+    weightDecay: z.number().nonnegative(),
+    beta1: z.number().min(0).lt(1),
+    beta2: z.number().min(0).lt(1),
+    gradClip: z.number().nonnegative(),
+    evalEvery: nonNegInt,
+    evalIters: posInt,
+    saveEvery: nonNegInt,
+    sampleEvery: nonNegInt,
+    sampleTokens: posInt,
+    seed: z.number().int(),
+    valFraction: z.number().min(0).lt(1),
+  })
+  .partial()
+  .strict();
+
+export const samplingSchema = z
+  .object({
+    maxNewTokens: posInt.max(100_000),
+    temperature: z.number().nonnegative(),
+    topK: nonNegInt,
+    topP: z.number().gt(0).max(1),
+    repetitionPenalty: z.number().positive(),
+    stop: z.array(z.string().min(1)).max(16),
+    seed: z.number().int(),
+    topAlternatives: nonNegInt.max(20),
+  })
+  .partial()
+  .strict();
+
+const backendAttemptSchema = z.object({
+  name: z.string(),
+  status: z.string(),
+  detail: z.string(),
+});
+export const backendReportSchema = z.object({
+  name: z.string(),
+  tfBackend: z.string(),
+  attempts: z.array(backendAttemptSchema),
+  threads: z.number(),
+  simd: z.boolean(),
+  memoryLimitBytes: z.number(),
+  maxTensorBytes: z.number().optional(),
+  device: z.string(),
+  notes: z.array(z.string()),
+  summary: z.string(),
+});
+export type BackendInfo = z.infer<typeof backendReportSchema>;
+
+export const runStatusSchema = z.enum([
+  'running',
+  'completed',
+  'cancelled',
+  'failed',
+  /** state.json says running but no job runs it: the process stopped (crash, quit). */
+  'interrupted',
+]);
+export const runSummarySchema = z.object({
+  id: z.string(),
+  dir: z.string(),
+  status: runStatusSchema,
+  step: z.number(),
+  totalSteps: z.number(),
+  trainLoss: z.number().nullable(),
+  valLoss: z.number().nullable(),
+  bestValLoss: z.number().nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  /** The job training it now, if any. */
+  jobId: z.string().optional(),
+  error: z.string().optional(),
+});
+export type RunSummary = z.infer<typeof runSummarySchema>;
+
+export interface RunDetails extends RunSummary {
+  train: Record<string, unknown>;
+  /** The run's Hugging Face config.json. */
+  modelConfig: Record<string, unknown> | null;
+  corpus: Array<{ path: string; bytes: number }>;
+}
+
+export interface PresetInfo {
+  name: z.infer<typeof presetNameSchema>;
+  nLayer: number;
+  nHead: number;
+  nEmbd: number;
+  blockSize: number;
+  description: string;
+}
+
+export interface ScoreOutput {
+  tokens: number[];
+  logprobs: number[];
+  sum: number;
+  mean: number;
+}
+
+export interface GenerationOutput {
+  ids: number[];
+  text: string;
+  stoppedBy: 'length' | 'stop' | 'eos' | 'cancelled';
+}
+
+export interface JobRef {
+  jobId: string;
+}
+
+// ─── Requests ──────────────────────────────────────────────────────────────────────────────────
+
+const empty = z.object({}).strict();
+/** A model: a run id under workspace/runs, or a model directory's absolute path. */
+const modelRef = z.string().min(1);
+
+/** Every request: its params schema and (as a phantom) its result type. */
+function req<P extends z.ZodType, R>(params: P): { params: P; result: R } {
+  return { params, result: undefined as unknown as R };
+}
+
+// The param schemas, named so the request table can refer to their types.
+const pretrainParamsSchema = z
+  .object({
+    corpus: z.array(z.string().min(1)).min(1),
+    name: runIdSchema,
+    tokenizer: tokenizerKindSchema.default('char'),
+    vocabSize: posInt.optional(),
+    preset: presetNameSchema.optional(),
+    model: modelOverridesSchema.optional(),
+    train: trainConfigSchema.optional(),
+  })
+  .strict();
+const resumeParamsSchema = z.object({ id: runIdSchema, steps: posInt.optional() }).strict();
+const generateParamsSchema = z
+  .object({ model: modelRef, prompt: z.string(), sampling: samplingSchema.optional() })
+  .strict();
+const scoreParamsSchema = z.union([
+  z.object({ model: modelRef, text: z.string().min(1) }).strict(),
+  z.object({ model: modelRef, prompt: z.string(), continuation: z.string().min(1) }).strict(),
+]);
+
+export const requests = {
+  /** The app's version, the workspace and the engine's backend. */
+  'app.info': req<
+    typeof empty,
+    { version: string; workspace: string; backend: BackendInfo | null; pid: number }
+  >(empty),
+  /** The backend report alone (what runs the math, and why better ones are unavailable). */
+  'backend.report': req<typeof empty, BackendInfo | null>(empty),
+  /** The model size presets. */
+  'presets.list': req<typeof empty, PresetInfo[]>(empty),
+  /** Runs under workspace/runs, newest first. */
+  'runs.list': req<typeof empty, RunSummary[]>(empty),
+  /** One run's summary, configs and corpus. */
+  'run.get': req<z.ZodObject<{ id: typeof runIdSchema }>, RunDetails>(
+    z.object({ id: runIdSchema }).strict(),
+  ),
+  /** Starts training a new run workspace/runs/<name>; progress arrives as job events. */
+  'pretrain.start': req<typeof pretrainParamsSchema, JobRef>(pretrainParamsSchema),
+  /** Continues a run from its last checkpoint, optionally to a new total step count. */
+  'run.resume': req<typeof resumeParamsSchema, JobRef>(resumeParamsSchema),
+  /** Asks a job to stop: training saves a checkpoint and ends with job.done (stopped: cancelled). */
+  'job.cancel': req<z.ZodObject<{ jobId: typeof jobIdSchema }>, { cancelled: true }>(
+    z.object({ jobId: jobIdSchema }).strict(),
+  ),
+  /** Starts sampling; tokens stream as generate.token events, then job.done with the result. */
+  'generate.start': req<typeof generateParamsSchema, JobRef>(generateParamsSchema),
+  /** log P of a text, or of a continuation given a prompt, token by token. */
+  score: req<typeof scoreParamsSchema, ScoreOutput>(scoreParamsSchema),
+};
+
+export type Requests = typeof requests;
+export type RequestName = keyof Requests;
+/** What a caller passes (defaults optional). */
+export type Params<K extends RequestName> = z.input<Requests[K]['params']>;
+/** What a handler receives (defaults filled in). */
+export type ParsedParams<K extends RequestName> = z.output<Requests[K]['params']>;
+export type Result<K extends RequestName> = Requests[K]['result'];
+/** One signature for every transport (preload bridge, WebSocket, tests). */
+export type Invoke = <K extends RequestName>(name: K, params: Params<K>) => Promise<Result<K>>;
+
+export const REQUEST_NAMES = Object.keys(requests) as RequestName[];
+
+export function isRequestName(name: unknown): name is RequestName {
+  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(requests, name);
+}
+
+/** "train.steps: Too small: expected number to be >0" — the field first, then what is wrong. */
+export function describeIssues(issues: readonly z.core.$ZodIssue[], prefix = ''): string {
+  return issues
+    .slice(0, 3)
+    .map((i) => {
+      const field = [prefix, ...i.path.map(String)].filter((s) => s !== '').join('.');
+      let msg = i.message;
+      if (i.code === 'unrecognized_keys') msg = `unknown field(s) ${i.keys.join(', ')}`;
+      if (i.code === 'invalid_union') {
+        // a union of shapes: report the branch that came closest (fewest issues)
+        const best = [...i.errors].sort((a, b) => a.length - b.length)[0];
+        if (best) return describeIssues(best, field);
+      }
+      return field ? `${field}: ${msg}` : msg;
+    })
+    .join('; ');
+}
+
+/** Validates a request's name and params; the error names the bad field. */
+export function parseRequest<K extends RequestName>(
+  name: K,
+  params: unknown,
+): { ok: true; params: ParsedParams<K> } | { ok: false; error: ApiError };
+export function parseRequest(
+  name: string,
+  params: unknown,
+): { ok: true; params: unknown } | { ok: false; error: ApiError };
+export function parseRequest(
+  name: string,
+  params: unknown,
+): { ok: true; params: unknown } | { ok: false; error: ApiError } {
+  if (!isRequestName(name)) {
+    return {
+      ok: false,
+      error: apiError(
+        'bad-request',
+        `unknown request "${String(name)}" (known: ${REQUEST_NAMES.join(', ')})`,
+      ),
+    };
+  }
+  const r = requests[name].params.safeParse(params ?? {});
+  if (r.success) return { ok: true, params: r.data };
+  return {
+    ok: false,
+    error: apiError('bad-request', `${name}: ${describeIssues(r.error.issues, 'params')}`, {
+      issues: r.error.issues.map((i) => ({ path: i.path.map(String), message: i.message })),
+    }),
+  };
+}
+
+// ─── Events (host → UI) ────────────────────────────────────────────────────────────────────────
+
+const num = z.number();
+export const trainEventSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('start'),
+    runDir: z.string(),
+    step: num,
+    totalSteps: num,
+    params: num,
+    backend: z.string(),
+    tokensPerStep: num,
+    trainTokens: num,
+    valTokens: num,
+    resumed: z.boolean(),
+  }),
+  z.object({
+    type: z.literal('step'),
+    step: num,
+    totalSteps: num,
+    trainLoss: num,
+    lr: num,
+    gradNorm: num,
+    tokensPerSecond: num,
+    elapsedMs: num,
+    etaMs: num,
+    memoryMB: num,
+  }),
+  z.object({
+    type: z.literal('eval'),
+    step: num,
+    trainLoss: num,
+    valLoss: num,
+    valPerplexity: num,
+  }),
+  z.object({ type: z.literal('sample'), step: num, prompt: z.string(), text: z.string() }),
+  z.object({ type: z.literal('checkpoint'), step: num, path: z.string() }),
+  z.object({
+    type: z.literal('log'),
+    level: z.enum(['info', 'warn', 'error']),
+    message: z.string(),
+  }),
+  z.object({
+    type: z.literal('tokenizer'),
+    phase: z.string(),
+    fraction: num,
+    message: z.string(),
+  }),
+]);
+export const trainResultSchema = z.object({
+  type: z.literal('result'),
+  runDir: z.string(),
+  step: num,
+  /** null when cancelled before the first step (NaN in the engine). */
+  trainLoss: num.nullable(),
+  valLoss: num.nullable(),
+  tokensPerSecond: num,
+  stopped: z.enum(['completed', 'cancelled']),
+  elapsedMs: num,
+});
+const generationOutputSchema = z.object({
+  ids: z.array(num),
+  text: z.string(),
+  stoppedBy: z.enum(['length', 'stop', 'eos', 'cancelled']),
+});
+
+// the schemas and the hand-written engine types must agree
+const _trainEventCheck: z.ZodType<TrainEvent> = trainEventSchema;
+const _trainResultCheck: z.ZodType<Omit<TrainResult, 'trainLoss'> & { trainLoss: number | null }> =
+  trainResultSchema;
+void _trainEventCheck;
+void _trainResultCheck;
+
+export const jobKindSchema = z.enum(['pretrain', 'resume', 'generate']);
+export type JobKind = z.infer<typeof jobKindSchema>;
+
+/**
+ * JSON has no NaN/Infinity (a step's loss can be NaN just before the engine stops the run):
+ * such numbers travel as null.
+ */
+export const apiEventSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('job.started'),
+    jobId: z.string(),
+    kind: jobKindSchema,
+    /** The run being trained (pretrain/resume). */
+    runId: z.string().optional(),
+  }),
+  /** An engine TrainEvent of a training job (step events coalesced to ≤ ~10/s). */
+  z.object({ type: z.literal('job.progress'), jobId: z.string(), event: trainEventSchema }),
+  z.object({
+    type: z.literal('job.done'),
+    jobId: z.string(),
+    kind: jobKindSchema,
+    result: z.union([trainResultSchema, generationOutputSchema]),
+  }),
+  z.object({
+    type: z.literal('job.failed'),
+    jobId: z.string(),
+    kind: jobKindSchema,
+    error: apiErrorSchema,
+  }),
+  z.object({
+    type: z.literal('generate.token'),
+    jobId: z.string(),
+    id: num,
+    text: z.string(),
+    logprob: num.nullable(),
+    alternatives: z.array(z.object({ id: num, logprob: num.nullable() })).optional(),
+  }),
+  z.object({
+    type: z.literal('log'),
+    level: z.enum(['info', 'warn', 'error']),
+    message: z.string(),
+  }),
+]);
+export type ApiEvent = z.infer<typeof apiEventSchema>;
+export type ApiEventType = ApiEvent['type'];
+export type EventOf<T extends ApiEventType> = Extract<ApiEvent, { type: T }>;
+
+// ─── Wire messages (client ⇄ server, server ⇄ host: the same shapes) ───────────────────────────
+
+export const invokeMessageSchema = z.object({
+  id: z.union([z.string(), z.number()]),
+  type: z.literal('invoke'),
+  name: z.string(),
+  params: z.unknown().optional(),
+});
+export type InvokeMessage = z.infer<typeof invokeMessageSchema>;
+
+export const replyMessageSchema = z.discriminatedUnion('type', [
+  z.object({
+    id: z.union([z.string(), z.number()]),
+    type: z.literal('result'),
+    result: z.unknown(),
+  }),
+  z.object({
+    id: z.union([z.string(), z.number()]),
+    type: z.literal('error'),
+    error: apiErrorSchema,
+  }),
+  z.object({ type: z.literal('event'), event: apiEventSchema }),
+]);
+export type ReplyMessage = z.infer<typeof replyMessageSchema>;
+
+// ─── Progress coalescing ───────────────────────────────────────────────────────────────────────
+
+/** Event types that may be dropped when they come faster than the interval (the latest wins). */
+const COALESCED = new Set(['step', 'tokenizer']);
+
+/**
+ * Keeps at most one `step` (and one `tokenizer`) event per job per interval; every other event
+ * (start, eval, sample, checkpoint, log) passes at once. A dropped step is not lost for good: the
+ * latest one is held and sent before the job's next pass-through event, or by `flush` when the job
+ * ends, so the UI always sees the final step. Driven by an injected clock, so it is testable.
+ */
+export class Coalescer<E extends { type: string } = TrainEvent> {
+  private readonly last = new Map<string, number>();
+  private readonly pending = new Map<string, E>();
+
+  constructor(
+    readonly intervalMs: number,
+    private readonly now: () => number,
+  ) {}
+
+  /** The events to send now, in order. */
+  push(jobId: string, event: E): E[] {
+    if (!COALESCED.has(event.type)) return [...this.take(jobId), event];
+    const key = `${jobId}\u0000${event.type}`;
+    const t = this.now();
+    const prev = this.last.get(key);
+    if (prev !== undefined && t - prev < this.intervalMs) {
+      this.pending.set(key, event);
+      return [];
+    }
+    this.last.set(key, t);
+    this.pending.delete(key);
+    return [event];
+  }
+
+  /** Held events of a job that are now due (call from a timer), or all of them with `all`. */
+  flush(jobId: string, all = true): E[] {
+    return this.take(jobId, all);
+  }
+
+  /** Forgets a finished job; returns what it still held. */
+  end(jobId: string): E[] {
+    const out = this.take(jobId);
+    for (const k of [...this.last.keys()]) if (k.startsWith(`${jobId}\u0000`)) this.last.delete(k);
+    return out;
+  }
+
+  private take(jobId: string, all = true): E[] {
+    const out: E[] = [];
+    const t = this.now();
+    for (const [k, e] of [...this.pending]) {
+      if (!k.startsWith(`${jobId}\u0000`)) continue;
+      if (!all && t - (this.last.get(k) ?? -Infinity) < this.intervalMs) continue;
+      this.pending.delete(k);
+      this.last.set(k, t);
+      out.push(e);
+    }
+    return out;
+  }
+}
+
+/** A coalescer keeping at most ~1000/intervalMs step events per second per job. */
+export function coalesce<E extends { type: string } = TrainEvent>(
+  intervalMs = 100,
+  now: () => number = () => Date.now(),
+): Coalescer<E> {
+  return new Coalescer<E>(intervalMs, now);
+}
+
+/** Replaces non-finite numbers with null, recursively, so a value survives JSON unchanged. */
+export function jsonSafe<T>(value: T): T {
+  if (typeof value === 'number') return (Number.isFinite(value) ? value : null) as T;
+  if (Array.isArray(value)) return value.map(jsonSafe) as T;
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = jsonSafe(v);
+    return out as T;
+  }
+  return value;
+}

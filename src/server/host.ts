@@ -1,0 +1,462 @@
+/**
+ * The engine host: runs in its own Node process (forked by the server, later by Electron's
+ * utilityProcess), so engine work never blocks the server or the UI. It answers the contract's
+ * requests, keeps one training job at a time with inference alongside, coalesces progress to
+ * ≤ ~10 events/s and turns job.cancel into the engine's AbortSignal.
+ *
+ * Messages in and out are plain JSON objects: in `{id, type:'invoke', name, params}`; out
+ * `{id, type:'result'|'error', …}` and `{type:'event', event}`.
+ */
+import { promises as fs, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  apiError,
+  coalesce,
+  invokeMessageSchema,
+  isApiError,
+  jsonSafe,
+  parseRequest,
+  type ApiError,
+  type ApiEvent,
+  type JobKind,
+  type ParsedParams,
+  type PresetInfo,
+  type ReplyMessage,
+  type RequestName,
+  type Result,
+  type RunDetails,
+  type RunSummary,
+} from '../common/api';
+import type { TrainEvent, TrainResult } from '../common/events';
+import { getBackendReport, initBackend, type BackendPreference } from '../engine/backend';
+
+export interface HostOptions {
+  workspace: string;
+  backend: BackendPreference;
+  send: (msg: ReplyMessage) => void;
+  /** Progress interval (ms) for step events; 100 = ≤ 10/s. */
+  progressIntervalMs?: number;
+}
+
+interface Job {
+  id: string;
+  kind: JobKind;
+  runId?: string;
+  controller: AbortController;
+}
+
+export function appVersion(): string {
+  try {
+    const pkg = fileURLToPath(new URL('../../package.json', import.meta.url));
+    return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+}
+
+class HostError extends Error {
+  constructor(readonly apiError: ApiError) {
+    super(apiError.message);
+  }
+}
+
+export class EngineHost {
+  private readonly jobs = new Map<string, Job>();
+  private training: Job | null = null;
+  private nextJob = 1;
+  private readonly coalescer;
+  private readonly workspace: string;
+  private backendReady: Promise<unknown>;
+
+  constructor(private readonly opts: HostOptions) {
+    this.workspace = path.resolve(opts.workspace);
+    this.coalescer = coalesce<TrainEvent>(opts.progressIntervalMs ?? 100);
+    this.backendReady = initBackend(opts.backend).catch((err: unknown) => {
+      this.emit({
+        type: 'log',
+        level: 'error',
+        message: `backend: ${(err as Error).message}`,
+      });
+    });
+  }
+
+  get runsDir() {
+    return path.join(this.workspace, 'runs');
+  }
+
+  /** Handles one incoming message (validated here: it comes from another process). */
+  async handle(raw: unknown): Promise<void> {
+    const msg = invokeMessageSchema.safeParse(raw);
+    if (!msg.success) {
+      const id = (raw as { id?: unknown } | null)?.id;
+      if (typeof id === 'string' || typeof id === 'number') {
+        this.opts.send({
+          id,
+          type: 'error',
+          error: apiError('bad-request', 'malformed message: expected {id, type:"invoke", name}'),
+        });
+      }
+      return;
+    }
+    const { id, name, params } = msg.data;
+    const parsed = parseRequest(name, params);
+    if (!parsed.ok) {
+      this.opts.send({ id, type: 'error', error: parsed.error });
+      return;
+    }
+    try {
+      const result = await this.dispatch(name as RequestName, parsed.params);
+      this.opts.send({ id, type: 'result', result: jsonSafe(result) });
+    } catch (err) {
+      this.opts.send({ id, type: 'error', error: toApiError(err) });
+    }
+  }
+
+  private async dispatch(name: RequestName, p: unknown): Promise<unknown> {
+    await this.backendReady;
+    switch (name) {
+      case 'app.info':
+        return {
+          version: appVersion(),
+          workspace: this.workspace,
+          backend: getBackendReport() ?? null,
+          pid: process.pid,
+        } satisfies Result<'app.info'>;
+      case 'backend.report':
+        return getBackendReport() ?? null;
+      case 'presets.list':
+        return this.presets();
+      case 'runs.list':
+        return this.listRuns();
+      case 'run.get':
+        return this.getRun((p as ParsedParams<'run.get'>).id);
+      case 'pretrain.start':
+        return this.startPretrain(p as ParsedParams<'pretrain.start'>);
+      case 'run.resume':
+        return this.startResume(p as ParsedParams<'run.resume'>);
+      case 'job.cancel':
+        return this.cancel((p as ParsedParams<'job.cancel'>).jobId);
+      case 'generate.start':
+        return this.startGenerate(p as ParsedParams<'generate.start'>);
+      case 'score':
+        return this.score(p as ParsedParams<'score'>);
+    }
+  }
+
+  emit(event: ApiEvent) {
+    this.opts.send({ type: 'event', event: jsonSafe(event) });
+  }
+
+  /** Cancels every job and waits (up to `maxMs`) for them to save and end: the host is closing. */
+  async shutdown(maxMs = 8000) {
+    for (const j of this.jobs.values()) j.controller.abort();
+    const until = Date.now() + maxMs;
+    while (this.jobs.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+  }
+
+  private async presets(): Promise<PresetInfo[]> {
+    const { PRESETS } = await import('../engine/model/presets');
+    return (Object.keys(PRESETS) as Array<keyof typeof PRESETS>).map((name) => ({
+      name,
+      ...PRESETS[name],
+    }));
+  }
+
+  private async readRun(id: string): Promise<RunDetails> {
+    const { readState } = await import('../engine/train/pretrain');
+    const dir = path.join(this.runsDir, id);
+    let s;
+    try {
+      s = await readState(dir);
+    } catch {
+      throw new HostError(apiError('not-found', `run "${id}" not found in ${this.runsDir}`));
+    }
+    const job = [...this.jobs.values()].find((j) => j.runId === id);
+    const status =
+      s.status === 'running' && !job ? 'interrupted' : job ? 'running' : (s.status as 'completed');
+    const modelConfig = await fs
+      .readFile(path.join(dir, 'config.json'), 'utf8')
+      .then((t) => JSON.parse(t) as Record<string, unknown>)
+      .catch(() => null);
+    return {
+      id,
+      dir,
+      status,
+      step: s.step,
+      totalSteps: s.train.steps,
+      trainLoss: s.trainLoss,
+      valLoss: s.valLoss,
+      bestValLoss: s.bestValLoss,
+      createdAt: s.createdAt,
+      updatedAt: s.updatedAt,
+      ...(job ? { jobId: job.id } : {}),
+      ...(s.error ? { error: s.error } : {}),
+      train: { ...s.train },
+      modelConfig,
+      corpus: s.corpus,
+    };
+  }
+
+  private async listRuns(): Promise<RunSummary[]> {
+    const names = await fs.readdir(this.runsDir).catch(() => [] as string[]);
+    const out: RunSummary[] = [];
+    for (const n of names) {
+      try {
+        const { train: _t, modelConfig: _m, corpus: _c, ...summary } = await this.readRun(n);
+        out.push(summary);
+      } catch {
+        // not a run folder
+      }
+    }
+    return out.sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));
+  }
+
+  private async getRun(id: string): Promise<RunDetails> {
+    return this.readRun(id);
+  }
+
+  private newJob(kind: JobKind, runId?: string): Job {
+    const job: Job = {
+      id: `job-${process.pid}-${this.nextJob++}`,
+      kind,
+      ...(runId ? { runId } : {}),
+      controller: new AbortController(),
+    };
+    this.jobs.set(job.id, job);
+    return job;
+  }
+
+  private claimTraining(kind: JobKind, runId: string): Job {
+    if (this.training) {
+      throw new HostError(
+        apiError(
+          'busy',
+          `a training job (${this.training.id}, run "${this.training.runId}") is running; cancel it or wait for it to finish`,
+          { jobId: this.training.id },
+        ),
+      );
+    }
+    const job = this.newJob(kind, runId);
+    this.training = job;
+    return job;
+  }
+
+  private resolveCorpus(p: string): string {
+    return path.isAbsolute(p) ? p : path.join(this.workspace, p);
+  }
+
+  private async startPretrain(p: ParsedParams<'pretrain.start'>): Promise<{ jobId: string }> {
+    const dir = path.join(this.runsDir, p.name);
+    if (await exists(path.join(dir, 'state.json'))) {
+      throw new HostError(
+        apiError('bad-request', `params.name: run "${p.name}" already exists; choose another name`),
+      );
+    }
+    const corpus = p.corpus.map((c) => this.resolveCorpus(c));
+    for (const [i, c] of corpus.entries()) {
+      if (!(await exists(c))) {
+        throw new HostError(apiError('not-found', `params.corpus.${i}: ${c} does not exist`));
+      }
+    }
+    const job = this.claimTraining('pretrain', p.name);
+    const { pretrain } = await import('../engine/train/pretrain');
+    this.runTraining(job, (onEvent, signal) =>
+      pretrain({
+        corpus,
+        out: dir,
+        tokenizer: p.tokenizer,
+        ...(p.vocabSize !== undefined ? { vocabSize: p.vocabSize } : {}),
+        ...(p.preset ? { preset: p.preset } : {}),
+        ...(p.model ? { model: p.model } : {}),
+        ...(p.train ? { train: p.train } : {}),
+        onEvent,
+        signal,
+      }),
+    );
+    return { jobId: job.id };
+  }
+
+  private async startResume(p: ParsedParams<'run.resume'>): Promise<{ jobId: string }> {
+    const dir = path.join(this.runsDir, p.id);
+    if (!(await exists(path.join(dir, 'state.json')))) {
+      throw new HostError(apiError('not-found', `params.id: run "${p.id}" not found`));
+    }
+    const job = this.claimTraining('resume', p.id);
+    const { resume } = await import('../engine/train/pretrain');
+    this.runTraining(job, (onEvent, signal) =>
+      resume({ run: dir, ...(p.steps !== undefined ? { steps: p.steps } : {}), onEvent, signal }),
+    );
+    return { jobId: job.id };
+  }
+
+  /** Starts a training job in the background; its events and end arrive as job events. */
+  private runTraining(
+    job: Job,
+    start: (onEvent: (e: TrainEvent) => void, signal: AbortSignal) => Promise<TrainResult>,
+  ) {
+    const jobId = job.id;
+    const push = (e: TrainEvent) => {
+      for (const out of this.coalescer.push(jobId, e)) {
+        this.emit({ type: 'job.progress', jobId, event: out });
+      }
+    };
+    // a held step is sent once it is due even if no further event comes for a while
+    const timer = setInterval(() => {
+      for (const out of this.coalescer.flush(jobId, false)) {
+        this.emit({ type: 'job.progress', jobId, event: out });
+      }
+    }, this.coalescer.intervalMs);
+    const finish = () => {
+      clearInterval(timer);
+      for (const out of this.coalescer.end(jobId)) {
+        this.emit({ type: 'job.progress', jobId, event: out });
+      }
+      this.jobs.delete(jobId);
+      if (this.training === job) this.training = null;
+    };
+    // start on the next turn, so the caller gets {jobId} before the first event
+    setImmediate(() => {
+      this.emit({
+        type: 'job.started',
+        jobId,
+        kind: job.kind,
+        ...(job.runId ? { runId: job.runId } : {}),
+      });
+      start(push, job.controller.signal).then(
+        (result) => {
+          finish();
+          this.emit({ type: 'job.done', jobId, kind: job.kind, result });
+        },
+        (err: unknown) => {
+          finish();
+          const error = job.controller.signal.aborted
+            ? apiError('cancelled', (err as Error).message)
+            : toApiError(err);
+          this.emit({ type: 'job.failed', jobId, kind: job.kind, error });
+        },
+      );
+    });
+  }
+
+  private cancel(jobId: string): { cancelled: true } {
+    const job = this.jobs.get(jobId);
+    if (!job) throw new HostError(apiError('not-found', `params.jobId: no running job ${jobId}`));
+    job.controller.abort();
+    return { cancelled: true };
+  }
+
+  private async loadModel(ref: string) {
+    const { loadModelDir } = await import('../engine/checkpoint/modelDir');
+    const dir = path.isAbsolute(ref) ? ref : path.join(this.runsDir, ref);
+    if (!(await exists(path.join(dir, 'config.json')))) {
+      throw new HostError(
+        apiError('not-found', `params.model: ${dir} is not a model directory (no config.json)`),
+      );
+    }
+    return loadModelDir(dir);
+  }
+
+  private async startGenerate(p: ParsedParams<'generate.start'>): Promise<{ jobId: string }> {
+    const loaded = await this.loadModel(p.model);
+    const { generateTokens } = await import('../engine/generate');
+    const job = this.newJob('generate');
+    const jobId = job.id;
+    setImmediate(async () => {
+      this.emit({ type: 'job.started', jobId, kind: 'generate' });
+      try {
+        const it = generateTokens(
+          loaded.model,
+          loaded.tokenizer,
+          loaded.tokenizer.encode(p.prompt),
+          p.sampling ?? {},
+          job.controller.signal,
+        );
+        for (;;) {
+          const r = await it.next();
+          if (r.done) {
+            this.jobs.delete(jobId);
+            this.emit({ type: 'job.done', jobId, kind: 'generate', result: r.value });
+            break;
+          }
+          this.emit({ type: 'generate.token', jobId, ...r.value });
+        }
+      } catch (err) {
+        this.jobs.delete(jobId);
+        this.emit({ type: 'job.failed', jobId, kind: 'generate', error: toApiError(err) });
+      } finally {
+        loaded.model.dispose();
+      }
+    });
+    return { jobId };
+  }
+
+  private async score(p: ParsedParams<'score'>): Promise<Result<'score'>> {
+    const loaded = await this.loadModel(p.model);
+    const { scoreContinuation, scoreText } = await import('../engine/score');
+    try {
+      return 'text' in p
+        ? await scoreText(loaded.model, loaded.tokenizer, p.text)
+        : await scoreContinuation(loaded.model, loaded.tokenizer, p.prompt, p.continuation);
+    } finally {
+      loaded.model.dispose();
+    }
+  }
+}
+
+function toApiError(err: unknown): ApiError {
+  if (err instanceof HostError) return err.apiError;
+  if (isApiError(err)) return err;
+  const e = err as Error;
+  // the engine's errors are written for users (they name the file or flag at fault)
+  return apiError('engine', e?.message ?? String(err));
+}
+
+async function exists(p: string) {
+  return fs
+    .access(p)
+    .then(() => true)
+    .catch(() => false);
+}
+
+/** Reads `--workspace DIR` / `--backend NAME` (or GPT_STUDIO_WORKSPACE / GPT_STUDIO_BACKEND). */
+export function hostArgs(argv: readonly string[], env: NodeJS.ProcessEnv) {
+  const get = (flag: string) => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  return {
+    workspace: get('--workspace') ?? env.GPT_STUDIO_WORKSPACE ?? './workspace',
+    backend: (get('--backend') ?? env.GPT_STUDIO_BACKEND ?? 'auto') as BackendPreference,
+  };
+}
+
+/** Electron's utilityProcess channel (present only there). */
+interface ParentPort {
+  on(event: 'message', fn: (e: { data: unknown }) => void): void;
+  postMessage(msg: unknown): void;
+}
+
+/**
+ * The child-process entry: wires an EngineHost to the fork IPC channel, or to Electron's
+ * `process.parentPort` when started by `utilityProcess.fork` (the same messages either way).
+ */
+export function runHostProcess() {
+  const args = hostArgs(process.argv.slice(2), process.env);
+  const parentPort = (process as unknown as { parentPort?: ParentPort }).parentPort;
+  if (parentPort) {
+    const host = new EngineHost({ ...args, send: (msg) => parentPort.postMessage(msg) });
+    parentPort.on('message', (e) => void host.handle(e.data));
+    return;
+  }
+  if (!process.send) throw new Error('the engine host must be started with child_process.fork');
+  const send = (msg: ReplyMessage) => {
+    if (process.connected) process.send!(msg);
+  };
+  const host = new EngineHost({ ...args, send });
+  process.on('message', (m) => void host.handle(m));
+  // Ctrl-C in a terminal reaches the whole process group: the server decides when the host stops
+  process.on('SIGINT', () => {});
+  // the server closed the channel: stop jobs (training saves a checkpoint), then exit
+  process.on('disconnect', () => void host.shutdown().then(() => process.exit(0)));
+}
