@@ -16,7 +16,7 @@ import type { BridgeReply } from '../common/bridge';
 /** The part of Electron's `UtilityProcess` used here. */
 export interface HostChild {
   readonly pid: number | undefined;
-  postMessage(msg: InvokeMessage): void;
+  postMessage(msg: InvokeMessage | { type: 'shutdown' }): void;
   on(event: 'message', fn: (msg: unknown) => void): unknown;
   on(event: 'exit', fn: (code: number) => void): unknown;
   kill(): boolean;
@@ -150,5 +150,31 @@ export class HostProcess {
   close() {
     this.closing = true;
     this.child?.kill();
+  }
+
+  /**
+   * Asks the host to stop its jobs (training saves a checkpoint) and exit, waiting up to
+   * `maxMs` before killing it; then it is closed for good.
+   */
+  shutdown(maxMs = 10_000): Promise<void> {
+    const child = this.child;
+    this.closing = true;
+    if (!child) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        resolve();
+      };
+      child.on('exit', done);
+      (this.opts.setTimeout ?? setTimeout)(() => {
+        child.kill();
+        done();
+      }, maxMs);
+      try {
+        child.postMessage({ type: 'shutdown' });
+      } catch {
+        child.kill();
+        done();
+      }
+    });
   }
 }

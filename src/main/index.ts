@@ -69,7 +69,11 @@ function startHost() {
       const child = utilityProcess.fork(
         hostMainPath,
         ['--workspace', settings.get('workspace'), '--backend', settings.get('backend')],
-        { serviceName: 'GPT Studio engine', stdio: 'inherit' },
+        {
+          serviceName: 'GPT Studio engine',
+          stdio: 'inherit',
+          env: { ...process.env, GPT_STUDIO_VERSION: app.getVersion() },
+        },
       );
       return {
         get pid() {
@@ -208,7 +212,16 @@ function main() {
   app.on('window-all-closed', () => {
     if (process.platform !== 'darwin') app.quit();
   });
-  app.on('will-quit', () => host?.close());
+  // let a running job save before the app goes: ask the host to stop, then quit for real
+  let hostStopped = false;
+  app.on('will-quit', (event) => {
+    if (hostStopped || !host) return;
+    event.preventDefault();
+    void host.shutdown().then(() => {
+      hostStopped = true;
+      app.quit();
+    });
+  });
 }
 
 main();

@@ -47,6 +47,8 @@ interface Job {
 }
 
 export function appVersion(): string {
+  // Electron's main passes app.getVersion(); package.json is not beside a bundled host
+  if (process.env.GPT_STUDIO_VERSION) return process.env.GPT_STUDIO_VERSION;
   try {
     const pkg = fileURLToPath(new URL('../../package.json', import.meta.url));
     return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
@@ -437,6 +439,9 @@ interface ParentPort {
   postMessage(msg: unknown): void;
 }
 
+/** The message Electron's main sends before quitting (a fork's channel closing says the same). */
+export const SHUTDOWN = 'shutdown';
+
 /**
  * The child-process entry: wires an EngineHost to the fork IPC channel, or to Electron's
  * `process.parentPort` when started by `utilityProcess.fork` (the same messages either way).
@@ -446,7 +451,14 @@ export function runHostProcess() {
   const parentPort = (process as unknown as { parentPort?: ParentPort }).parentPort;
   if (parentPort) {
     const host = new EngineHost({ ...args, send: (msg) => parentPort.postMessage(msg) });
-    parentPort.on('message', (e) => void host.handle(e.data));
+    parentPort.on('message', (e) => {
+      // the app is quitting: stop jobs (training saves a checkpoint), then exit
+      if ((e.data as { type?: unknown } | null)?.type === SHUTDOWN) {
+        void host.shutdown().then(() => process.exit(0));
+        return;
+      }
+      void host.handle(e.data);
+    });
     return;
   }
   if (!process.send) throw new Error('the engine host must be started with child_process.fork');

@@ -5,13 +5,13 @@ import { CRASH_MESSAGE, HostProcess, type HostChild } from '../../src/main/hostP
 class FakeChild implements HostChild {
   static n = 100;
   readonly pid = FakeChild.n++;
-  sent: InvokeMessage[] = [];
+  sent: Array<InvokeMessage | { type: 'shutdown' }> = [];
   private fns: Record<string, Array<(x: never) => void>> = {};
   on(event: 'message' | 'exit', fn: (x: never) => void) {
     (this.fns[event] ??= []).push(fn);
     return this;
   }
-  postMessage(msg: InvokeMessage) {
+  postMessage(msg: InvokeMessage | { type: 'shutdown' }) {
     this.sent.push(msg);
   }
   kill() {
@@ -40,6 +40,30 @@ function setup() {
 }
 
 describe('engine host process (main)', () => {
+  it('on quit asks the host to stop its jobs and waits for it to exit, without a restart', async () => {
+    const { host, children, timers } = setup();
+    const child = children[0]!;
+    const done = host.shutdown();
+    expect(child.sent.at(-1)).toEqual({ type: 'shutdown' });
+    child.emit('exit', 0); // the host saved and exited
+    await done;
+    expect(children).toHaveLength(1);
+    expect(timers.filter((t) => t.ms !== 10_000)).toEqual([]);
+  });
+
+  it('on quit kills a host that does not exit in time', async () => {
+    const { host, children, timers } = setup();
+    const child = children[0]!;
+    let exited = false;
+    child.on('exit', () => (exited = true));
+    const done = host.shutdown(5000);
+    const deadline = timers.find((t) => t.ms === 5000)!;
+    deadline.fn();
+    await done;
+    expect(exited).toBe(true);
+    expect(children).toHaveLength(1);
+  });
+
   it('pairs replies with requests and forwards events', async () => {
     const { host, children, events } = setup();
     const child = children[0]!;
@@ -91,7 +115,11 @@ describe('engine host process (main)', () => {
     expect(host.pid).toBe(children[1]!.pid);
     // the new child answers
     const p = host.invoke('presets.list', {});
-    children[1]!.emit('message', { id: children[1]!.sent[0]!.id, type: 'result', result: [] });
+    children[1]!.emit('message', {
+      id: (children[1]!.sent[0] as InvokeMessage).id,
+      type: 'result',
+      result: [],
+    });
     await expect(p).resolves.toEqual({ type: 'result', result: [] });
   });
 
