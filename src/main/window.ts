@@ -15,6 +15,7 @@ import {
   permissionAllowed,
   resolveAppFile,
 } from './security';
+import { MIME_TYPES } from '../common/mime';
 
 /** Call before `app` is ready: app:// is a standard, secure scheme (its own origin). */
 export function registerAppScheme() {
@@ -22,19 +23,6 @@ export function registerAppScheme() {
     { scheme: APP_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } },
   ]);
 }
-
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.woff2': 'font/woff2',
-  '.wasm': 'application/wasm',
-};
 
 /** Serves the built renderer (`root`) at app://gpt-studio/ with the CSP header. */
 export function serveRenderer(root: string, csp: string) {
@@ -45,7 +33,7 @@ export function serveRenderer(root: string, csp: string) {
       const body = await readFile(file);
       return new Response(body, {
         headers: {
-          'Content-Type': TYPES[path.extname(file)] ?? 'application/octet-stream',
+          'Content-Type': MIME_TYPES[path.extname(file)] ?? 'application/octet-stream',
           'Content-Security-Policy': csp,
           'X-Content-Type-Options': 'nosniff',
         },

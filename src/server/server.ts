@@ -26,6 +26,7 @@ import {
   type JobKind,
   type ReplyMessage,
 } from '../common/api';
+import { MIME_TYPES } from '../common/mime';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -187,19 +188,6 @@ const PLACEHOLDER = `<!doctype html>
 (<code>out/renderer</code> is missing); the API is at <code>/api</code>.</p></body></html>
 `;
 
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.woff2': 'font/woff2',
-  '.wasm': 'application/wasm',
-};
-
 const HEADERS = {
   'Content-Security-Policy':
     "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'; frame-ancestors 'none'",
@@ -230,7 +218,7 @@ async function serveStatic(dir: string, req: http.IncomingMessage, res: http.Ser
       const body = await fs.readFile(f);
       res.writeHead(200, {
         ...HEADERS,
-        'Content-Type': TYPES[path.extname(f)] ?? 'application/octet-stream',
+        'Content-Type': MIME_TYPES[path.extname(f)] ?? 'application/octet-stream',
       });
       res.end(req.method === 'HEAD' ? undefined : body);
       return;
