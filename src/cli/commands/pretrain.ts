@@ -1,4 +1,5 @@
 /** `pretrain`: train a new GPT from scratch on text files. */
+import type { TrainEvent, TrainResult } from '../../common/events';
 import type { TrainConfig } from '../../engine/train/pretrain';
 import { MIN_BPE_VOCAB_SIZE } from '../../engine/tokenizer';
 import type { TokenizerKind } from '../../engine/tokenizer';
@@ -17,6 +18,29 @@ export const LOG_EVERY: OptionSpec = {
   description: 'print a progress line every N steps',
   group: 'Output',
 };
+
+/**
+ * Runs a training call (pretrain or resume) with Ctrl-C wired to its stop signal and its events
+ * shown as progress lines, or printed as JSON; returns the exit code.
+ */
+export async function runTraining(
+  { args, out }: Context,
+  known: { evalEvery: number; valLoss?: number | null },
+  train: (onEvent: (e: TrainEvent) => void, signal: AbortSignal) => Promise<TrainResult>,
+): Promise<number> {
+  const interrupt = onInterrupt(out, 'stopping: the run is saved when the current step ends');
+  const view = out.json
+    ? undefined
+    : new TrainView(out, { logEvery: logEvery(args, out.tty), signal: interrupt.signal, ...known });
+  try {
+    const result = await train((e) => (view ? view.onEvent(e) : out.emit(e)), interrupt.signal);
+    if (view) view.finish(result);
+    else out.emit(result);
+    return result.stopped === 'cancelled' ? EXIT.interrupted : EXIT.ok;
+  } finally {
+    interrupt.dispose();
+  }
+}
 
 export function logEvery(args: ParsedArgs, tty: boolean): number {
   return args.number('log-every') ?? (tty ? 1 : 10);
@@ -192,7 +216,7 @@ function trainNum(
 }
 
 async function run(ctx: Context): Promise<number> {
-  const { args, out } = ctx;
+  const { args } = ctx;
   const num = (name: string) => args.number(name)!;
   const tokenizerDir = args.string('tokenizer-dir');
   if (tokenizerDir !== undefined && args.given('tokenizer')) {
@@ -224,16 +248,8 @@ async function run(ctx: Context): Promise<number> {
 
   await startBackend(ctx);
   const { pretrain } = await import('../../engine/train/pretrain');
-  const interrupt = onInterrupt(out, 'stopping: the run is saved when the current step ends');
-  const view = out.json
-    ? undefined
-    : new TrainView(out, {
-        logEvery: logEvery(args, out.tty),
-        evalEvery: train.evalEvery!,
-        signal: interrupt.signal,
-      });
-  try {
-    const result = await pretrain({
+  return runTraining(ctx, { evalEvery: train.evalEvery! }, (onEvent, signal) =>
+    pretrain({
       corpus: args.list('corpus'),
       out: args.requireString('out'),
       tokenizer: tokenizerDir !== undefined ? { dir: tokenizerDir } : kind,
@@ -247,15 +263,10 @@ async function run(ctx: Context): Promise<number> {
         dropout: num('dropout'),
       },
       train,
-      onEvent: (e) => (view ? view.onEvent(e) : out.emit(e)),
-      signal: interrupt.signal,
-    });
-    if (view) view.finish(result);
-    else out.emit(result);
-    return result.stopped === 'cancelled' ? EXIT.interrupted : EXIT.ok;
-  } finally {
-    interrupt.dispose();
-  }
+      onEvent,
+      signal,
+    }),
+  );
 }
 
 export const command: Command = {

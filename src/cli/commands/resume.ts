@@ -1,8 +1,7 @@
 /** `resume`: continue a pretraining run from its last checkpoint. */
 import type { OptionSpec } from '../args';
-import { TrainView } from '../progress';
-import { EXIT, onInterrupt, startBackend, type Command, type Context } from '../runtime';
-import { LOG_EVERY, logEvery } from './pretrain';
+import { startBackend, type Command, type Context } from '../runtime';
+import { LOG_EVERY, runTraining } from './pretrain';
 
 const OPTIONS: OptionSpec[] = [
   {
@@ -24,35 +23,19 @@ const OPTIONS: OptionSpec[] = [
 ];
 
 async function run(ctx: Context): Promise<number> {
-  const { args, out } = ctx;
+  const { args } = ctx;
   const runDir = args.requireString('run');
   const steps = args.number('steps');
   const { readState, resume } = await import('../../engine/train/pretrain');
   // Read first: a wrong folder is reported before the backend loads.
   const state = await readState(runDir);
   await startBackend(ctx);
-  const interrupt = onInterrupt(out, 'stopping: the run is saved when the current step ends');
-  const view = out.json
-    ? undefined
-    : new TrainView(out, {
-        logEvery: logEvery(args, out.tty),
-        evalEvery: state.train.evalEvery,
-        signal: interrupt.signal,
-        valLoss: state.valLoss,
-      });
-  try {
-    const result = await resume({
-      run: runDir,
-      ...(steps !== undefined ? { steps } : {}),
-      onEvent: (e) => (view ? view.onEvent(e) : out.emit(e)),
-      signal: interrupt.signal,
-    });
-    if (view) view.finish(result);
-    else out.emit(result);
-    return result.stopped === 'cancelled' ? EXIT.interrupted : EXIT.ok;
-  } finally {
-    interrupt.dispose();
-  }
+  return runTraining(
+    ctx,
+    { evalEvery: state.train.evalEvery, valLoss: state.valLoss },
+    (onEvent, signal) =>
+      resume({ run: runDir, ...(steps !== undefined ? { steps } : {}), onEvent, signal }),
+  );
 }
 
 export const command: Command = {
