@@ -4,186 +4,78 @@
  * the schemas that validate both at every process boundary. Pure: no Node APIs.
  */
 import { z } from 'zod';
+import {
+  CHECKPOINT_JOB_KINDS,
+  checkpointProgressSchema,
+  checkpointRequests,
+  checkpointResultSchema,
+} from './checkpoints';
+import {
+  CONSOLE_JOB_KINDS,
+  consoleProgressSchema,
+  consoleRequests,
+  consoleResultSchema,
+} from './console';
+import {
+  DATASET_JOB_KINDS,
+  datasetProgressSchema,
+  datasetRequests,
+  datasetResultSchema,
+} from './datasets';
 import type { TrainEvent, TrainResult } from './events';
+import {
+  FINETUNE_JOB_KINDS,
+  finetuneProgressSchema,
+  finetuneRequests,
+  finetuneResultSchema,
+} from './finetune';
+import {
+  apiError,
+  apiErrorSchema,
+  empty,
+  jobIdSchema,
+  modelOverridesSchema,
+  modelRef,
+  posInt,
+  presetNameSchema,
+  req,
+  runIdSchema,
+  samplingSchema,
+  tokenizerKindSchema,
+  trainConfigSchema,
+  type ApiError,
+  type BackendInfo,
+  type JobRef,
+  type PresetInfo,
+  type RunDetails,
+  type RunSummary,
+  type ScoreOutput,
+} from './schema';
 
-// ─── Errors ────────────────────────────────────────────────────────────────────────────────────
+export * from './schema';
 
-export const ERROR_CODES = [
-  'bad-request',
-  'not-found',
-  'busy',
-  'engine',
-  'cancelled',
-  'internal',
-] as const;
-export type ErrorCode = (typeof ERROR_CODES)[number];
+/** Where a model came from: a pretraining run, a fine-tune, an import, or the app's bundled sample. */
+export type ModelSource = 'run' | 'finetune' | 'imported' | 'sample';
 
-export const apiErrorSchema = z.object({
-  code: z.enum(ERROR_CODES),
-  /** User-facing: names the file or field at fault. */
-  message: z.string(),
-  details: z.unknown().optional(),
-});
-export type ApiError = z.infer<typeof apiErrorSchema>;
-
-export function apiError(code: ErrorCode, message: string, details?: unknown): ApiError {
-  return details === undefined ? { code, message } : { code, message, details };
-}
-
-export function isApiError(x: unknown): x is ApiError {
-  return apiErrorSchema.safeParse(x).success;
-}
-
-// ─── Shared shapes ─────────────────────────────────────────────────────────────────────────────
-
-const posInt = z.number().int().positive();
-const nonNegInt = z.number().int().nonnegative();
-/** A run's id: its folder name under workspace/runs. */
-export const runIdSchema = z
-  .string()
-  .regex(
-    /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/,
-    'must be a folder name: letters, digits, ".", "_" or "-" (no slashes)',
-  );
-export const presetNameSchema = z.enum(['tiny', 'small', 'gpt1']);
-export const tokenizerKindSchema = z.enum(['char', 'bpe']);
-const jobIdSchema = z.string().min(1);
-
-export const modelOverridesSchema = z
-  .object({
-    nLayer: posInt,
-    nHead: posInt,
-    nEmbd: posInt,
-    blockSize: posInt,
-    dropout: z.number().min(0).lt(1),
-  })
-  .partial()
-  .strict();
-
-export const trainConfigSchema = z
-  .object({
-    batchSize: posInt,
-    gradAccum: posInt,
-    steps: posInt,
-    lr: z.number().positive(),
-    minLr: z.number().nonnegative(),
-    warmup: nonNegInt,
-    weightDecay: z.number().nonnegative(),
-    beta1: z.number().min(0).lt(1),
-    beta2: z.number().min(0).lt(1),
-    gradClip: z.number().nonnegative(),
-    evalEvery: nonNegInt,
-    evalIters: posInt,
-    saveEvery: nonNegInt,
-    sampleEvery: nonNegInt,
-    sampleTokens: posInt,
-    seed: z.number().int(),
-    valFraction: z.number().min(0).lt(1),
-  })
-  .partial()
-  .strict();
-
-export const samplingSchema = z
-  .object({
-    maxNewTokens: posInt.max(100_000),
-    temperature: z.number().nonnegative(),
-    topK: nonNegInt,
-    topP: z.number().gt(0).max(1),
-    repetitionPenalty: z.number().positive(),
-    stop: z.array(z.string().min(1)).max(16),
-    seed: z.number().int(),
-    topAlternatives: nonNegInt.max(20),
-  })
-  .partial()
-  .strict();
-
-const backendAttemptSchema = z.object({
-  name: z.string(),
-  status: z.string(),
-  detail: z.string(),
-});
-export const backendReportSchema = z.object({
-  name: z.string(),
-  tfBackend: z.string(),
-  attempts: z.array(backendAttemptSchema),
-  threads: z.number(),
-  simd: z.boolean(),
-  memoryLimitBytes: z.number(),
-  maxTensorBytes: z.number().optional(),
-  device: z.string(),
-  notes: z.array(z.string()),
-  summary: z.string(),
-});
-export type BackendInfo = z.infer<typeof backendReportSchema>;
-
-export const runStatusSchema = z.enum([
-  'running',
-  'completed',
-  'cancelled',
-  'failed',
-  /** state.json says running but no job runs it: the process stopped (crash, quit). */
-  'interrupted',
-]);
-export const runSummarySchema = z.object({
-  id: z.string(),
-  dir: z.string(),
-  status: runStatusSchema,
-  step: z.number(),
-  totalSteps: z.number(),
-  trainLoss: z.number().nullable(),
-  valLoss: z.number().nullable(),
-  bestValLoss: z.number().nullable(),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-  /** The job training it now, if any. */
-  jobId: z.string().optional(),
-  error: z.string().optional(),
-});
-export type RunSummary = z.infer<typeof runSummarySchema>;
-
-export interface RunDetails extends RunSummary {
-  train: Record<string, unknown>;
-  /** The run's Hugging Face config.json. */
-  modelConfig: Record<string, unknown> | null;
-  corpus: Array<{ path: string; bytes: number }>;
-}
-
-export interface PresetInfo {
-  name: z.infer<typeof presetNameSchema>;
-  nLayer: number;
-  nHead: number;
-  nEmbd: number;
+/** A model the console and the wizards can use (a Hugging Face GPT-2 directory). */
+export interface ModelInfo {
+  /** What requests take as `model`: the directory's absolute path. */
+  ref: string;
+  name: string;
+  source: ModelSource;
+  params: number;
+  vocabSize: number;
   blockSize: number;
-  description: string;
-}
-
-export interface ScoreOutput {
-  tokens: number[];
-  logprobs: number[];
-  sum: number;
-  mean: number;
-}
-
-export interface GenerationOutput {
-  ids: number[];
-  text: string;
-  stoppedBy: 'length' | 'stop' | 'eos' | 'cancelled';
-}
-
-export interface JobRef {
-  jobId: string;
+  nLayer: number;
+  nEmbd: number;
+  /** 'char', 'bpe' (byte-level, GPT-2 compatible) or 'unknown'. */
+  tokenizer: string;
+  /** Set when config.json has a fine-tuned head (`gpt_studio.task`, `id2label`). */
+  classifier?: { task: string; labels: string[] };
+  updatedAt: string;
 }
 
 // ─── Requests ──────────────────────────────────────────────────────────────────────────────────
-
-const empty = z.object({}).strict();
-/** A model: a run id under workspace/runs, or a model directory's absolute path. */
-const modelRef = z.string().min(1);
-
-/** Every request: its params schema and (as a phantom) its result type. */
-function req<P extends z.ZodType, R>(params: P): { params: P; result: R } {
-  return { params, result: undefined as unknown as R };
-}
 
 // The param schemas, named so the request table can refer to their types.
 const pretrainParamsSchema = z
@@ -214,6 +106,8 @@ export const requests = {
   >(empty),
   /** The backend report alone (what runs the math, and why better ones are unavailable). */
   'backend.report': req<typeof empty, BackendInfo | null>(empty),
+  /** Every usable model: runs, fine-tunes, imported and bundled ones (newest first). */
+  'models.list': req<typeof empty, ModelInfo[]>(empty),
   /** The model size presets. */
   'presets.list': req<typeof empty, PresetInfo[]>(empty),
   /** Runs under workspace/runs, newest first. */
@@ -234,6 +128,10 @@ export const requests = {
   'generate.start': req<typeof generateParamsSchema, JobRef>(generateParamsSchema),
   /** log P of a text, or of a continuation given a prompt, token by token. */
   score: req<typeof scoreParamsSchema, ScoreOutput>(scoreParamsSchema),
+  ...datasetRequests,
+  ...finetuneRequests,
+  ...consoleRequests,
+  ...checkpointRequests,
 };
 
 export type Requests = typeof requests;
@@ -375,7 +273,15 @@ const _trainResultCheck: z.ZodType<Omit<TrainResult, 'trainLoss'> & { trainLoss:
 void _trainEventCheck;
 void _trainResultCheck;
 
-export const jobKindSchema = z.enum(['pretrain', 'resume', 'generate']);
+export const jobKindSchema = z.enum([
+  'pretrain',
+  'resume',
+  'generate',
+  ...DATASET_JOB_KINDS,
+  ...FINETUNE_JOB_KINDS,
+  ...CONSOLE_JOB_KINDS,
+  ...CHECKPOINT_JOB_KINDS,
+]);
 export type JobKind = z.infer<typeof jobKindSchema>;
 
 /**
@@ -391,12 +297,29 @@ export const apiEventSchema = z.discriminatedUnion('type', [
     runId: z.string().optional(),
   }),
   /** An engine TrainEvent of a training job (step events coalesced to ≤ ~10/s). */
-  z.object({ type: z.literal('job.progress'), jobId: z.string(), event: trainEventSchema }),
+  z.object({
+    type: z.literal('job.progress'),
+    jobId: z.string(),
+    event: z.union([
+      trainEventSchema,
+      datasetProgressSchema,
+      finetuneProgressSchema,
+      consoleProgressSchema,
+      checkpointProgressSchema,
+    ]),
+  }),
   z.object({
     type: z.literal('job.done'),
     jobId: z.string(),
     kind: jobKindSchema,
-    result: z.union([trainResultSchema, generationOutputSchema]),
+    result: z.union([
+      trainResultSchema,
+      generationOutputSchema,
+      datasetResultSchema,
+      finetuneResultSchema,
+      consoleResultSchema,
+      checkpointResultSchema,
+    ]),
   }),
   z.object({
     type: z.literal('job.failed'),
@@ -449,8 +372,13 @@ export type ReplyMessage = z.infer<typeof replyMessageSchema>;
 
 // ─── Progress coalescing ───────────────────────────────────────────────────────────────────────
 
-/** Event types that may be dropped when they come faster than the interval (the latest wins). */
-const COALESCED = new Set(['step', 'tokenizer']);
+/**
+ * Event types that may be dropped when they come faster than the interval (the latest wins):
+ * `step`, `tokenizer`, and any feature event named `….step` or `….progress`.
+ */
+export function isCoalesced(type: string): boolean {
+  return type === 'step' || type === 'tokenizer' || /\.(step|progress)$/.test(type);
+}
 
 /**
  * Keeps at most one `step` (and one `tokenizer`) event per job per interval; every other event
@@ -469,7 +397,7 @@ export class Coalescer<E extends { type: string } = TrainEvent> {
 
   /** The events to send now, in order. */
   push(jobId: string, event: E): E[] {
-    if (!COALESCED.has(event.type)) return [...this.take(jobId), event];
+    if (!isCoalesced(event.type)) return [...this.take(jobId), event];
     const key = `${jobId}\u0000${event.type}`;
     const t = this.now();
     const prev = this.last.get(key);

@@ -30,6 +30,19 @@ import {
 } from '../common/api';
 import type { TrainEvent, TrainResult } from '../common/events';
 import { getBackendReport, initBackend, type BackendPreference } from '../engine/backend';
+import {
+  HostError,
+  type Handlers,
+  type HostContext,
+  type JobOptions,
+  type JobResult,
+  type ProgressEvent,
+} from './context';
+import { checkpointHandlers } from './features/checkpoints';
+import { consoleHandlers } from './features/console';
+import { datasetHandlers } from './features/datasets';
+import { finetuneHandlers } from './features/finetune';
+import { listModels } from './models';
 
 export interface HostOptions {
   workspace: string;
@@ -37,6 +50,8 @@ export interface HostOptions {
   send: (msg: ReplyMessage) => void;
   /** Progress interval (ms) for step events; 100 = ≤ 10/s. */
   progressIntervalMs?: number;
+  /** The app's bundled resources (default: the package's resources/ folder). */
+  resourcesDir?: string;
 }
 
 interface Job {
@@ -57,10 +72,9 @@ export function appVersion(): string {
   }
 }
 
-class HostError extends Error {
-  constructor(readonly apiError: ApiError) {
-    super(apiError.message);
-  }
+export function defaultResourcesDir(): string {
+  if (process.env.GPT_STUDIO_RESOURCES) return process.env.GPT_STUDIO_RESOURCES;
+  return fileURLToPath(new URL('../../resources', import.meta.url));
 }
 
 export class EngineHost {
@@ -69,11 +83,33 @@ export class EngineHost {
   private nextJob = 1;
   private readonly coalescer;
   private readonly workspace: string;
+  private readonly resourcesDir: string;
   private backendReady: Promise<unknown>;
+  /** What feature handlers see of the host. */
+  readonly context: HostContext;
+  private readonly handlers: Handlers;
 
   constructor(private readonly opts: HostOptions) {
     this.workspace = path.resolve(opts.workspace);
-    this.coalescer = coalesce<TrainEvent>(opts.progressIntervalMs ?? 100);
+    this.resourcesDir = path.resolve(opts.resourcesDir ?? defaultResourcesDir());
+    this.coalescer = coalesce<ProgressEvent>(opts.progressIntervalMs ?? 100);
+    this.context = {
+      workspace: this.workspace,
+      runsDir: this.runsDir,
+      resourcesDir: this.resourcesDir,
+      emit: (e) => this.emit(e),
+      startJob: (kind, options, work) => this.startJob(kind, options, work),
+      jobFor: (runId) => [...this.jobs.values()].find((j) => j.runId === runId)?.id,
+      modelDir: (ref) => this.modelDir(ref),
+      loadModel: (ref) => this.loadModel(ref),
+    };
+    this.handlers = {
+      ...this.coreHandlers(),
+      ...datasetHandlers(this.context),
+      ...finetuneHandlers(this.context),
+      ...consoleHandlers(this.context),
+      ...checkpointHandlers(this.context),
+    };
     this.backendReady = initBackend(opts.backend).catch((err: unknown) => {
       this.emit({
         type: 'log',
@@ -117,33 +153,31 @@ export class EngineHost {
 
   private async dispatch(name: RequestName, p: unknown): Promise<unknown> {
     await this.backendReady;
-    switch (name) {
-      case 'app.info':
-        return {
-          version: appVersion(),
-          workspace: this.workspace,
-          backend: getBackendReport() ?? null,
-          pid: process.pid,
-        } satisfies Result<'app.info'>;
-      case 'backend.report':
-        return getBackendReport() ?? null;
-      case 'presets.list':
-        return this.presets();
-      case 'runs.list':
-        return this.listRuns();
-      case 'run.get':
-        return this.getRun((p as ParsedParams<'run.get'>).id);
-      case 'pretrain.start':
-        return this.startPretrain(p as ParsedParams<'pretrain.start'>);
-      case 'run.resume':
-        return this.startResume(p as ParsedParams<'run.resume'>);
-      case 'job.cancel':
-        return this.cancel((p as ParsedParams<'job.cancel'>).jobId);
-      case 'generate.start':
-        return this.startGenerate(p as ParsedParams<'generate.start'>);
-      case 'score':
-        return this.score(p as ParsedParams<'score'>);
-    }
+    const handler = this.handlers[name] as ((p: unknown) => unknown) | undefined;
+    if (!handler) throw new HostError(apiError('internal', `no handler for request "${name}"`));
+    return handler(p);
+  }
+
+  /** The core requests; each feature adds its own from ./features. */
+  private coreHandlers(): Handlers {
+    return {
+      'app.info': () => ({
+        version: appVersion(),
+        workspace: this.workspace,
+        backend: getBackendReport() ?? null,
+        pid: process.pid,
+      }),
+      'backend.report': () => getBackendReport() ?? null,
+      'models.list': () => listModels(this.context),
+      'presets.list': () => this.presets(),
+      'runs.list': () => this.listRuns(),
+      'run.get': (p) => this.getRun(p.id),
+      'pretrain.start': (p) => this.startPretrain(p),
+      'run.resume': (p) => this.startResume(p),
+      'job.cancel': (p) => this.cancel(p.jobId),
+      'generate.start': (p) => this.startGenerate(p),
+      score: (p) => this.score(p),
+    };
   }
 
   emit(event: ApiEvent) {
@@ -229,12 +263,12 @@ export class EngineHost {
     return job;
   }
 
-  private claimTraining(kind: JobKind, runId: string): Job {
+  private claimTraining(kind: JobKind, runId: string | undefined): Job {
     if (this.training) {
       throw new HostError(
         apiError(
           'busy',
-          `a training job (${this.training.id}, run "${this.training.runId}") is running; cancel it or wait for it to finish`,
+          `a training job (${this.training.id}${this.training.runId ? `, run "${this.training.runId}"` : ''}) is running; cancel it or wait for it to finish`,
           { jobId: this.training.id },
         ),
       );
@@ -261,9 +295,8 @@ export class EngineHost {
         throw new HostError(apiError('not-found', `params.corpus.${i}: ${c} does not exist`));
       }
     }
-    const job = this.claimTraining('pretrain', p.name);
     const { pretrain } = await import('../engine/train/pretrain');
-    this.runTraining(job, (onEvent, signal) =>
+    return this.startTraining('pretrain', p.name, (onEvent, signal) =>
       pretrain({
         corpus,
         out: dir,
@@ -276,7 +309,6 @@ export class EngineHost {
         signal,
       }),
     );
-    return { jobId: job.id };
   }
 
   private async startResume(p: ParsedParams<'run.resume'>): Promise<{ jobId: string }> {
@@ -284,21 +316,35 @@ export class EngineHost {
     if (!(await exists(path.join(dir, 'state.json')))) {
       throw new HostError(apiError('not-found', `params.id: run "${p.id}" not found`));
     }
-    const job = this.claimTraining('resume', p.id);
     const { resume } = await import('../engine/train/pretrain');
-    this.runTraining(job, (onEvent, signal) =>
+    return this.startTraining('resume', p.id, (onEvent, signal) =>
       resume({ run: dir, ...(p.steps !== undefined ? { steps: p.steps } : {}), onEvent, signal }),
     );
-    return { jobId: job.id };
   }
 
-  /** Starts a training job in the background; its events and end arrive as job events. */
-  private runTraining(
-    job: Job,
+  private startTraining(
+    kind: JobKind,
+    runId: string,
     start: (onEvent: (e: TrainEvent) => void, signal: AbortSignal) => Promise<TrainResult>,
-  ) {
+  ): { jobId: string } {
+    return this.startJob(kind, { runId, exclusive: true }, (push, signal) => start(push, signal));
+  }
+
+  /** Starts a job in the background; its events and end arrive as job events. */
+  private startJob(
+    kind: JobKind,
+    options: JobOptions,
+    work: (
+      push: (e: ProgressEvent) => void,
+      signal: AbortSignal,
+      jobId: string,
+    ) => Promise<JobResult>,
+  ): { jobId: string } {
+    const job = options.exclusive
+      ? this.claimTraining(kind, options.runId)
+      : this.newJob(kind, options.runId);
     const jobId = job.id;
-    const push = (e: TrainEvent) => {
+    const push = (e: ProgressEvent) => {
       for (const out of this.coalescer.push(jobId, e)) {
         this.emit({ type: 'job.progress', jobId, event: out });
       }
@@ -325,7 +371,13 @@ export class EngineHost {
         kind: job.kind,
         ...(job.runId ? { runId: job.runId } : {}),
       });
-      start(push, job.controller.signal).then(
+      let running: Promise<JobResult>;
+      try {
+        running = work(push, job.controller.signal, jobId);
+      } catch (err) {
+        running = Promise.reject(err);
+      }
+      running.then(
         (result) => {
           finish();
           this.emit({ type: 'job.done', jobId, kind: job.kind, result });
@@ -339,6 +391,7 @@ export class EngineHost {
         },
       );
     });
+    return { jobId };
   }
 
   private cancel(jobId: string): { cancelled: true } {
@@ -348,15 +401,19 @@ export class EngineHost {
     return { cancelled: true };
   }
 
-  private async loadModel(ref: string) {
-    const { loadModelDir } = await import('../engine/checkpoint/modelDir');
+  private async modelDir(ref: string): Promise<string> {
     const dir = path.isAbsolute(ref) ? ref : path.join(this.runsDir, ref);
     if (!(await exists(path.join(dir, 'config.json')))) {
       throw new HostError(
         apiError('not-found', `params.model: ${dir} is not a model directory (no config.json)`),
       );
     }
-    return loadModelDir(dir);
+    return dir;
+  }
+
+  private async loadModel(ref: string) {
+    const { loadModelDir } = await import('../engine/checkpoint/modelDir');
+    return loadModelDir(await this.modelDir(ref));
   }
 
   private async startGenerate(p: ParsedParams<'generate.start'>): Promise<{ jobId: string }> {

@@ -3,8 +3,30 @@
  * browser's (the OS's) unless the user picked one in Settings (kept in localStorage for now).
  */
 import { addMessages, init, locale } from 'svelte-i18n';
-import en from '../i18n/en.json';
-import zhCN from '../i18n/zh-CN.json';
+
+type LocaleDictionary = Parameters<typeof addMessages>[1];
+
+/**
+ * The catalogs: `i18n/<locale>.json` for the shell, and `i18n/<feature>.<locale>.json` for each
+ * feature's pages (datasets, finetune, console, checkpoints); svelte-i18n merges them per locale.
+ */
+const catalogs = import.meta.glob<LocaleDictionary>('../i18n/*.json', {
+  eager: true,
+  import: 'default',
+});
+
+/** The catalogs of one locale, keyed by file name. */
+export function catalogsFor(l: string): Array<LocaleDictionary> {
+  return Object.entries(catalogs)
+    .filter(([file]) => {
+      const base = file
+        .split('/')
+        .pop()!
+        .replace(/\.json$/, '');
+      return base === l || base.endsWith(`.${l}`);
+    })
+    .map(([, messages]) => messages);
+}
 
 export const LOCALES = ['en', 'zh-CN'] as const;
 export type Locale = (typeof LOCALES)[number];
@@ -25,8 +47,7 @@ function stored(): Locale | null {
 }
 
 export function setupI18n(): Locale {
-  addMessages('en', en);
-  addMessages('zh-CN', zhCN);
+  for (const l of LOCALES) for (const messages of catalogsFor(l)) addMessages(l, messages);
   const initial = stored() ?? matchLocale(navigator.languages?.[0] ?? navigator.language);
   void init({ fallbackLocale: 'en', initialLocale: initial });
   document.documentElement.lang = initial;
