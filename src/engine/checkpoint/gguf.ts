@@ -335,7 +335,8 @@ export function decodeGguf(bytes: Uint8Array, file = '<buffer>'): GgufFile {
     if (size === 0) throw fail(`tensor '${t.name}' has ggml type ${t.type} (only F32/F16 read)`);
     const begin = dataStart + t.offset;
     if (begin + n * size > bytes.length) throw fail(`tensor '${t.name}' runs past the end`);
-    const raw = bytes.slice(begin, begin + n * size);
+    const raw = new Uint8Array(n * size); // a copy: aligned, and its own buffer
+    raw.set(bytes.subarray(begin, begin + n * size));
     const data =
       size === 4 ? new Float32Array(raw.buffer, 0, n) : f16ToF32(new Uint16Array(raw.buffer, 0, n));
     tensors.set(t.name, { ...t, data });
