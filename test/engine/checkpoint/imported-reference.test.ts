@@ -85,6 +85,13 @@ describe.skipIf(!hasTorch)('an imported Hub-layout GPT-2 against PyTorch', () =>
         const diff = Math.max(...ours.map((x, i) => Math.abs(x - theirs[i]!)));
         expect(diff).toBeLessThan(1e-4);
       }
+      // exported again (float32), the reference reads the same model
+      const again = path.join(root, 'exported');
+      await exportModel({ model: out, out: again });
+      const ref2 = python('scripts/gpt2_reference.py', [again], { ids: rows, logits: false }) as {
+        logprobs: number[][];
+      };
+      expect(ref2.logprobs).toEqual(ref.logprobs);
     } finally {
       loaded.model.dispose();
     }
