@@ -36,7 +36,10 @@ const inspectParamsSchema = z.object({ model: modelRef }).strict();
 /** Whether a format can be exported, and why not. */
 export interface FormatAvailability {
   ok: boolean;
+  /** Why not, in English (the engine's words). */
   reason?: string;
+  /** Why not, as a code the UI translates: 'char-tokenizer' (GGUF), 'no-dataset' (cluster). */
+  code?: 'char-tokenizer' | 'no-dataset';
 }
 
 /** What the export dialog needs to know about a model before exporting it. */

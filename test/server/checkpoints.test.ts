@@ -64,6 +64,7 @@ describe('checkpoints through the engine host', () => {
     expect(bpe.suggestedOut.gguf).toBe(path.join(dir, 'exports', 'bpe-gguf'));
     const char = (await call('checkpoints.inspect', { model: 'char' })) as CheckpointInfo;
     expect(char.formats.gguf.ok).toBe(false);
+    expect(char.formats.gguf).toMatchObject({ code: 'char-tokenizer' });
     expect(char.formats.gguf.reason).toMatch(/character-level/);
     await expect(call('checkpoints.inspect', { model: 'nope' })).rejects.toMatchObject({
       code: 'not-found',

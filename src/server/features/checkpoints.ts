@@ -60,11 +60,12 @@ export function checkpointHandlers(ctx: HostContext): Handlers {
         tokenizer: kind,
         formats: {
           hf: { ok: true },
-          gguf: gguf ? { ok: false, reason: gguf } : { ok: true },
+          gguf: gguf ? { ok: false, reason: gguf, code: 'char-tokenizer' } : { ok: true },
           cluster: corpus
             ? { ok: true }
             : {
                 ok: false,
+                code: 'no-dataset',
                 reason:
                   'this model has no training record (state.json with its corpus), so there is no dataset to send along',
               },
