@@ -3,7 +3,6 @@
  * folder to continue training on a cluster with transformers (`cluster`). Works on files alone
  * (no tfjs), writes into a staging folder and renames it into place when complete.
  */
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { readTokenizerDir, type TokenizerData } from '../tokenizer/hf';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic';
@@ -302,11 +301,4 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   const files = await listFiles(out);
   report('done', 1, `exported to ${out}`);
   return { out, format, dtype, files, bytes: await folderBytes(out), notes };
-}
-
-export async function exists(p: string): Promise<boolean> {
-  return fs
-    .access(p)
-    .then(() => true)
-    .catch(() => false);
 }
