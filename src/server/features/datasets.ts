@@ -164,21 +164,33 @@ export function datasetHandlers(ctx: HostContext): Handlers {
         }
       }
       await seed();
+      const uploads = path.join(ctx.workspace, 'uploads') + path.sep;
+      /** Messages name the user's own file, not the upload's copy of it. */
+      const named = (message: string) =>
+        p.paths.reduce((m, f, i) => (p.names?.[i] ? m.split(f).join(p.names[i]) : m), message);
       return ctx.startJob('dataset.import', {}, async (push, signal) => {
-        const r = await importDataset({
-          root,
-          paths: p.paths,
-          ...(p.names ? { displayNames: p.names } : {}),
-          ...(p.name ? { name: p.name } : {}),
-          ...(p.field ? { field: p.field } : {}),
-          source: 'import',
-          signal,
-          onProgress: (e) => push({ type: 'dataset.progress', ...e }),
-        });
-        // browser uploads are copies: once imported they are not needed
-        const uploads = path.join(ctx.workspace, 'uploads') + path.sep;
-        for (const f of p.paths) if (f.startsWith(uploads)) await fs.rm(f, { force: true });
-        return { type: 'dataset.result', dataset: r.manifest, duplicate: r.duplicate };
+        try {
+          const r = await importDataset({
+            root,
+            paths: p.paths,
+            ...(p.names ? { displayNames: p.names } : {}),
+            ...(p.name ? { name: p.name } : {}),
+            ...(p.field ? { field: p.field } : {}),
+            source: 'import',
+            signal,
+            onProgress: (e) => push({ type: 'dataset.progress', ...e }),
+          });
+          return { type: 'dataset.result', dataset: r.manifest, duplicate: r.duplicate };
+        } catch (err) {
+          throw new Error(named((err as Error).message));
+        } finally {
+          // browser uploads are copies: imported or refused, they are not needed any more
+          for (const f of p.paths) {
+            if (f.startsWith(uploads)) {
+              await fs.rm(path.dirname(f), { recursive: true, force: true });
+            }
+          }
+        }
       });
     },
     'datasets.delete': async (p) => {
