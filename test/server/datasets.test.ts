@@ -201,4 +201,26 @@ describe('the dataset library and the pretrain wizard in the engine host', () =>
     expect(await call('runs.delete', { id: 'wiz' })).toEqual({ deleted: true });
     expect(await call('runs.list', {})).toEqual([]);
   });
+
+  it('stops a paused run with a checkpoint and continues it to the end', async () => {
+    const first = await call<{ jobId: string }>('pretrain.run', {
+      name: 'again',
+      datasets: [ds.id],
+      tokenizer: tok.id,
+      model: { nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16 },
+      train: { steps: 12, batchSize: 2, evalEvery: 0, sampleEvery: 0, warmup: 1 },
+    });
+    await waitFor(
+      (e) => e.type === 'job.progress' && e.jobId === first.jobId && e.event.type === 'step',
+    );
+    await call('pretrain.pause', { jobId: first.jobId, paused: true });
+    await call('job.cancel', { jobId: first.jobId });
+    const stopped = (await doneOf(first.jobId)) as { step: number; stopped: string };
+    expect(stopped.stopped).toBe('cancelled');
+    expect(stopped.step).toBeLessThan(12);
+    const next = await call<{ jobId: string }>('pretrain.continue', { id: 'again' });
+    expect(await doneOf(next.jobId)).toMatchObject({ step: 12, stopped: 'completed' });
+    const m = await call<{ steps: Array<{ step: number }> }>('runs.metrics', { id: 'again' });
+    expect(m.steps.map((s) => s.step)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+  });
 });
