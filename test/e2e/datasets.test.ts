@@ -22,14 +22,15 @@ afterAll(async () => {
 
 /** Drops files onto the drop zone as a user's drag and drop would. */
 async function drop(page: Page, files: Array<{ name: string; content: string | number[] }>) {
-  const dt = await page.evaluateHandle((fs) => {
+  // built in the page (DOM types are not in this file's Node tsconfig)
+  const dt = await page.evaluateHandle(`(() => {
     const t = new DataTransfer();
-    for (const f of fs) {
+    for (const f of ${JSON.stringify(files)}) {
       const body = typeof f.content === 'string' ? f.content : new Uint8Array(f.content);
       t.items.add(new File([body], f.name));
     }
     return t;
-  }, files);
+  })()`);
   await page.dispatchEvent('[data-testid="dropzone"]', 'dragover', { dataTransfer: dt });
   await page.dispatchEvent('[data-testid="dropzone"]', 'drop', { dataTransfer: dt });
 }

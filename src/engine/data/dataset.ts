@@ -361,6 +361,13 @@ export async function importDataset(opts: ImportOptions): Promise<ImportResult> 
         });
       }
       done += sizes[i]!;
+      opts.onProgress?.({
+        phase: 'read',
+        fraction: totalBytes > 0 ? done / totalBytes : 1,
+        file: name,
+        bytesDone: done,
+        totalBytes,
+      });
       fileInfo.push({
         name,
         bytes: sizes[i]!,
