@@ -4,6 +4,7 @@
  * appear, pause, browse away and back, stop; then find the run on the Runs page, compare and
  * delete it.
  */
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStudio, TIMEOUT, type Studio } from './harness';
@@ -115,6 +116,29 @@ describe('the pretrain wizard in Chromium', { timeout: 2 * TIMEOUT }, () => {
       await monitor.getByRole('button', { name: 'Stop' }).click();
       await page.getByTestId('run-phase').filter({ hasText: 'Stopped' }).waitFor();
       await studio.shot(page, 'pretrain-en-run-stopped');
+      const stoppedAt = Number(
+        /Step (\d+)/.exec((await page.getByTestId('run-step').textContent()) ?? '')?.[1],
+      );
+
+      // as if the app had quit mid-run: the state still says running, and no job runs it
+      const stateFile = path.join(studio.dir, 'runs', RUN, 'state.json');
+      const state = JSON.parse(await fs.readFile(stateFile, 'utf8')) as { status: string };
+      await fs.writeFile(stateFile, JSON.stringify({ ...state, status: 'running' }));
+      await page.reload();
+      const banner = page.getByRole('status').filter({ hasText: `The run ${RUN} stopped` });
+      await banner.waitFor();
+      await studio.shot(page, 'pretrain-en-interrupted');
+      await banner.getByRole('button', { name: 'Resume' }).click();
+      await page.getByTestId('run-phase').filter({ hasText: 'Running' }).waitFor();
+      // the curve starts from the logged history and goes on past the checkpoint
+      await expect
+        .poll(async () =>
+          Number(/Step (\d+)/.exec((await page.getByTestId('run-step').textContent()) ?? '')?.[1]),
+        )
+        .toBeGreaterThan(stoppedAt);
+      expect(await points()).toBeGreaterThan(before);
+      await monitor.getByRole('button', { name: 'Stop' }).click();
+      await page.getByTestId('run-phase').filter({ hasText: 'Stopped' }).waitFor();
 
       // the Runs page lists it; its curves can be compared; delete asks first
       await nav.getByRole('link', { name: 'Runs' }).click();
