@@ -162,4 +162,19 @@ describe('the pretrain wizard in Chromium', { timeout: 2 * TIMEOUT }, () => {
       await ctx.close();
     }
   });
+
+  it('zh-CN, dark theme: the wizard', async () => {
+    const { ctx, page, errors } = await studio.openPage('zh-CN', 'dark');
+    try {
+      await page
+        .getByRole('navigation', { name: '页面' })
+        .getByRole('link', { name: '预训练' })
+        .click();
+      await page.getByText('选择数据').waitFor();
+      await studio.shot(page, 'pretrain-zh-CN-dark-data');
+      expect(errors).toEqual([]);
+    } finally {
+      await ctx.close();
+    }
+  });
 });

@@ -20,6 +20,8 @@ export const SHARD_BYTES = 64 * 2 ** 20;
 const PREVIEW_CHARS = 4000;
 /** Beyond this many distinct lines, duplicates are no longer tracked (memory stays bounded). */
 const MAX_TRACKED_LINES = 5_000_000;
+/** Longer lines are counted but not held for the duplicate check. */
+const MAX_LINE_CHARS = 1 << 20;
 /** Column names taken as the text of a table, in order of preference. */
 const TEXT_FIELDS = [
   'text',
@@ -159,27 +161,53 @@ export class TextStats {
   duplicateLines = 0;
   duplicatesExact = true;
   preview = '';
-  private readonly charSet = new Set<number>();
+  private readonly bmp = new Uint8Array(0x10000);
+  private readonly astral = new Set<number>();
   private readonly seen = new Set<number>();
   private carry = '';
+  private longLine = false;
+  private longLineEmpty = true;
 
   push(text: string): void {
     if (text === '') return;
     this.bytes += Buffer.byteLength(text, 'utf8');
     if (this.preview.length < PREVIEW_CHARS) this.preview += text.slice(0, PREVIEW_CHARS);
-    for (let i = 0; i < text.length; i++) {
-      const c = text.codePointAt(i)!;
-      if (c > 0xffff) i++;
+    // distinct characters: a bitmap for the BMP, a set for the rest
+    const n = text.length;
+    for (let i = 0; i < n; i++) {
+      const c = text.charCodeAt(i);
       this.chars++;
-      this.charSet.add(c);
+      if (c >= 0xd800 && c <= 0xdbff && i + 1 < n) {
+        const d = text.charCodeAt(i + 1);
+        if (d >= 0xdc00 && d <= 0xdfff) {
+          this.astral.add(((c - 0xd800) << 10) + (d - 0xdc00) + 0x10000);
+          i++;
+          continue;
+        }
+      }
+      this.bmp[c] = 1;
     }
     const parts = (this.carry + text).split('\n');
     this.carry = parts.pop()!;
-    for (const line of parts) this.line(line);
+    for (const line of parts) {
+      this.line(line, this.longLine);
+      this.longLine = false;
+    }
+    // a line without end (a file with no line breaks) is not held whole: it counts, unhashed
+    if (this.carry.length > MAX_LINE_CHARS) {
+      this.longLine = true;
+      this.longLineEmpty &&= this.carry.trim() === '';
+      this.carry = '';
+    }
   }
 
-  private line(line: string): void {
+  private line(line: string, long = false): void {
     this.lines++;
+    if (long) {
+      if (!this.longLineEmpty || line.trim() !== '') this.nonEmptyLines++;
+      this.longLineEmpty = true;
+      return;
+    }
     if (line.trim() === '') return;
     this.nonEmptyLines++;
     const h = lineHash(line);
@@ -189,9 +217,12 @@ export class TextStats {
   }
 
   finish(): DatasetStats {
-    if (this.carry !== '') this.line(this.carry);
+    if (this.carry !== '' || this.longLine) this.line(this.carry, this.longLine);
     this.carry = '';
-    const chars = [...this.charSet].sort((a, b) => a - b);
+    this.longLine = false;
+    const chars: number[] = [];
+    for (let c = 0; c < 0x10000; c++) if (this.bmp[c]) chars.push(c);
+    chars.push(...[...this.astral].sort((a, b) => a - b));
     return {
       bytes: this.bytes,
       chars: this.chars,

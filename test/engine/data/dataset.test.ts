@@ -41,6 +41,15 @@ describe('TextStats', () => {
     expect(r.uniqueChars).toBe(7); // a b c d \n é 😀
     expect(r.charset).toContain('😀');
   });
+
+  it('counts a line longer than it holds without keeping it', () => {
+    const s = new TextStats();
+    const chunk = 'x'.repeat(600_000);
+    for (let i = 0; i < 4; i++) s.push(chunk);
+    s.push('\nshort\nshort');
+    const r = s.finish();
+    expect(r).toMatchObject({ lines: 3, nonEmptyLines: 3, duplicateLines: 1, chars: 2_400_012 });
+  });
 });
 
 describe('importDataset', () => {
