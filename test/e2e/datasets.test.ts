@@ -89,10 +89,22 @@ describe('the Data page in Chromium', { timeout: TIMEOUT }, () => {
       expect(await page.getByTestId('dataset-preview').textContent()).toBe('a fine film\ndull\n');
       await expect.poll(() => list.getByRole('button').count()).toBe(3);
 
+      // several files at once are one dataset; files that cannot be imported are left out
+      await drop(page, [
+        { name: 'part1.txt', content: 'first part\n' },
+        { name: 'part2.md', content: '# second part\n' },
+        { name: 'cover.png', content: [0x89, 0x50, 0x4e, 0x47, 0, 0] },
+      ]);
+      await message.filter({ hasText: 'Imported “part1 +1”.' }).waitFor();
+      expect(await page.getByTestId('dataset-preview').textContent()).toBe(
+        'first part\n# second part\n',
+      );
+      await expect.poll(() => list.getByRole('button').count()).toBe(4);
+
       // deleting asks first
       await page.getByTestId('dataset-view').getByRole('button', { name: 'Delete' }).click();
       await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
-      await expect.poll(() => list.getByRole('button').count()).toBe(2);
+      await expect.poll(() => list.getByRole('button').count()).toBe(3);
       expect(errors).toEqual([]);
     } finally {
       await ctx.close();

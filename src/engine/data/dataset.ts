@@ -63,36 +63,51 @@ export interface ImportResult {
   duplicate: boolean;
 }
 
-/** The files a set of paths stands for: folders walked for importable files, sorted. */
-export async function expandImportPaths(paths: readonly string[]): Promise<string[]> {
+/**
+ * The files a set of paths stands for, in the order given: a folder is walked for importable
+ * files (sorted). Each file gets the name the user knows it by: `names[i]` for a given file,
+ * else its name, and for a folder's files their path from the folder's parent.
+ */
+export async function expandImportPaths(
+  paths: readonly string[],
+  names: readonly string[] = [],
+): Promise<Array<{ file: string; name: string }>> {
   if (paths.length === 0) throw new Error('No files to import');
-  const out: string[] = [];
-  const walk = async (dir: string): Promise<void> => {
+  const out: Array<{ file: string; name: string }> = [];
+  const seen = new Set<string>();
+  const add = (file: string, name: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    out.push({ file, name });
+  };
+  const walk = async (dir: string, into: string[]): Promise<void> => {
     for (const e of await fs.readdir(dir, { withFileTypes: true })) {
       const p = path.join(dir, e.name);
       if (e.name.startsWith('.')) continue;
-      if (e.isDirectory()) await walk(p);
-      else if (IMPORT_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) out.push(p);
+      if (e.isDirectory()) await walk(p, into);
+      else if (IMPORT_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) into.push(p);
     }
   };
-  for (const p of paths) {
+  for (const [i, p] of paths.entries()) {
     const st = await fs.stat(p).catch(() => {
-      throw new Error(`File not found: ${p}`);
+      throw new Error(`File not found: ${names[i] || p}`);
     });
     if (st.isDirectory()) {
-      const before = out.length;
-      await walk(p);
-      if (out.length === before) {
+      const inside: string[] = [];
+      await walk(p, inside);
+      if (inside.length === 0) {
         throw new Error(
-          `No importable files in folder ${p} (.txt, .md, .jsonl, .csv, .tsv, .json)`,
+          `No importable files in folder ${names[i] || p} (.txt, .md, .jsonl, .csv, .tsv, .json)`,
         );
       }
+      const base = names[i] || path.basename(p);
+      for (const f of inside.sort()) add(f, path.join(base, path.relative(p, f)));
     } else {
       formatOf(p); // an unknown extension is refused here, naming the file
-      out.push(p);
+      add(p, names[i] || path.basename(p));
     }
   }
-  return [...new Set(out)].sort();
+  return out;
 }
 
 /** A table file's columns and first rows, and the column most likely to hold the text. */
@@ -350,15 +365,12 @@ export function slug(name: string): string {
 /** Imports files into the library; the same content again returns the existing dataset. */
 export async function importDataset(opts: ImportOptions): Promise<ImportResult> {
   const { signal } = opts;
-  const files = await expandImportPaths(opts.paths);
+  const entries = await expandImportPaths(opts.paths, opts.displayNames);
+  const files = entries.map((e) => e.file);
   const formats = files.map((f) => formatOf(f));
   const sizes = await Promise.all(files.map(async (f) => (await fs.stat(f)).size));
   const totalBytes = sizes.reduce((a, b) => a + b, 0);
-  const displayName = (i: number) =>
-    opts.displayNames?.[i] ??
-    (opts.paths.length === 1 && files.length > 1
-      ? path.relative(path.dirname(opts.paths[0]!), files[i]!)
-      : path.basename(files[i]!));
+  const displayName = (i: number) => entries[i]!.name;
   // the encoding check refuses binary and empty files before anything is written
   const encodings: string[] = [];
   for (const f of files) encodings.push((await detectEncoding(f)).encoding);
