@@ -5,7 +5,12 @@
 import { z } from 'zod';
 import { modelRef, posInt, req, type JobRef } from './schema';
 
-export const FINETUNE_TASKS = ['classification', 'entailment', 'similarity', 'multiple-choice'] as const;
+export const FINETUNE_TASKS = [
+  'classification',
+  'entailment',
+  'similarity',
+  'multiple-choice',
+] as const;
 export const finetuneTaskSchema = z.enum(FINETUNE_TASKS);
 export type FinetuneTask = z.infer<typeof finetuneTaskSchema>;
 
@@ -73,7 +78,9 @@ const dataParams = {
   /** A separate validation file (same columns); otherwise a split of `data`. */
   valData: z.string().min(1).optional(),
 };
-const previewParamsSchema = z.object({ ...dataParams, valFraction: z.number().min(0).lt(1).optional() }).strict();
+const previewParamsSchema = z
+  .object({ ...dataParams, valFraction: z.number().min(0).lt(1).optional() })
+  .strict();
 const startParamsSchema = z
   .object({
     ...dataParams,
@@ -276,9 +283,7 @@ const metricsSchema: z.ZodType<FinetuneMetrics> = z.object({
   ),
 });
 
-const historySchema = z.array(
-  z.object({ epoch: num, step: num, valAccuracy: num, valLoss: num }),
-);
+const historySchema = z.array(z.object({ epoch: num, step: num, valAccuracy: num, valLoss: num }));
 
 export const finetuneResultObjectSchema = z.object({
   type: z.literal('finetune.result'),

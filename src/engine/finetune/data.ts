@@ -47,12 +47,19 @@ export function mappingProblem(task: Task, c: ColumnMap): string | null {
     if (c[key] === undefined) missing.push(flag);
   };
   if (task === 'classification') want('text', 'text');
-  if (task === 'entailment') (want('premise', 'premise'), want('hypothesis', 'hypothesis'));
-  if (task === 'similarity') (want('a', 'a'), want('b', 'b'));
+  if (task === 'entailment') {
+    want('premise', 'premise');
+    want('hypothesis', 'hypothesis');
+  }
+  if (task === 'similarity') {
+    want('a', 'a');
+    want('b', 'b');
+  }
   if (task === 'multiple-choice') {
     want('context', 'context');
     if (!c.answers && !c.answersColumn) missing.push('answers');
-    if (c.answers && c.answersColumn) return 'give either answer columns or an answers column, not both';
+    if (c.answers && c.answersColumn)
+      return 'give either answer columns or an answers column, not both';
   }
   want('label', 'label');
   return missing.length ? `the ${task} task needs a column for: ${missing.join(', ')}` : null;
@@ -62,7 +69,9 @@ export function mappingProblem(task: Task, c: ColumnMap): string | null {
 export function sortLabels(labels: Iterable<string>): string[] {
   const all = [...new Set(labels)];
   const numeric = all.every((l) => l.trim() !== '' && Number.isFinite(Number(l)));
-  return numeric ? all.sort((a, b) => Number(a) - Number(b)) : all.sort((a, b) => a.localeCompare(b));
+  return numeric
+    ? all.sort((a, b) => Number(a) - Number(b))
+    : all.sort((a, b) => a.localeCompare(b));
 }
 
 /** Which answer a multiple-choice label names: a 0-based index, a letter, the column or the text. */
@@ -108,18 +117,27 @@ function parseRow(
               ['b', c.b, 'second sentence'],
             ]
           : [['context', c.context, 'context']];
-  for (const [key, col, what] of [...names, ['label', c.label, 'label'] as [string, string | undefined, string]]) {
+  for (const [key, col, what] of [
+    ...names,
+    ['label', c.label, 'label'] as [string, string | undefined, string],
+  ]) {
     const v = field(col, what);
     if (typeof v !== 'string') return v;
     fields[key] = v;
   }
   const label = fields.label!.trim();
-  if (task === 'classification') return { ok: { row: r.row, input: { text: fields.text! }, label } };
+  if (task === 'classification')
+    return { ok: { row: r.row, input: { text: fields.text! }, label } };
   if (task === 'entailment')
     return {
-      ok: { row: r.row, input: { premise: fields.premise!, hypothesis: fields.hypothesis! }, label },
+      ok: {
+        row: r.row,
+        input: { premise: fields.premise!, hypothesis: fields.hypothesis! },
+        label,
+      },
     };
-  if (task === 'similarity') return { ok: { row: r.row, input: { a: fields.a!, b: fields.b! }, label } };
+  if (task === 'similarity')
+    return { ok: { row: r.row, input: { a: fields.a!, b: fields.b! }, label } };
   let answers: string[];
   if (c.answers) {
     answers = [];
@@ -179,7 +197,7 @@ export function examplesFromRows(
       problems.push(r);
       continue;
     }
-    const where = `${file}: row ${r.row}`;
+    const where = `${file} row ${r.row}`;
     const res = parseRow(r, task, c, where);
     if ('problem' in res) {
       problems.push({ row: r.row, message: res.problem });
@@ -206,7 +224,9 @@ export function examplesFromRows(
   let labels: string[];
   const examples: Example[] = [];
   if (task === 'multiple-choice') {
-    labels = opts.labels ? [...opts.labels] : (c.answers ?? Array.from({ length: nAnswers ?? 0 }, (_, i) => String(i + 1)));
+    labels = opts.labels
+      ? [...opts.labels]
+      : (c.answers ?? Array.from({ length: nAnswers ?? 0 }, (_, i) => String(i + 1)));
     for (const p of parsed) {
       const answers = (p.input as { answers: string[] }).answers;
       const k = answerIndex(p.label, answers, c.answers);
@@ -214,7 +234,7 @@ export function examplesFromRows(
         problems.push({
           row: p.row,
           message:
-            `${file}: row ${p.row}: label "${p.label}" names none of the ${answers.length} answers ` +
+            `${file} row ${p.row}: label "${p.label}" names none of the ${answers.length} answers ` +
             `(use a 0-based index, a letter A–${String.fromCharCode(64 + answers.length)}, the answer's column or its text)`,
         });
         continue;
@@ -229,7 +249,7 @@ export function examplesFromRows(
       if (k === undefined) {
         problems.push({
           row: p.row,
-          message: `${file}: row ${p.row}: label "${p.label}" is not one of the labels (${labels.join(', ')})`,
+          message: `${file} row ${p.row}: label "${p.label}" is not one of the labels (${labels.join(', ')})`,
         });
         continue;
       }
@@ -268,7 +288,7 @@ export function splitExamples(
 /** 0..n-1 in a seeded random order (Fisher–Yates over a small LCG, independent of tfjs). */
 export function shuffled(n: number, seed: number): number[] {
   const out = Array.from({ length: n }, (_, i) => i);
-  let s = (seed >>> 0) || 1;
+  let s = seed >>> 0 || 1;
   const next = () => {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     return s / 4294967296;
@@ -293,7 +313,9 @@ export function guessColumns(columns: readonly string[]): ColumnMap {
     columns.find((c) => names.includes(c.toLowerCase().replace(/[\s_-]/g, '')));
   const pick = <K extends keyof ColumnMap>(k: K, v: ColumnMap[K] | undefined) =>
     v === undefined ? {} : { [k]: v };
-  const answers = columns.filter((c) => /^(answer|ending|choice|option|candidate)s?[\s_-]?\d+$/i.test(c));
+  const answers = columns.filter((c) =>
+    /^(answer|ending|choice|option|candidate)s?[\s_-]?\d+$/i.test(c),
+  );
   return {
     ...pick('text', find('text', 'sentence', 'review', 'content', 'document', 'input')),
     ...pick('premise', find('premise', 'sentence1', 'context', 'text')),
@@ -304,6 +326,9 @@ export function guessColumns(columns: readonly string[]): ColumnMap {
     ...(answers.length >= 2
       ? { answers }
       : pick('answersColumn', find('answers', 'choices', 'endings', 'options', 'candidates'))),
-    ...pick('label', find('label', 'labels', 'class', 'category', 'target', 'sentiment', 'answer', 'y')),
+    ...pick(
+      'label',
+      find('label', 'labels', 'class', 'category', 'target', 'sentiment', 'answer', 'y'),
+    ),
   };
 }

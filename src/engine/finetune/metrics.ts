@@ -13,7 +13,8 @@ const argmax = (xs: readonly number[]) => xs.reduce((best, x, i) => (x > xs[best
 
 /** Of two labels, the one that means "yes" (the other reads as a negation), else the second. */
 export function positiveLabel(labels: readonly string[]): number {
-  const negative = /^(0|no|not|non|false|neg|negative|different|dissimilar|unrelated)\b|^(not|non)[\s_-]/i;
+  const negative =
+    /^(0|no|not|non|false|neg|negative|different|dissimilar|unrelated)\b|^(not|non)[\s_-]/i;
   const neg = labels.findIndex((l) => negative.test(l.trim()));
   return neg === 0 ? 1 : neg === 1 ? 0 : 1;
 }

@@ -61,7 +61,11 @@ export class ClassifierHead {
   readonly bias: tf.Variable;
   private static counter = 0;
 
-  constructor(nEmbd: number, outputs: number, init: { seed: number } | { weight: Float32Array; bias: Float32Array }) {
+  constructor(
+    nEmbd: number,
+    outputs: number,
+    init: { seed: number } | { weight: Float32Array; bias: Float32Array },
+  ) {
     const scope = `classifier${ClassifierHead.counter++}/`;
     let w: Float32Array;
     let b: Float32Array;
@@ -214,7 +218,9 @@ export async function predictBatch(
   const k = p.shape[1]!;
   tf.dispose([p, l]);
   return {
-    probs: Array.from({ length: batch.examples }, (_, i) => Array.from(data.subarray(i * k, (i + 1) * k))),
+    probs: Array.from({ length: batch.examples }, (_, i) =>
+      Array.from(data.subarray(i * k, (i + 1) * k)),
+    ),
     loss,
   };
 }

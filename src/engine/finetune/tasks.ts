@@ -67,7 +67,8 @@ export function frame(
   const f = tail(first, budget - secondLen);
   const s = second === null ? null : tail(second, secondLen);
   const truncated = f.length < first.length || (s !== null && s.length < second!.length);
-  const ids = s === null ? [sp.start, ...f, sp.extract] : [sp.start, ...f, sp.delim, ...s, sp.extract];
+  const ids =
+    s === null ? [sp.start, ...f, sp.extract] : [sp.start, ...f, sp.delim, ...s, sp.extract];
   return { ids, truncated };
 }
 
