@@ -154,6 +154,8 @@ async function predictAll(
 ): Promise<{ preds: Prediction[]; loss: number }> {
   const preds: Prediction[] = [];
   let lossSum = 0;
+  const longest = (e: Encoded) => Math.max(...e.sequences.map((q) => q.length));
+  items = [...items].sort((a, b) => longest(a) - longest(b));
   for (let i = 0; i < items.length; i += batchSize) {
     signal?.throwIfAborted();
     const chunk = items.slice(i, i + batchSize);
@@ -190,6 +192,25 @@ async function exists(p: string): Promise<boolean> {
     .access(p)
     .then(() => true)
     .catch(() => false);
+}
+
+/**
+ * One epoch's batches: a random order, sorted by length within windows of 8 batches (so a batch
+ * pads to little more than its own lengths), the batches then taken in random order.
+ */
+export function lengthBuckets(
+  lengths: readonly number[],
+  batchSize: number,
+  seed: number,
+): number[][] {
+  const order = shuffled(lengths.length, seed);
+  const window = batchSize * 8;
+  const batches: number[][] = [];
+  for (let w = 0; w < order.length; w += window) {
+    const chunk = order.slice(w, w + window).sort((a, b) => lengths[a]! - lengths[b]!);
+    for (let i = 0; i < chunk.length; i += batchSize) batches.push(chunk.slice(i, i + batchSize));
+  }
+  return shuffled(batches.length, seed ^ 0x9e37).map((i) => batches[i]!);
 }
 
 /** Fine-tunes `opts.model` on the labeled data; saves to `opts.out` when given. */
@@ -271,14 +292,14 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
     let cancelled = false;
     let seen = 0;
     const trainStart = Date.now();
+    const lengths = train.encoded.map((e) => Math.max(...e.sequences.map((q) => q.length)));
     outer: for (let epoch = 1; epoch <= s.epochs; epoch++) {
-      const order = shuffled(train.encoded.length, s.seed * 7919 + epoch);
-      for (let i = 0; i < order.length; i += s.batchSize) {
+      for (const batchIds of lengthBuckets(lengths, s.batchSize, s.seed * 7919 + epoch)) {
         if (opts.signal?.aborted) {
           cancelled = true;
           break outer;
         }
-        const items = order.slice(i, i + s.batchSize).map((k) => train.encoded[k]!);
+        const items = batchIds.map((k) => train.encoded[k]!);
         const lr = finetuneLearningRate(step, { lr: s.lr, warmup: warmupSteps, steps: totalSteps });
         const r = await trainStep(model, head, opt, vars, task, items, s, lr, step);
         step++;
