@@ -20,6 +20,7 @@ import {
   type FinetuneResult,
   type FinetuneSettings,
   type ImportCounts,
+  type RowProblemInfo,
 } from '../../common/finetune';
 import { getBackendReport } from '../backend';
 import { loadGpt2Weights, readHfConfig, saveGpt2Weights, writeHfConfig } from '../checkpoint/gpt2';
@@ -132,14 +133,37 @@ function encodeAll(
   tokenizer: Tokenizer,
   sp: SpecialIds,
   blockSize: number,
-): { encoded: Encoded[]; truncated: number } {
+): { encoded: Encoded[]; truncated: number; problems: RowProblemInfo[] } {
   let truncated = 0;
-  const encoded = examples.map((example) => {
-    const e = encodeExample(task, example.input, tokenizer, sp, blockSize);
-    if (e.truncated) truncated++;
-    return { example, sequences: e.sequences };
+  const encoded: Encoded[] = [];
+  const problems: RowProblemInfo[] = [];
+  for (const example of examples) {
+    try {
+      const e = encodeExample(task, example.input, tokenizer, sp, blockSize);
+      if (e.truncated) truncated++;
+      encoded.push({ example, sequences: e.sequences });
+    } catch (err) {
+      // e.g. a character a char-level tokenizer never saw: the row is skipped, not the fine-tune
+      problems.push({ row: example.row, message: `row ${example.row}: ${(err as Error).message}` });
+    }
+  }
+  return { encoded, truncated, problems };
+}
+
+/** Says which examples the tokenizer could not encode (and were left out). */
+function reportUnencodable(
+  emit: (e: FinetuneEvent) => void,
+  file: string,
+  problems: readonly RowProblemInfo[],
+): void {
+  if (problems.length === 0) return;
+  emit({
+    type: 'log',
+    level: 'warn',
+    message:
+      `${problems.length} example(s) of ${path.basename(file)} left out: the tokenizer cannot ` +
+      `encode them (first: ${path.basename(file)} ${problems[0]!.message})`,
   });
-  return { encoded, truncated };
 }
 
 /** Predictions for encoded examples, in batches. */
@@ -258,6 +282,13 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
     const blockSize = model.config.blockSize;
     const train = encodeAll(data.train, task, tokenizer, special, blockSize);
     const val = encodeAll(data.val, task, tokenizer, special, blockSize);
+    reportUnencodable(emit, opts.data, train.problems);
+    reportUnencodable(emit, opts.valData ?? opts.data, val.problems);
+    if (train.encoded.length === 0) {
+      throw new Error(
+        `no training example can be encoded by this model's tokenizer (${train.problems[0]?.message})`,
+      );
+    }
     if (train.truncated + val.truncated > 0) {
       emit({
         type: 'log',
@@ -604,13 +635,17 @@ export async function evaluate(opts: {
       ...(c.task !== 'multiple-choice' ? { labels: c.labels } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
-    const { encoded } = encodeAll(
+    const { encoded, problems } = encodeAll(
       set.examples,
       c.task,
       c.tokenizer,
       c.special,
       c.model.config.blockSize,
     );
+    for (const p of problems)
+      set.problems.push({ row: p.row, message: `${set.file} ${p.message}` });
+    const kept = new Set(encoded.map((x) => x.example));
+    set.examples = set.examples.filter((e) => kept.has(e));
     const { preds } = await predictAll(
       c.model,
       c.head,

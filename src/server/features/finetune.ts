@@ -123,10 +123,23 @@ export function finetuneHandlers(ctx: HostContext): Handlers {
         [sp.extract, 'extract'],
       ]);
       let truncated = 0;
-      for (const e of d.train) {
-        if (encodeExample(p.task, e.input, tokenizer, sp, blockSize).truncated) truncated++;
-      }
-      const first = d.train[0];
+      const encodable = d.train.filter((e) => {
+        try {
+          if (encodeExample(p.task, e.input, tokenizer, sp, blockSize).truncated) truncated++;
+          return true;
+        } catch (err) {
+          // a character the model's tokenizer cannot encode: that row is left out
+          d.trainImport.problems.push({
+            row: e.row,
+            message: `${d.trainImport.file} row ${e.row}: ${(err as Error).message}`,
+          });
+          d.trainImport.imported--;
+          d.trainImport.skipped++;
+          return false;
+        }
+      });
+      d.trainImport.problems.sort((a, b) => a.row - b.row).splice(50);
+      const first = encodable[0];
       let example: FinetunePreview['example'] = null;
       if (first) {
         const enc = encodeExample(p.task, first.input, tokenizer, sp, blockSize);
@@ -147,7 +160,7 @@ export function finetuneHandlers(ctx: HostContext): Handlers {
         train: d.trainImport,
         val: d.valImport,
         valSplit: valData ? 0 : d.val.length,
-        labels: labelCounts([...d.train, ...d.val], d.labels),
+        labels: labelCounts([...encodable, ...d.val], d.labels),
         example,
         truncated,
         blockSize,
