@@ -117,7 +117,7 @@ describe('the fine-tune wizard in Chromium', { timeout: 180_000 }, () => {
       await counts.filter({ hasText: '49 rows read · 48 imported · 1 skipped' }).waitFor();
       expect(await page.getByLabel('Text', { exact: true }).inputValue()).toBe('review');
       expect(await page.getByLabel('Label', { exact: true }).inputValue()).toBe('verdict');
-      await page.getByText('Why 1 rows were skipped').click();
+      await page.getByText('Why 1 row was skipped').click();
       await page.getByText(/reviews\.csv row 50: the label \("verdict"\) is empty/).waitFor();
       await balance.getByText('good').waitFor();
       await shot(page, '3-data-file');
