@@ -164,6 +164,24 @@ describe('the fine-tune wizard in Chromium', { timeout: 180_000 }, () => {
       const models = await studio.api.invoke('models.list', {});
       const ftModel = models.find((m) => m.source === 'finetune');
       expect(ftModel?.classifier).toEqual({ task: 'classification', labels: ['bad', 'good'] });
+      // evaluate it on the whole file as a job (the bad row is reported, the rest scored)
+      const { jobId } = await studio.api.invoke('finetune.evaluate', {
+        model: ftModel!.ref,
+        data: csv,
+      });
+      const done = await studio.waitForEvent(
+        (e) => (e.type === 'job.done' || e.type === 'job.failed') && e.jobId === jobId,
+      );
+      if (
+        done.type !== 'job.done' ||
+        !('type' in done.result) ||
+        done.result.type !== 'evaluate.result'
+      ) {
+        throw new Error(JSON.stringify(done));
+      }
+      expect(done.result.import).toMatchObject({ rows: 49, imported: 48, skipped: 1 });
+      expect(done.result.confusion.flat().reduce((a, b) => a + b, 0)).toBe(48);
+      expect(done.result.accuracy).toBeGreaterThan(0.5);
       const panel = page.getByTestId('classifier-panel');
       await panel.getByLabel('Text').fill('abc dea bcd');
       await panel.getByRole('button', { name: 'Classify' }).click();
