@@ -198,7 +198,8 @@ export function finetuneLosses(
   const L2 = crossEntropy(logits, batch.labels);
   const [S, T] = batch.targets.shape;
   const L1 = crossEntropy(model.lmHead(h), tf.reshape(batch.targets, [S * T]) as tf.Tensor1D);
-  const L3 = tf.add(L2, tf.mul(lambda, L1)) as tf.Scalar; // L3 = L2 + λ·L1
+  // at λ = 0, L1 is only reported: L3 is L2 itself, and no gradient flows back through the LM head
+  const L3 = lambda === 0 ? L2 : (tf.add(L2, tf.mul(lambda, L1)) as tf.Scalar); // L3 = L2 + λ·L1
   return { L3, L2, L1 };
 }
 
