@@ -61,7 +61,7 @@ export const LEARN = {
   corpusBytes: 1_000_000,
 };
 
-export type Kind = 'train' | 'generate' | 'bpe' | 'learn' | 'gpt2';
+export type Kind = 'train' | 'generate' | 'bpe' | 'learn' | 'gpt2' | 'finetune';
 
 export interface Check {
   /** What is compared: 'ratio', 'peakRssMB', 'seconds', 'valLossDiff'. */
@@ -150,6 +150,15 @@ export const CASES: CaseSpec[] = [
     describe:
       'GPT-2 124M imported from the folder GPT_STUDIO_GPT2_DIR names (skipped when unset): import seconds, then generation tokens/s, 50 tokens, greedy, KV cache',
   },
+  {
+    name: 'finetune-sentiment',
+    kind: 'finetune',
+    byDefault: false,
+    describe:
+      'GPT-1 fine-tuning of the bundled sample model (resources/models/austen-tiny) on ' +
+      'resources/samples/sentiment-imdb.jsonl with GPT-1 settings: val accuracy from pretrained ' +
+      'and from random init, with λ = 0.5 and λ = 0, and the time taken',
+  },
 ];
 
 export function findCase(name: string): CaseSpec {
@@ -174,6 +183,14 @@ export interface OurResult {
   steps?: number;
   peakRssMB: number;
   notes?: string[];
+  /** finetune-sentiment: each variant's accuracy, macro-F1 and time. */
+  finetune?: Array<{
+    init: string;
+    lambda: number;
+    accuracy: number;
+    macroF1: number;
+    seconds: number;
+  }>;
 }
 
 const median = (xs: number[]): number => {
@@ -366,6 +383,66 @@ async function benchLearn(backend: string, log: (s: string) => void): Promise<Ou
   };
 }
 
+/**
+ * GPT-1's ablation on the bundled sentiment set from the bundled sample model: the same fine-tune
+ * (GPT-1 settings: lr 6.25e-5, batch 32, 3 epochs, warmup 0.2%, λ = 0.5) from the pretrained
+ * weights and from random ones, with λ = 0.5 and λ = 0; 900 train / 100 val (seed 42).
+ * GPT_STUDIO_BENCH_FINETUNE_MODEL points it at another model folder.
+ */
+async function benchFinetune(backend: string, log: (s: string) => void): Promise<OurResult> {
+  const model =
+    process.env.GPT_STUDIO_BENCH_FINETUNE_MODEL ??
+    path.join(REPO_ROOT, 'resources/models/austen-tiny');
+  const data = path.join(REPO_ROOT, 'resources/samples/sentiment-imdb.jsonl');
+  const present = await fs
+    .access(path.join(model, 'config.json'))
+    .then(() => true)
+    .catch(() => false);
+  if (!present) {
+    return {
+      name: 'finetune-sentiment',
+      backend,
+      peakRssMB: peakRssMB(),
+      notes: [
+        `skipped: the sample model ${path.relative(REPO_ROOT, model)} is not present ` +
+          '(build it with scripts/build-sample-model.sh)',
+      ],
+    };
+  }
+  const { ablation } = await import('../src/engine/finetune/finetune');
+  const t0 = performance.now();
+  const r = await ablation({
+    model,
+    task: 'classification',
+    columns: { text: 'text', label: 'label' },
+    data,
+    onEvent: (e) => {
+      if (e.type === 'finetune.variant') log(`finetune: ${e.variant} (${e.index + 1}/${e.count})`);
+      if (e.type === 'finetune.epoch')
+        log(`finetune: ${e.variant} epoch ${e.epoch} val accuracy ${e.valAccuracy.toFixed(3)}`);
+    },
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  const variants = r.variants.map((v) => ({
+    init: v.init,
+    lambda: v.lambda,
+    accuracy: round(v.accuracy, 3),
+    macroF1: round(v.macroF1, 3),
+    seconds: round(v.elapsedMs / 1000, 1),
+  }));
+  return {
+    name: 'finetune-sentiment',
+    backend,
+    seconds: round(seconds, 1),
+    peakRssMB: peakRssMB(),
+    finetune: variants,
+    notes: variants.map(
+      (v) =>
+        `${v.init} init, λ = ${v.lambda}: val accuracy ${v.accuracy}, macro-F1 ${v.macroF1} (${v.seconds} s)`,
+    ),
+  };
+}
+
 /** Runs one case in this process (the child). */
 export async function runCase(
   name: string,
@@ -394,6 +471,8 @@ export async function runCase(
       return benchLearn(backend, opts.log);
     case 'gpt2':
       return benchGpt2(process.env[GPT2_ENV]!, backend);
+    case 'finetune':
+      return benchFinetune(backend, opts.log);
   }
 }
 

@@ -44,6 +44,16 @@ const COMMANDS: Entry[] = [
     load: async () => (await import('./commands/import')).command,
   },
   {
+    name: 'finetune',
+    summary: "fine-tune a pretrained model on labeled data (GPT-1's L3 = L2 + λ·L1)",
+    load: async () => (await import('./commands/finetune')).command,
+  },
+  {
+    name: 'evaluate',
+    summary: 'accuracy, macro-F1 and confusion matrix of a fine-tuned model',
+    load: async () => (await import('./commands/evaluate')).command,
+  },
+  {
     name: 'presets',
     summary: 'the model presets: parameters and training memory',
     load: async () => (await import('./commands/presets')).command,

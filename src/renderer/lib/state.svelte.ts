@@ -103,6 +103,11 @@ function onEvent(e: ApiEvent): void {
         job.trainLoss = ev.trainLoss;
         job.memoryMB = ev.memoryMB;
         job.phase = 'running';
+      } else if (ev.type === 'finetune.step') {
+        job.step = ev.step;
+        job.totalSteps = ev.totalSteps;
+        job.trainLoss = ev.loss;
+        job.phase = 'running';
       } else if (ev.type === 'eval') {
         void refreshRuns();
       }

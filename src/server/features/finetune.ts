@@ -1,7 +1,238 @@
 /** The engine host's handlers for the finetune feature's requests (src/common/finetune.ts). */
-import type { HostContext, Handlers } from '../context';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { apiError } from '../../common/api';
+import type { ClassifyInput, FinetunePreview, TokenPiece } from '../../common/finetune';
+import type { LoadedClassifier } from '../../engine/finetune/finetune';
+import { HostError, type Handlers, type HostContext } from '../context';
+
+const badRequest = (message: string) => new HostError(apiError('bad-request', message));
+
+/** An engine error about the user's input (a file, a column) becomes a bad-request. */
+async function userInput<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof HostError) throw err;
+    throw badRequest((err as Error).message);
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fs
+    .access(p)
+    .then(() => true)
+    .catch(() => false);
+}
 
 export function finetuneHandlers(ctx: HostContext): Handlers {
-  void ctx;
-  return {};
+  const finetunesDir = path.join(ctx.workspace, 'finetunes');
+  const resolveFile = async (p: string, field: string) => {
+    const file = path.isAbsolute(p) ? p : path.join(ctx.workspace, p);
+    if (!(await exists(file))) {
+      throw new HostError(apiError('not-found', `${field}: ${file} does not exist`));
+    }
+    return file;
+  };
+
+  // the classifier the console last used, kept loaded while its files do not change
+  let cached: { key: string; c: LoadedClassifier } | null = null;
+  const classifier = async (ref: string): Promise<LoadedClassifier> => {
+    const dir = await ctx.modelDir(ref);
+    const stat = await fs.stat(path.join(dir, 'model.safetensors')).catch(() => null);
+    const key = `${dir}\u0000${stat?.mtimeMs ?? 0}`;
+    if (cached?.key === key) return cached.c;
+    const { loadClassifier } = await import('../../engine/finetune/finetune');
+    const c = await userInput(() => loadClassifier(dir));
+    cached?.c.dispose();
+    cached = { key, c };
+    return c;
+  };
+
+  /** A free folder name under finetunes/ for a new fine-tune. */
+  const outDir = async (name: string | undefined, model: string, task: string) => {
+    if (name) {
+      const dir = path.join(finetunesDir, name);
+      if (await exists(dir)) {
+        throw badRequest(`params.name: a fine-tune "${name}" already exists; choose another name`);
+      }
+      return { dir, name };
+    }
+    const stem = `${path.basename(model)}-${task}`.replace(/[^A-Za-z0-9._-]/g, '-');
+    for (let i = 1; ; i++) {
+      const n = i === 1 ? stem : `${stem}-${i}`;
+      if (!(await exists(path.join(finetunesDir, n))))
+        return { dir: path.join(finetunesDir, n), name: n };
+    }
+  };
+
+  return {
+    'finetune.columns': async (p) => {
+      const file = await resolveFile(p.file, 'params.file');
+      const { readTable } = await import('../../engine/data/records');
+      const { guessColumns } = await import('../../engine/finetune/data');
+      const table = await userInput(() => readTable(file, { limit: 200 }));
+      if (table.columns.length === 0) {
+        throw badRequest(
+          `${path.basename(file)}: no readable rows` +
+            (table.problems[0] ? ` (${table.problems[0].message})` : ''),
+        );
+      }
+      return {
+        file,
+        format: table.format,
+        columns: table.columns,
+        sample: table.rows.slice(0, 5).map((r) => r.values),
+        guess: guessColumns(table.columns),
+      };
+    },
+
+    'finetune.preview': async (p): Promise<FinetunePreview> => {
+      const dir = await ctx.modelDir(p.model);
+      const data = await resolveFile(p.data, 'params.data');
+      const valData = p.valData ? await resolveFile(p.valData, 'params.valData') : undefined;
+      const { readFinetuneData } = await import('../../engine/finetune/finetune');
+      const { labelCounts, mappingProblem } = await import('../../engine/finetune/data');
+      const { addFinetuneTokens, encodeExample, describeInput } =
+        await import('../../engine/finetune/tasks');
+      const { loadTokenizer } = await import('../../engine/tokenizer');
+      const { readHfConfig } = await import('../../engine/checkpoint/gpt2');
+      const problem = mappingProblem(p.task, p.columns);
+      if (problem) throw badRequest(`params.columns: ${problem}`);
+      const { GPT1_FINETUNE } = await import('../../common/finetune');
+      const d = await userInput(() =>
+        readFinetuneData({
+          task: p.task,
+          columns: p.columns,
+          data,
+          ...(valData ? { valData } : {}),
+          valFraction: p.valFraction ?? GPT1_FINETUNE.valFraction,
+          seed: GPT1_FINETUNE.seed,
+        }),
+      );
+      const tokenizer = await userInput(() => loadTokenizer(dir));
+      const { blockSize } = await readHfConfig(path.join(dir, 'config.json'));
+      const before = tokenizer.vocabSize;
+      const sp = addFinetuneTokens(tokenizer);
+      const newTokens = Object.values(sp)
+        .filter((id) => id >= before)
+        .map((id) => tokenizer.idToToken(id)!);
+      const kinds = new Map<number, TokenPiece['special']>([
+        [sp.start, 'start'],
+        [sp.delim, 'delim'],
+        [sp.extract, 'extract'],
+      ]);
+      let truncated = 0;
+      const encodable = d.train.filter((e) => {
+        try {
+          if (encodeExample(p.task, e.input, tokenizer, sp, blockSize).truncated) truncated++;
+          return true;
+        } catch (err) {
+          // a character the model's tokenizer cannot encode: that row is left out
+          d.trainImport.problems.push({
+            row: e.row,
+            message: `${d.trainImport.file} row ${e.row}: ${(err as Error).message}`,
+          });
+          d.trainImport.imported--;
+          d.trainImport.skipped++;
+          return false;
+        }
+      });
+      d.trainImport.problems.sort((a, b) => a.row - b.row).splice(50);
+      const first = encodable[0];
+      let example: FinetunePreview['example'] = null;
+      if (first) {
+        const enc = encodeExample(p.task, first.input, tokenizer, sp, blockSize);
+        example = {
+          input: describeInput(first.input),
+          label: d.labels[first.label] ?? String(first.label),
+          truncated: enc.truncated,
+          sequences: enc.sequences.map((seq) =>
+            seq.map((id) => {
+              const special = kinds.get(id);
+              return { id, text: tokenizer.decode([id]), ...(special ? { special } : {}) };
+            }),
+          ),
+        };
+      }
+      return {
+        task: p.task,
+        train: d.trainImport,
+        val: d.valImport,
+        valSplit: valData ? 0 : d.val.length,
+        labels: labelCounts([...encodable, ...d.val], d.labels),
+        example,
+        truncated,
+        blockSize,
+        newTokens,
+      };
+    },
+
+    'finetune.start': async (p) => {
+      const model = await ctx.modelDir(p.model);
+      const data = await resolveFile(p.data, 'params.data');
+      const valData = p.valData ? await resolveFile(p.valData, 'params.valData') : undefined;
+      const { mappingProblem } = await import('../../engine/finetune/data');
+      const problem = mappingProblem(p.task, p.columns);
+      if (problem) throw badRequest(`params.columns: ${problem}`);
+      const out = await outDir(p.name, model, p.task);
+      const { finetune } = await import('../../engine/finetune/finetune');
+      return ctx.startJob('finetune', { runId: out.name, exclusive: true }, (push, signal) =>
+        finetune({
+          model,
+          task: p.task,
+          columns: p.columns,
+          data,
+          ...(valData ? { valData } : {}),
+          out: out.dir,
+          settings: p.settings ?? {},
+          onEvent: push,
+          signal,
+        }),
+      );
+    },
+
+    'finetune.ablation': async (p) => {
+      const model = await ctx.modelDir(p.model);
+      const data = await resolveFile(p.data, 'params.data');
+      const valData = p.valData ? await resolveFile(p.valData, 'params.valData') : undefined;
+      const { mappingProblem } = await import('../../engine/finetune/data');
+      const problem = mappingProblem(p.task, p.columns);
+      if (problem) throw badRequest(`params.columns: ${problem}`);
+      const { ablation } = await import('../../engine/finetune/finetune');
+      return ctx.startJob('ablation', { exclusive: true }, (push, signal) =>
+        ablation({
+          model,
+          task: p.task,
+          columns: p.columns,
+          data,
+          ...(valData ? { valData } : {}),
+          settings: p.settings ?? {},
+          onEvent: push,
+          signal,
+        }),
+      );
+    },
+
+    'finetune.evaluate': async (p) => {
+      const model = await ctx.modelDir(p.model);
+      const data = await resolveFile(p.data, 'params.data');
+      const { evaluate } = await import('../../engine/finetune/finetune');
+      return ctx.startJob('evaluate', {}, (push, signal) =>
+        evaluate({
+          model,
+          data,
+          ...(p.columns ? { columns: p.columns } : {}),
+          signal,
+          onProgress: (done, total) => push({ type: 'evaluate.progress', done, total }),
+        }),
+      );
+    },
+
+    'finetune.classify': async (p) => {
+      const c = await classifier(p.model);
+      const { classify } = await import('../../engine/finetune/finetune');
+      return userInput(() => classify(c, p.input as ClassifyInput));
+    },
+  };
 }

@@ -1,0 +1,433 @@
+/** `finetune`: GPT-1's supervised fine-tuning of a pretrained model on a labeled file. */
+import * as path from 'node:path';
+import {
+  FINETUNE_TASKS,
+  GPT1_FINETUNE,
+  type AblationResult,
+  type ColumnMap,
+  type FinetuneMetrics,
+  type FinetuneResult,
+  type FinetuneSettings,
+  type FinetuneTask,
+  type ImportCounts,
+} from '../../common/finetune';
+import type { FinetuneData, FinetuneEvent } from '../../engine/finetune/finetune';
+import { UsageError, type OptionSpec, type ParsedArgs } from '../args';
+import { formatDuration, type Output } from '../output';
+import { EXIT, onInterrupt, startBackend, type Command, type Context } from '../runtime';
+import { MODEL_OPTION } from './shared';
+
+const G = GPT1_FINETUNE;
+
+const col = (name: string, description: string): OptionSpec => ({
+  name,
+  kind: 'string',
+  value: 'NAME',
+  description,
+  group: 'Columns (guessed from the column names when not given)',
+});
+
+/** The column flags, shared with `evaluate`. */
+export const COLUMN_OPTIONS: OptionSpec[] = [
+  col('text-column', 'classification: the text'),
+  col('premise-column', 'entailment: the premise'),
+  col('hypothesis-column', 'entailment: the hypothesis'),
+  col('a-column', 'similarity: the first sentence'),
+  col('b-column', 'similarity: the second sentence'),
+  col('context-column', 'multiple choice: the context (question, story start)'),
+  {
+    ...col('answer-columns', 'multiple choice: the answers, one column each (comma-separated)'),
+    value: 'A,B,...',
+  },
+  col('answers-column', 'multiple choice: one column holding a JSON array of answers'),
+  col(
+    'label-column',
+    'the label (multiple choice: the right answer as a 0-based index, a letter, its column or its text)',
+  ),
+];
+
+/** The mapping from the column flags. */
+export function columnFlags(args: ParsedArgs): ColumnMap {
+  const map: ColumnMap = {};
+  const set = (key: keyof ColumnMap, flag: string) => {
+    const v = args.string(flag);
+    if (v !== undefined) (map as Record<string, unknown>)[key] = v;
+  };
+  set('text', 'text-column');
+  set('premise', 'premise-column');
+  set('hypothesis', 'hypothesis-column');
+  set('a', 'a-column');
+  set('b', 'b-column');
+  set('context', 'context-column');
+  set('answersColumn', 'answers-column');
+  set('label', 'label-column');
+  const answers = args.string('answer-columns');
+  if (answers !== undefined) {
+    const list = answers
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
+    if (list.length < 2) throw new UsageError('--answer-columns needs at least two column names');
+    map.answers = list;
+  }
+  return map;
+}
+
+/** Which columns a task reads (for the mapping line and for dropping unrelated guesses). */
+const TASK_KEYS: Record<FinetuneTask, Array<keyof ColumnMap>> = {
+  classification: ['text', 'label'],
+  entailment: ['premise', 'hypothesis', 'label'],
+  similarity: ['a', 'b', 'label'],
+  'multiple-choice': ['context', 'answers', 'answersColumn', 'label'],
+};
+
+/** The flags over a guess from the file's column names, restricted to what the task reads. */
+export async function resolveColumns(
+  task: FinetuneTask,
+  file: string,
+  flags: ColumnMap,
+): Promise<ColumnMap> {
+  const { readTable } = await import('../../engine/data/records');
+  const { guessColumns } = await import('../../engine/finetune/data');
+  const table = await readTable(file, { limit: 20 });
+  const guess = guessColumns(table.columns);
+  if (flags.answers || flags.answersColumn) {
+    delete guess.answers;
+    delete guess.answersColumn;
+  }
+  const merged = { ...guess, ...flags };
+  const out: ColumnMap = {};
+  for (const k of TASK_KEYS[task]) {
+    if (merged[k] !== undefined) (out as Record<string, unknown>)[k] = merged[k];
+  }
+  return out;
+}
+
+export function describeColumns(c: ColumnMap): string {
+  return Object.entries(c)
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : String(v)}`)
+    .join(' ');
+}
+
+export function reportImport(out: Output, what: string, c: ImportCounts): void {
+  out.line(
+    `${what.padEnd(6)} ${c.file}: ${c.imported} of ${c.rows} rows imported` +
+      (c.skipped ? `, ${c.skipped} skipped` : ''),
+  );
+  for (const p of c.problems.slice(0, 10)) out.warn(p.message);
+  if (c.skipped > 10) out.note(`  … and ${c.skipped - 10} more skipped rows`);
+}
+
+export function printMetrics(out: Output, m: FinetuneMetrics): void {
+  out.line(
+    `accuracy ${m.accuracy.toFixed(4)} · macro-F1 ${m.macroF1.toFixed(4)}` +
+      (m.f1 !== undefined ? ` · F1 (${m.positiveLabel}) ${m.f1.toFixed(4)}` : '') +
+      ` · ${m.n} examples`,
+  );
+  const w = Math.max(6, ...m.labels.map((l) => l.length)) + 2;
+  out.line('confusion (rows: true label, columns: predicted)');
+  out.line(''.padEnd(w) + m.labels.map((l) => l.padStart(w)).join(''));
+  m.confusion.forEach((row, i) =>
+    out.line(m.labels[i]!.padEnd(w) + row.map((v) => String(v).padStart(w)).join('')),
+  );
+  if (m.mistakes.length) {
+    out.line('most confident mistakes:');
+    for (const x of m.mistakes.slice(0, 5)) {
+      const text = x.input.length > 70 ? x.input.slice(0, 67) + '…' : x.input;
+      out.line(
+        `  row ${x.row}: ${x.predicted} (${(x.confidence * 100).toFixed(0)}%) but ${x.label}: ${JSON.stringify(text)}`,
+      );
+    }
+  }
+}
+
+const setting = (
+  name: string,
+  kind: 'number' | 'int',
+  def: number,
+  description: string,
+  bounds: Partial<OptionSpec> = {},
+): OptionSpec => ({
+  name,
+  kind,
+  value: kind === 'int' ? 'N' : 'X',
+  default: def,
+  description,
+  group: 'Training (GPT-1 defaults)',
+  ...bounds,
+});
+
+const OPTIONS: OptionSpec[] = [
+  { ...MODEL_OPTION, description: 'the pretrained model folder (a run, or a GPT-2 folder)' },
+  {
+    name: 'task',
+    kind: 'choice',
+    value: FINETUNE_TASKS.join('|'),
+    choices: FINETUNE_TASKS,
+    required: true,
+    description: 'how inputs are laid out (GPT-1 Figure 1)',
+  },
+  {
+    name: 'data',
+    kind: 'string',
+    value: 'FILE',
+    required: true,
+    description: 'labeled CSV, TSV or JSONL file',
+  },
+  {
+    name: 'out',
+    kind: 'string',
+    value: 'DIR',
+    description: 'folder for the fine-tuned model (required unless --ablation)',
+  },
+  {
+    name: 'val-data',
+    kind: 'string',
+    value: 'FILE',
+    description: 'a separate validation file (same columns); otherwise --val-fraction of --data',
+  },
+  {
+    name: 'val-fraction',
+    kind: 'number',
+    value: 'F',
+    min: 0,
+    below: 1,
+    default: G.valFraction,
+    description: 'share of --data held out for validation (when no --val-data)',
+  },
+  ...COLUMN_OPTIONS,
+  setting('lambda', 'number', G.lambda, 'weight of the LM loss: L3 = L2 + λ·L1 (0 allowed)', {
+    min: 0,
+  }),
+  setting('epochs', 'int', G.epochs, 'passes over the training data', { min: 1 }),
+  setting('lr', 'number', G.lr, 'peak learning rate', { above: 0 }),
+  setting('batch-size', 'int', G.batchSize, 'examples per step', { min: 1 }),
+  setting(
+    'warmup',
+    'number',
+    G.warmup,
+    'linear warmup over this fraction of the steps, then linear decay',
+    {
+      min: 0,
+      max: 1,
+    },
+  ),
+  setting('clf-dropout', 'number', G.clfDropout, 'dropout on h before the classifier', {
+    min: 0,
+    below: 1,
+  }),
+  setting('weight-decay', 'number', G.weightDecay, 'AdamW weight decay on matrices', { min: 0 }),
+  setting('seed', 'int', G.seed, 'random seed (head, split, order, dropout)'),
+  {
+    name: 'init',
+    kind: 'choice',
+    value: 'pretrained|random',
+    choices: ['pretrained', 'random'],
+    default: 'pretrained',
+    description: "start from the model's weights, or from random ones of the same shape",
+    group: 'Training (GPT-1 defaults)',
+  },
+  {
+    name: 'ablation',
+    kind: 'boolean',
+    description:
+      'run the same fine-tune from pretrained and random init, with --lambda and with λ = 0, and compare (nothing saved)',
+    group: 'Training (GPT-1 defaults)',
+  },
+  {
+    name: 'log-every',
+    kind: 'int',
+    value: 'N',
+    min: 1,
+    default: 10,
+    description: 'print a progress line every N steps',
+    group: 'Output',
+  },
+];
+
+function settingsFrom(args: ParsedArgs): FinetuneSettings {
+  const n = (k: string) => args.number(k)!;
+  return {
+    lr: n('lr'),
+    batchSize: n('batch-size'),
+    epochs: n('epochs'),
+    warmup: n('warmup'),
+    clfDropout: n('clf-dropout'),
+    lambda: n('lambda'),
+    weightDecay: n('weight-decay'),
+    valFraction: n('val-fraction'),
+    init: args.string('init') as 'pretrained' | 'random',
+    seed: n('seed'),
+  };
+}
+
+/** Human progress lines for finetune events. */
+function progressView(out: Output, logEvery: number) {
+  return (e: FinetuneEvent) => {
+    const pre = 'variant' in e && e.variant ? `[${e.variant}] ` : '';
+    switch (e.type) {
+      case 'finetune.variant':
+        out.line(`── ${e.index + 1}/${e.count}: from ${e.init} weights, λ = ${e.lambda} ──`);
+        return;
+      case 'finetune.start':
+        out.line(
+          `${pre}train  ${e.trainExamples} examples · val ${e.valExamples} · ${e.totalSteps} steps over ${e.epochs} epoch(s)` +
+            ` · labels ${e.labels.join(', ')} · ${e.backend}`,
+        );
+        if (e.newTokens.length)
+          out.line(`${pre}vocab  + ${e.newTokens.join(' ')} (embeddings N(0, 0.02))`);
+        return;
+      case 'finetune.step':
+        if (e.step % logEvery === 0 || e.step === 1 || e.step === e.totalSteps) {
+          out.status(
+            `${pre}step ${String(e.step).padStart(String(e.totalSteps).length)}/${e.totalSteps}  epoch ${e.epoch}` +
+              `  loss ${e.loss.toFixed(4)} (L2 ${e.l2.toFixed(4)}, L1 ${e.l1.toFixed(4)})` +
+              `  lr ${e.lr.toExponential(2)}  ETA ${formatDuration(e.etaMs)}`,
+          );
+        }
+        return;
+      case 'finetune.epoch':
+        out.line(
+          `${pre}epoch ${e.epoch}/${e.epochs}  val accuracy ${e.valAccuracy.toFixed(4)}  val loss ${e.valLoss.toFixed(4)}`,
+        );
+        return;
+      case 'log':
+        out.note(`${pre}${e.message}`);
+        return;
+      default:
+        return;
+    }
+  };
+}
+
+async function run(ctx: Context): Promise<number> {
+  const { args, out } = ctx;
+  const task = args.string('task') as FinetuneTask;
+  const data = args.requireString('data');
+  const ablation = args.flag('ablation');
+  const outDir = args.string('out');
+  if (!ablation && outDir === undefined)
+    throw new UsageError('missing required option --out', 'finetune');
+  if (ablation && outDir !== undefined) {
+    throw new UsageError('--ablation saves nothing; leave out --out', 'finetune');
+  }
+  const settings = settingsFrom(args);
+  const flags = columnFlags(args);
+  await startBackend(ctx);
+  const engine = await import('../../engine/finetune/finetune');
+  const { mappingProblem } = await import('../../engine/finetune/data');
+  const columns = await resolveColumns(task, data, flags);
+  const problem = mappingProblem(task, columns);
+  if (problem)
+    throw new UsageError(`${path.basename(data)}: ${problem} (see the column flags)`, 'finetune');
+
+  const valData = args.string('val-data');
+  const prepared: FinetuneData = await engine.readFinetuneData({
+    task,
+    columns,
+    data,
+    ...(valData ? { valData } : {}),
+    valFraction: settings.valFraction,
+    seed: settings.seed,
+  });
+  if (out.json) {
+    out.emit({
+      type: 'finetune.data',
+      columns,
+      labels: prepared.labels,
+      train: prepared.trainImport,
+      val: prepared.valImport,
+      trainExamples: prepared.train.length,
+      valExamples: prepared.val.length,
+    });
+  } else {
+    out.line(`columns ${describeColumns(columns)}`);
+    reportImport(out, 'data', prepared.trainImport);
+    if (prepared.valImport) reportImport(out, 'val', prepared.valImport);
+  }
+
+  const interrupt = onInterrupt(
+    out,
+    'stopping: the model so far is saved when the current step ends',
+  );
+  const show = out.json
+    ? (e: FinetuneEvent) => out.emit(e)
+    : progressView(out, args.number('log-every')!);
+  const common = {
+    model: args.requireString('model'),
+    task,
+    columns,
+    data,
+    ...(valData ? { valData } : {}),
+    settings,
+    onEvent: show,
+    signal: interrupt.signal,
+    prepared,
+  };
+  try {
+    if (ablation) {
+      const r: AblationResult = await engine.ablation(common);
+      if (out.json) out.emit(r);
+      else printAblation(out, r);
+      return EXIT.ok;
+    }
+    const r: FinetuneResult = await engine.finetune({ ...common, out: outDir! });
+    if (out.json) {
+      out.emit(r);
+    } else {
+      out.endLive();
+      out.line(
+        `${r.outcome === 'cancelled' ? 'stopped' : 'done'}: ${r.steps} steps in ${formatDuration(r.elapsedMs)}` +
+          ` — on the ${r.evaluatedOn === 'val' ? 'validation' : 'training'} set:`,
+      );
+      printMetrics(out, r.metrics);
+      out.line(`saved to ${r.outDir}`);
+      out.line(`  evaluate: gpt-studio evaluate --model ${outDir} --data FILE`);
+    }
+    return r.outcome === 'cancelled' ? EXIT.interrupted : EXIT.ok;
+  } finally {
+    interrupt.dispose();
+  }
+}
+
+function printAblation(out: Output, r: AblationResult): void {
+  out.endLive();
+  out.line('');
+  out.line('init        λ     accuracy  macro-F1  time');
+  for (const v of r.variants) {
+    out.line(
+      `${v.init.padEnd(10)}  ${String(v.lambda).padEnd(4)}  ${v.accuracy.toFixed(4).padStart(8)}  ${v.macroF1
+        .toFixed(4)
+        .padStart(8)}  ${formatDuration(v.elapsedMs)}`,
+    );
+  }
+  out.line(`total ${formatDuration(r.elapsedMs)}`);
+}
+
+export const command: Command = {
+  command: 'finetune',
+  summary: "fine-tune a pretrained model on labeled data (GPT-1's L3 = L2 + λ·L1)",
+  usage:
+    '--model DIR --task classification|entailment|similarity|multiple-choice --data FILE --out DIR [options]',
+  description:
+    "GPT-1's supervised stage: a linear head on the top hidden state at the extract token, trained " +
+    'with L3 = L2 + λ·L1 (the classification loss plus λ times the LM loss on the same sequences). ' +
+    'Inputs become [s] text [e]; [s] premise $ hypothesis [e]; both orders of [s] a $ b [e] (added); ' +
+    'or [s] context $ answer [e] per answer (a softmax over the answers). The model is saved as a ' +
+    'Hugging Face GPT-2 folder with classifier.weight/bias, id2label and label2id.',
+  options: OPTIONS,
+  notes: [
+    'A sequence longer than the context loses tokens from the front of its first part (text, ' +
+      'premise, context); [s], $, [e] and the second part are kept.',
+    'Rows with a missing or empty field, a label outside the set, or a different number of ' +
+      'answers are skipped with a message naming the file and row; the rest is used.',
+    'Ctrl-C stops after the current step and saves the model so far (exit code 130).',
+  ],
+  examples: [
+    'finetune --model runs/austen --task classification --data resources/samples/sentiment-imdb.jsonl --out finetunes/sentiment',
+    'finetune --model runs/austen --task entailment --data snli.csv --premise-column sentence1 --hypothesis-column sentence2 --label-column gold_label --out finetunes/nli --lambda 0',
+    'finetune --model runs/austen --task multiple-choice --data story.jsonl --context-column story --answer-columns ending1,ending2 --label-column answer --out finetunes/story',
+    'finetune --model runs/austen --task classification --data resources/samples/sentiment-imdb.jsonl --ablation',
+  ],
+  run,
+};

@@ -1,0 +1,340 @@
+/**
+ * The fine-tune wizard's state, kept for the whole session (leaving the page loses nothing): the
+ * choices of the four steps, the data preview, and the running or finished job, fed by its
+ * finetune.* events.
+ */
+import {
+  GPT1_FINETUNE,
+  type AblationResult,
+  type ColumnMap,
+  type FinetunePreview,
+  type FinetuneResult,
+  type FinetuneSettings,
+  type FinetuneTask,
+  type TableColumns,
+} from '../../common/finetune';
+import type { ApiEvent, ModelInfo } from '../../common/api';
+import { api } from './state.svelte';
+
+export interface LossPoint {
+  step: number;
+  loss: number;
+  l2: number;
+  l1: number;
+}
+
+export interface VariantRun {
+  variant: string;
+  init: 'pretrained' | 'random';
+  lambda: number;
+  steps: LossPoint[];
+  epochs: Array<{ epoch: number; valAccuracy: number; valLoss: number }>;
+}
+
+export interface FinetuneJob {
+  jobId: string;
+  kind: 'finetune' | 'ablation';
+  phase: 'running' | 'done' | 'failed' | 'cancelled';
+  stopping: boolean;
+  totalSteps: number;
+  step: number;
+  epoch: number;
+  epochs: number;
+  etaMs: number;
+  labels: string[];
+  /** One entry per variant (a plain fine-tune has one, named ''). */
+  runs: VariantRun[];
+  /** Index of the ablation variant running, and how many there are. */
+  variantIndex: number;
+  variantCount: number;
+  result: FinetuneResult | null;
+  ablation: AblationResult | null;
+  error: string;
+  log: string[];
+}
+
+export type DataSource = { kind: 'sample' } | { kind: 'file'; name: string; path: string };
+
+export const ft = $state({
+  step: 1 as 1 | 2 | 3 | 4,
+  models: null as ModelInfo[] | null,
+  modelsError: '',
+  model: '',
+  resources: '',
+  task: 'classification' as FinetuneTask,
+  data: { kind: 'sample' } as DataSource,
+  uploading: null as number | null,
+  dataError: '',
+  table: null as TableColumns | null,
+  columns: {} as ColumnMap,
+  valMode: 'split' as 'split' | 'file',
+  val: null as { name: string; path: string } | null,
+  preview: null as FinetunePreview | null,
+  previewError: '',
+  previewing: false,
+  settings: { ...GPT1_FINETUNE } as FinetuneSettings,
+  job: null as FinetuneJob | null,
+  startError: '',
+});
+
+export const SAMPLE_NAME = 'sentiment-imdb.jsonl';
+export const SAMPLE_MODEL = 'austen-tiny';
+
+export function samplePath(): string {
+  return ft.resources ? `${ft.resources}/samples/${SAMPLE_NAME}` : '';
+}
+
+export function dataPath(): string {
+  return ft.data.kind === 'sample' ? samplePath() : ft.data.path;
+}
+
+export function dataName(): string {
+  return ft.data.kind === 'sample' ? SAMPLE_NAME : ft.data.name;
+}
+
+/** The models one can fine-tune (not the fine-tuned classifiers), the bundled sample first. */
+export function baseModels(): ModelInfo[] {
+  const list = (ft.models ?? []).filter((m) => !m.classifier);
+  return [
+    ...list.filter((m) => m.source === 'sample'),
+    ...list.filter((m) => m.source !== 'sample'),
+  ];
+}
+
+export async function loadModels(): Promise<void> {
+  try {
+    const [models, info] = await Promise.all([
+      api.invoke('models.list', {}),
+      api.invoke('app.info', {}),
+    ]);
+    ft.models = models;
+    ft.resources = info.resources;
+    ft.modelsError = '';
+    const bases = baseModels();
+    if (!bases.some((m) => m.ref === ft.model)) {
+      ft.model = (bases.find((m) => m.name === SAMPLE_MODEL) ?? bases[0])?.ref ?? '';
+    }
+  } catch (err) {
+    ft.modelsError = (err as Error).message;
+  }
+}
+
+/** The columns a task maps, in order. */
+export function taskFields(
+  task: FinetuneTask,
+): Array<'text' | 'premise' | 'hypothesis' | 'a' | 'b' | 'context' | 'answers' | 'label'> {
+  switch (task) {
+    case 'classification':
+      return ['text', 'label'];
+    case 'entailment':
+      return ['premise', 'hypothesis', 'label'];
+    case 'similarity':
+      return ['a', 'b', 'label'];
+    case 'multiple-choice':
+      return ['context', 'answers', 'label'];
+  }
+}
+
+/** The guessed mapping, restricted to the task's fields. */
+export function mappingFor(task: FinetuneTask, guess: ColumnMap): ColumnMap {
+  const out: ColumnMap = {};
+  for (const f of taskFields(task)) {
+    if (f === 'answers') {
+      if (guess.answers) out.answers = guess.answers;
+      else if (guess.answersColumn) out.answersColumn = guess.answersColumn;
+    } else if (guess[f] !== undefined) {
+      out[f] = guess[f];
+    }
+  }
+  return out;
+}
+
+export async function loadColumns(): Promise<void> {
+  const file = dataPath();
+  ft.table = null;
+  ft.preview = null;
+  ft.dataError = '';
+  if (!file) return;
+  try {
+    ft.table = await api.invoke('finetune.columns', { file });
+    ft.columns = mappingFor(ft.task, ft.table.guess);
+  } catch (err) {
+    ft.dataError = (err as Error).message;
+  }
+}
+
+export function mappingComplete(): boolean {
+  return taskFields(ft.task).every((f) =>
+    f === 'answers'
+      ? Boolean(ft.columns.answers?.length || ft.columns.answersColumn)
+      : Boolean(ft.columns[f]),
+  );
+}
+
+let previewSeq = 0;
+export async function refreshPreview(): Promise<void> {
+  const data = dataPath();
+  if (!ft.model || !data || !mappingComplete()) {
+    ft.preview = null;
+    return;
+  }
+  const seq = ++previewSeq;
+  ft.previewing = true;
+  try {
+    const p = await api.invoke('finetune.preview', {
+      model: ft.model,
+      task: ft.task,
+      columns: $state.snapshot(ft.columns),
+      data,
+      ...(ft.valMode === 'file' && ft.val ? { valData: ft.val.path } : {}),
+      valFraction: ft.settings.valFraction,
+    });
+    if (seq !== previewSeq) return;
+    ft.preview = p;
+    ft.previewError = '';
+  } catch (err) {
+    if (seq !== previewSeq) return;
+    ft.preview = null;
+    ft.previewError = (err as Error).message;
+  } finally {
+    if (seq === previewSeq) ft.previewing = false;
+  }
+}
+
+function newJob(jobId: string, kind: 'finetune' | 'ablation'): FinetuneJob {
+  return {
+    jobId,
+    kind,
+    phase: 'running',
+    stopping: false,
+    totalSteps: 0,
+    step: 0,
+    epoch: 0,
+    epochs: ft.settings.epochs,
+    etaMs: NaN,
+    labels: [],
+    runs: [],
+    variantIndex: 0,
+    variantCount: kind === 'ablation' ? 4 : 1,
+    result: null,
+    ablation: null,
+    error: '',
+    log: [],
+  };
+}
+
+export async function start(kind: 'finetune' | 'ablation'): Promise<void> {
+  ft.startError = '';
+  try {
+    const params = {
+      model: ft.model,
+      task: ft.task,
+      columns: $state.snapshot(ft.columns),
+      data: dataPath(),
+      ...(ft.valMode === 'file' && ft.val ? { valData: ft.val.path } : {}),
+      settings: $state.snapshot(ft.settings),
+    };
+    const { jobId } = await api.invoke(
+      kind === 'finetune' ? 'finetune.start' : 'finetune.ablation',
+      params,
+    );
+    ft.job = newJob(jobId, kind);
+  } catch (err) {
+    ft.startError = (err as Error).message;
+  }
+}
+
+export async function stop(): Promise<void> {
+  const job = ft.job;
+  if (!job || job.phase !== 'running') return;
+  job.stopping = true;
+  await api.invoke('job.cancel', { jobId: job.jobId }).catch(() => {});
+}
+
+function runFor(job: FinetuneJob, variant: string | undefined): VariantRun {
+  const name = variant ?? '';
+  let run = job.runs.find((r) => r.variant === name);
+  if (!run) {
+    run = {
+      variant: name,
+      init: ft.settings.init,
+      lambda: ft.settings.lambda,
+      steps: [],
+      epochs: [],
+    };
+    job.runs.push(run);
+  }
+  return run;
+}
+
+function onEvent(e: ApiEvent): void {
+  const job = ft.job;
+  if (!job || !('jobId' in e) || e.jobId !== job.jobId) return;
+  if (e.type === 'job.progress') {
+    const ev = e.event;
+    switch (ev.type) {
+      case 'finetune.variant': {
+        job.variantIndex = ev.index;
+        job.variantCount = ev.count;
+        const run = runFor(job, ev.variant);
+        run.init = ev.init;
+        run.lambda = ev.lambda;
+        return;
+      }
+      case 'finetune.start': {
+        const run = runFor(job, ev.variant);
+        run.init = ev.init;
+        run.lambda = ev.lambda;
+        job.totalSteps = ev.totalSteps;
+        job.epochs = ev.epochs;
+        job.labels = ev.labels;
+        job.step = 0;
+        return;
+      }
+      case 'finetune.step':
+        runFor(job, ev.variant).steps.push({ step: ev.step, loss: ev.loss, l2: ev.l2, l1: ev.l1 });
+        job.step = ev.step;
+        job.totalSteps = ev.totalSteps;
+        job.epoch = ev.epoch;
+        job.etaMs = ev.etaMs;
+        return;
+      case 'finetune.epoch':
+        runFor(job, ev.variant).epochs.push({
+          epoch: ev.epoch,
+          valAccuracy: ev.valAccuracy,
+          valLoss: ev.valLoss,
+        });
+        return;
+      case 'log':
+        job.log.push(ev.message);
+        return;
+      default:
+        return;
+    }
+  }
+  if (e.type === 'job.done') {
+    const r = e.result;
+    if (!('type' in r)) return;
+    if (r.type === 'finetune.result') {
+      job.result = r;
+      job.phase = r.outcome === 'cancelled' ? 'cancelled' : 'done';
+      void loadModels();
+    } else if (r.type === 'ablation.result') {
+      job.ablation = r;
+      job.phase = 'done';
+    }
+  } else if (e.type === 'job.failed') {
+    job.phase = e.error.code === 'cancelled' ? 'cancelled' : 'failed';
+    job.error = e.error.message;
+  }
+}
+
+let started = false;
+/** Subscribes to job events once and loads the model list. */
+export function initFinetune(): void {
+  if (!started) {
+    started = true;
+    api.onAny(onEvent);
+  }
+  void loadModels();
+}
