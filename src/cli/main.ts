@@ -34,6 +34,11 @@ const COMMANDS: Entry[] = [
     load: async () => (await import('./commands/score')).command,
   },
   {
+    name: 'eval-icl',
+    summary: 'few-shot classification accuracy against the number of shots',
+    load: async () => (await import('./commands/eval-icl')).command,
+  },
+  {
     name: 'presets',
     summary: 'the model presets: parameters and training memory',
     load: async () => (await import('./commands/presets')).command,
