@@ -93,17 +93,54 @@ const resumeParamsSchema = z.object({ id: runIdSchema, steps: posInt.optional() 
 const generateParamsSchema = z
   .object({ model: modelRef, prompt: z.string(), sampling: samplingSchema.optional() })
   .strict();
+const uploadId = z.string().regex(/^[a-z0-9-]{8,64}$/, 'must be an upload id');
+const uploadBeginSchema = z
+  .object({
+    /** The file's own name (no folders): kept so the engine sees its extension. */
+    name: z
+      .string()
+      .min(1)
+      .max(255)
+      .refine((n) => !/[\\/\0]/.test(n) && n !== '.' && n !== '..', 'must be a file name'),
+    size: z.number().int().nonnegative(),
+  })
+  .strict();
+const uploadChunkSchema = z
+  .object({
+    uploadId,
+    offset: z.number().int().nonnegative(),
+    /** base64, at most 1 MiB decoded. */
+    data: z.string().max(1_400_000),
+  })
+  .strict();
+const uploadRefSchema = z.object({ uploadId }).strict();
 const scoreParamsSchema = z.union([
   z.object({ model: modelRef, text: z.string().min(1) }).strict(),
   z.object({ model: modelRef, prompt: z.string(), continuation: z.string().min(1) }).strict(),
 ]);
 
 export const requests = {
-  /** The app's version, the workspace and the engine's backend. */
+  /** The app's version, the workspace, the bundled resources folder and the engine's backend. */
   'app.info': req<
     typeof empty,
-    { version: string; workspace: string; backend: BackendInfo | null; pid: number }
+    {
+      version: string;
+      workspace: string;
+      /** Bundled samples/ and models/. */
+      resources: string;
+      backend: BackendInfo | null;
+      pid: number;
+    }
   >(empty),
+  /**
+   * Browser mode's way to hand the engine a local file (Electron passes paths directly): the file
+   * is streamed in ≤ 1 MiB chunks, in order, to workspace/uploads/<id>/<name>.
+   */
+  'upload.begin': req<typeof uploadBeginSchema, { uploadId: string }>(uploadBeginSchema),
+  'upload.chunk': req<typeof uploadChunkSchema, { received: number }>(uploadChunkSchema),
+  /** Completes an upload; the result is the file's absolute path for other requests. */
+  'upload.end': req<typeof uploadRefSchema, { path: string }>(uploadRefSchema),
+  'upload.abort': req<typeof uploadRefSchema, { aborted: true }>(uploadRefSchema),
   /** The backend report alone (what runs the math, and why better ones are unavailable). */
   'backend.report': req<typeof empty, BackendInfo | null>(empty),
   /** Every usable model: runs, fine-tunes, imported and bundled ones (newest first). */

@@ -25,4 +25,9 @@ export interface GptStudioBridge {
   invoke(name: string, params: unknown): Promise<BridgeReply>;
   /** Calls `listener` for every event; returns the unsubscribe function. */
   on(listener: (event: ApiEvent) => void): () => void;
+  /**
+   * The local path of a dropped or picked DOM `File` (Electron's webUtils.getPathForFile), so the
+   * engine reads the file itself; '' when it has none.
+   */
+  pathForFile(file: unknown): string;
 }

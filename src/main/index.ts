@@ -72,7 +72,14 @@ function startHost() {
         {
           serviceName: 'GPT Studio engine',
           stdio: 'inherit',
-          env: { ...process.env, GPT_STUDIO_VERSION: app.getVersion() },
+          env: {
+            ...process.env,
+            GPT_STUDIO_VERSION: app.getVersion(),
+            // samples and the bundled model: beside the app when packaged (extraResources)
+            GPT_STUDIO_RESOURCES: app.isPackaged
+              ? path.join(process.resourcesPath, 'resources')
+              : path.join(app.getAppPath(), 'resources'),
+          },
         },
       );
       return {

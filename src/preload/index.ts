@@ -3,7 +3,7 @@
  * `window.gptStudio` — `invoke(name, params)` and `on(listener)`. Main validates every request
  * and its sender; nothing else of Electron or Node reaches the page.
  */
-import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
+import { contextBridge, ipcRenderer, webUtils, type IpcRendererEvent } from 'electron';
 import type { ApiEvent } from '../common/api';
 import type {
   BridgeKey,
@@ -28,6 +28,13 @@ const bridge: GptStudioBridge = {
     return () => {
       ipcRenderer.removeListener(EVENT, handler);
     };
+  },
+  pathForFile(file: unknown): string {
+    try {
+      return webUtils.getPathForFile(file as File);
+    } catch {
+      return '';
+    }
   },
 };
 

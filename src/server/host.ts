@@ -43,6 +43,7 @@ import { consoleHandlers } from './features/console';
 import { datasetHandlers } from './features/datasets';
 import { finetuneHandlers } from './features/finetune';
 import { listModels } from './models';
+import { Uploads } from './uploads';
 
 export interface HostOptions {
   workspace: string;
@@ -88,6 +89,7 @@ export class EngineHost {
   /** What feature handlers see of the host. */
   readonly context: HostContext;
   private readonly handlers: Handlers;
+  private readonly uploads: Uploads;
 
   constructor(private readonly opts: HostOptions) {
     this.workspace = path.resolve(opts.workspace);
@@ -103,6 +105,7 @@ export class EngineHost {
       modelDir: (ref) => this.modelDir(ref),
       loadModel: (ref) => this.loadModel(ref),
     };
+    this.uploads = new Uploads(path.join(this.workspace, 'uploads'));
     this.handlers = {
       ...this.coreHandlers(),
       ...datasetHandlers(this.context),
@@ -164,11 +167,16 @@ export class EngineHost {
       'app.info': () => ({
         version: appVersion(),
         workspace: this.workspace,
+        resources: this.resourcesDir,
         backend: getBackendReport() ?? null,
         pid: process.pid,
       }),
       'backend.report': () => getBackendReport() ?? null,
       'models.list': () => listModels(this.context),
+      'upload.begin': (p) => this.uploads.begin(p.name, p.size),
+      'upload.chunk': (p) => this.uploads.chunk(p.uploadId, p.offset, p.data),
+      'upload.end': (p) => this.uploads.end(p.uploadId),
+      'upload.abort': (p) => this.uploads.abort(p.uploadId),
       'presets.list': () => this.presets(),
       'runs.list': () => this.listRuns(),
       'run.get': (p) => this.getRun(p.id),

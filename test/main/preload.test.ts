@@ -4,6 +4,12 @@ const h = vi.hoisted(() => {
   const exposed: Record<string, unknown> = {};
   const listeners = new Map<string, Set<(...a: unknown[]) => void>>();
   const electron = {
+    webUtils: {
+      getPathForFile: vi.fn((f: { path?: string }) => {
+        if (!f.path) throw new Error('not a File');
+        return f.path;
+      }),
+    },
     contextBridge: {
       exposeInMainWorld: vi.fn((key: string, api: unknown) => (exposed[key] = api)),
     },
@@ -28,9 +34,14 @@ import type { GptStudioBridge } from '../../src/common/bridge';
 describe('preload bridge', () => {
   const bridge = h.exposed['gptStudio'] as GptStudioBridge;
 
-  it('exposes exactly invoke and on as window.gptStudio', () => {
+  it('exposes exactly invoke, on and pathForFile as window.gptStudio', () => {
     expect(h.electron.contextBridge.exposeInMainWorld).toHaveBeenCalledTimes(1);
-    expect(Object.keys(bridge).sort()).toEqual(['invoke', 'on']);
+    expect(Object.keys(bridge).sort()).toEqual(['invoke', 'on', 'pathForFile']);
+  });
+
+  it("gives a dropped file's path, or '' for anything else", () => {
+    expect(bridge.pathForFile({ path: '/home/u/corpus.txt' })).toBe('/home/u/corpus.txt');
+    expect(bridge.pathForFile({})).toBe('');
   });
 
   it('invokes over api:invoke', async () => {

@@ -1,0 +1,88 @@
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ReplyMessage } from '../../src/common/api';
+import { EngineHost } from '../../src/server/host';
+
+let dir: string;
+let host: EngineHost;
+const replies = new Map<number, ReplyMessage>();
+let next = 1;
+
+async function call(name: string, params: unknown): Promise<unknown> {
+  const id = next++;
+  await host.handle({ id, type: 'invoke', name, params });
+  const r = replies.get(id);
+  if (!r || r.type === 'event') throw new Error('no reply');
+  if (r.type === 'error') throw Object.assign(new Error(r.error.message), r.error);
+  return r.result;
+}
+
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'uploads-'));
+  host = new EngineHost({
+    workspace: dir,
+    backend: 'cpu',
+    send: (m) => {
+      if ('id' in m) replies.set(m.id as number, m);
+    },
+  });
+});
+afterAll(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('uploads (browser mode hands the engine a file in chunks)', () => {
+  it('streams chunks in order to workspace/uploads and returns the path', async () => {
+    const bytes = Buffer.from('héllo, wörld\n'.repeat(1000));
+    const { uploadId } = (await call('upload.begin', {
+      name: 'corpus.txt',
+      size: bytes.length,
+    })) as {
+      uploadId: string;
+    };
+    const half = 5000;
+    await call('upload.chunk', {
+      uploadId,
+      offset: 0,
+      data: bytes.subarray(0, half).toString('base64'),
+    });
+    await expect(call('upload.end', { uploadId })).rejects.toThrow(
+      `upload corpus.txt: received ${half} of ${bytes.length} bytes`,
+    );
+    await expect(call('upload.chunk', { uploadId, offset: 0, data: 'AAAA' })).rejects.toThrow(
+      `params.offset: expected ${half} (chunks go in order), got 0`,
+    );
+    await call('upload.chunk', {
+      uploadId,
+      offset: half,
+      data: bytes.subarray(half).toString('base64'),
+    });
+    const { path: p } = (await call('upload.end', { uploadId })) as { path: string };
+    expect(p).toBe(path.join(dir, 'uploads', uploadId, 'corpus.txt'));
+    expect(await fs.readFile(p)).toEqual(bytes);
+    await expect(call('upload.end', { uploadId })).rejects.toThrow(/no open upload/);
+  });
+
+  it('refuses names with folders, and more bytes than announced; abort removes the file', async () => {
+    await expect(call('upload.begin', { name: '../evil.txt', size: 1 })).rejects.toThrow(
+      /params.name: must be a file name/,
+    );
+    const { uploadId } = (await call('upload.begin', { name: 'x.csv', size: 2 })) as {
+      uploadId: string;
+    };
+    await expect(call('upload.chunk', { uploadId, offset: 0, data: 'AAAAAA==' })).rejects.toThrow(
+      'more bytes than the 2 announced',
+    );
+    await call('upload.abort', { uploadId });
+    await expect(fs.access(path.join(dir, 'uploads', uploadId))).rejects.toThrow();
+  });
+
+  it('app.info names the bundled resources folder', async () => {
+    const info = (await call('app.info', {})) as { resources: string };
+    await expect(
+      fs.access(path.join(info.resources, 'samples', 'austen.txt')),
+    ).resolves.toBeUndefined();
+  });
+});
