@@ -4,7 +4,7 @@
  */
 import type { ApiEvent, GenerationOutput, Params } from '../../common/api';
 import type { ApiClient } from '../../common/client';
-import type { HistoryToken, SamplingPreset } from '../../common/console';
+import type { Demo, HistoryToken, SamplingPreset } from '../../common/console';
 
 export type Sampling = Required<
   Pick<
@@ -27,6 +27,25 @@ export const DEFAULT_SAMPLING: Sampling = {
 export function applyPreset(base: Sampling, preset: SamplingPreset['sampling']): Sampling {
   return { ...base, ...preset, stop: [...(preset.stop ?? base.stop)] };
 }
+
+export interface FewShotConfig {
+  instruction: string;
+  format: string;
+  separator: string;
+  demos: Demo[];
+}
+
+export const DEFAULT_FEWSHOT: FewShotConfig = {
+  instruction: '',
+  format: '{input} => {output}',
+  separator: '\n',
+  demos: [],
+};
+
+export const DEFAULT_ZERO_SHOT = 'Translate English to French: {input} =>';
+
+/** The bundled labeled sample (a path under app.info's resources). */
+export const SAMPLE_DATA = 'samples/sentiment-imdb.jsonl';
 
 /** Alternatives shown when hovering a token. */
 export const TOP_ALTERNATIVES = 10;
