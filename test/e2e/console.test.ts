@@ -23,7 +23,9 @@ beforeAll(async () => {
   // a tiny byte-level BPE model (random weights: its text is noise, but every path is real)
   await initBackend('wasm');
   async function* corpus() {
-    yield 'the movie was great. the plot was terrible. a wonderful film, a dull story.\n'.repeat(20);
+    yield 'the movie was great. the plot was terrible. a wonderful film, a dull story.\n'.repeat(
+      20,
+    );
   }
   const tokenizer = await trainTokenizer({ kind: 'bpe', vocabSize: 300, corpus: corpus() });
   const cfg = tinyConfig({ vocabSize: tokenizer.vocabSize, blockSize: 128, nLayer: 1, nEmbd: 32 });
@@ -66,7 +68,9 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
       const done = studio.events.filter((e) => e.type === 'job.done' && e.kind === 'generate');
       expect(done.length).toBe(1);
       const jobId = done[0]!.type === 'job.done' ? done[0]!.jobId : '';
-      expect(studio.events.filter((e) => e.type === 'generate.token' && e.jobId === jobId)).toHaveLength(24);
+      expect(
+        studio.events.filter((e) => e.type === 'generate.token' && e.jobId === jobId),
+      ).toHaveLength(24);
       await shot(page, 'console-en-reply');
 
       // hovering a token: the top 10 alternatives with their probabilities, their texts filled in
@@ -83,14 +87,18 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
       await fill(page, 'prompt-input', 'a wonderful');
       await page.getByTestId('send').click();
       const second = page.getByTestId('turn').nth(1);
-      await second.getByTestId('stop').click();
+      await second.locator('.tok').first().waitFor();
+      await page.getByTestId('composer-stop').click();
       await second.getByTestId('stopped-by').filter({ hasText: 'Stopped' }).waitFor();
       const n = await second.locator('.tok').count();
       expect(n).toBeLessThan(4000);
 
       // the conversation is saved for this model and comes back after a reload
       await expect
-        .poll(async () => (await studio.api.invoke('console.history.get', { model: modelDir })).entries.length)
+        .poll(
+          async () =>
+            (await studio.api.invoke('console.history.get', { model: modelDir })).entries.length,
+        )
         .toBe(2);
       await page.reload();
       await expect.poll(() => page.getByTestId('turn').count()).toBe(2);
@@ -118,8 +126,8 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
       // what the page shows is what the engine assembles with the model's tokenizer
       const demos = await builder.locator('.demos li').evaluateAll((lis) =>
         lis.map((li) => ({
-          input: (li.querySelector('textarea') as HTMLTextAreaElement).value,
-          output: (li.querySelector('input') as HTMLInputElement).value,
+          input: (li.querySelector('textarea') as unknown as { value: string }).value,
+          output: (li.querySelector('input') as unknown as { value: string }).value,
         })),
       );
       expect(new Set(demos.map((d) => d.output))).toEqual(new Set(['positive', 'negative']));
@@ -193,13 +201,16 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
       await fill(page, 'icl-shots', '0,1,2');
       await fill(page, 'icl-limit', '12');
       await page.getByTestId('icl-start').click();
-      await page.getByTestId('icl-status').filter({ hasText: 'Finished.' }).waitFor({ timeout: 60_000 });
+      await page
+        .getByTestId('icl-status')
+        .filter({ hasText: 'Finished.' })
+        .waitFor({ timeout: 60_000 });
       await expect.poll(() => page.getByTestId('icl-table').locator('tbody tr').count()).toBe(3);
       await expect.poll(() => page.getByTestId('icl-chart').getAttribute('data-points')).toBe('3');
-      const done = studio.events.find(
-        (e) => e.type === 'job.done' && e.kind === 'eval-icl',
-      );
-      expect(done?.type === 'job.done' && 'points' in done.result && done.result.points.map((p) => p.k)).toEqual([0, 1, 2]);
+      const done = studio.events.find((e) => e.type === 'job.done' && e.kind === 'eval-icl');
+      expect(
+        done?.type === 'job.done' && 'points' in done.result && done.result.points.map((p) => p.k),
+      ).toEqual([0, 1, 2]);
       await shot(page, 'console-en-icl');
       expect(errors).toEqual([]);
     } finally {

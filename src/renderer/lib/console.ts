@@ -42,6 +42,9 @@ export const DEFAULT_FEWSHOT: FewShotConfig = {
   demos: [],
 };
 
+/** The template fields, passed as values so the catalogs need no ICU escaping of braces. */
+export const SLOTS = { input: '{input}', output: '{output}' };
+
 export const DEFAULT_ZERO_SHOT = 'Translate English to French: {input} =>';
 
 /** The bundled labeled sample (a path under app.info's resources). */

@@ -151,6 +151,9 @@ export function consoleHandlers(ctx: HostContext): Handlers {
       const { readLabeled } = await import('../../engine/console/dataset');
       const { drawDemos } = await import('../../engine/console/icl');
       const { Rng } = await import('../../engine/util/rng');
+      if (!(await fs.stat(file).catch(() => null))?.isFile()) {
+        throw new HostError(apiError('not-found', `params.file: ${file} does not exist`));
+      }
       let t;
       try {
         t = await readLabeled(file, {
@@ -158,11 +161,7 @@ export function consoleHandlers(ctx: HostContext): Handlers {
           ...(p.labelColumn ? { labelColumn: p.labelColumn } : {}),
         });
       } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        if (e.code === 'ENOENT') {
-          throw new HostError(apiError('not-found', `params.file: ${file} does not exist`));
-        }
-        throw new HostError(apiError('bad-request', e.message));
+        throw new HostError(apiError('bad-request', (err as Error).message));
       }
       const demos = p.k
         ? drawDemos(
@@ -243,9 +242,7 @@ export function consoleHandlers(ctx: HostContext): Handlers {
     'console.eval.start': async (p) => {
       const dir = await ctx.modelDir(p.model);
       const data = path.isAbsolute(p.data) ? p.data : path.join(ctx.workspace, p.data);
-      try {
-        await fs.access(data);
-      } catch {
+      if (!(await fs.stat(data).catch(() => null))?.isFile()) {
         throw new HostError(apiError('not-found', `params.data: ${data} does not exist`));
       }
       return ctx.startJob('eval-icl', {}, async (push, signal) => {
