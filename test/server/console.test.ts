@@ -19,6 +19,7 @@ import { saveModelDir } from '../../src/engine/checkpoint/modelDir';
 import { scoreContinuation } from '../../src/engine/score';
 import { loadModelDir } from '../../src/engine/checkpoint/modelDir';
 import { GPT } from '../../src/engine/model/gpt';
+import { compactHistory } from '../../src/renderer/lib/console';
 import { historyFile } from '../../src/server/features/console';
 import { EngineHost } from '../../src/server/host';
 import { charTokenizer, randomWeights, removeDir, tempDir, tinyConfig } from '../engine/helpers';
@@ -264,6 +265,38 @@ describe('console requests', () => {
     await other.host.shutdown();
     await host.call('console.history.clear', { model: modelDir });
     expect((await host.call('console.history.get', { model: modelDir })).entries).toEqual([]);
+  });
+
+  it('a long history is compacted to fit one message, oldest details first, and saves', async () => {
+    const alt = Array.from({ length: 10 }, (_, i) => ({ id: i, logprob: -i, text: `t${i}` }));
+    const turn = (n: number) => ({
+      id: `t${n}`,
+      mode: 'completion' as const,
+      input: `p${n}`,
+      prompt: `p${n}`,
+      reply: 'x'.repeat(500),
+      tokens: Array.from({ length: 500 }, (_, i) => ({
+        id: i,
+        text: 'x',
+        logprob: -0.1,
+        alternatives: alt,
+      })),
+      sampling: {},
+      createdAt: new Date(n).toISOString(),
+    });
+    const all = Array.from({ length: 12 }, (_, n) => turn(n));
+    const full = JSON.stringify(all).length;
+    const max = Math.floor(full / 3);
+    const kept = compactHistory(all, 200, max);
+    expect(JSON.stringify(kept).length).toBeLessThanOrEqual(max);
+    expect(kept).toHaveLength(12);
+    expect(kept.at(-1)).toEqual(all.at(-1)); // the newest turn keeps everything
+    expect(kept[0]!.tokens[0]!.alternatives).toBeUndefined();
+    expect(kept[0]!.reply).toBe(all[0]!.reply);
+    expect(compactHistory(all, 5)).toHaveLength(5);
+    await host.call('console.history.save', { model: modelDir, entries: compactHistory(all) });
+    expect((await host.call('console.history.get', { model: modelDir })).entries).toHaveLength(12);
+    await host.call('console.history.clear', { model: modelDir });
   });
 
   it('saves, lists and deletes sampling presets; the built-in ones are protected', async () => {
