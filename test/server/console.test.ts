@@ -7,6 +7,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compactHistory } from '../../src/common/console';
 import type {
   ApiError,
   ApiEvent,
@@ -19,7 +20,6 @@ import { saveModelDir } from '../../src/engine/checkpoint/modelDir';
 import { scoreContinuation } from '../../src/engine/score';
 import { loadModelDir } from '../../src/engine/checkpoint/modelDir';
 import { GPT } from '../../src/engine/model/gpt';
-import { compactHistory } from '../../src/renderer/lib/console';
 import { historyFile } from '../../src/server/features/console';
 import { EngineHost } from '../../src/server/host';
 import { charTokenizer, randomWeights, removeDir, tempDir, tinyConfig } from '../engine/helpers';

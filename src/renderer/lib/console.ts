@@ -4,7 +4,7 @@
  */
 import type { ApiEvent, GenerationOutput, Params } from '../../common/api';
 import type { ApiClient } from '../../common/client';
-import type { Demo, HistoryEntry, HistoryToken, SamplingPreset } from '../../common/console';
+import type { Demo, HistoryToken, SamplingPreset } from '../../common/console';
 
 export type Sampling = Required<
   Pick<
@@ -166,34 +166,4 @@ export async function copyText(text: string): Promise<void> {
     document.execCommand('copy');
     ta.remove();
   }
-}
-
-/**
- * The history as saved: the newest `limit` turns, and under `maxBytes` of JSON (one message over
- * the connection) by dropping the token alternatives of the oldest turns first, then their tokens,
- * then the oldest turns.
- */
-export function compactHistory(
-  entries: HistoryEntry[],
-  limit = 200,
-  maxBytes = 8 * 1024 * 1024,
-): HistoryEntry[] {
-  const out = entries.slice(-limit);
-  const sizes = out.map((e) => JSON.stringify(e).length + 1);
-  let total = sizes.reduce((a, b) => a + b, 2);
-  const replace = (i: number, e: HistoryEntry) => {
-    out[i] = e;
-    const n = JSON.stringify(e).length + 1;
-    total += n - sizes[i]!;
-    sizes[i] = n;
-  };
-  for (let i = 0; i < out.length && total > maxBytes; i++) {
-    replace(i, { ...out[i]!, tokens: out[i]!.tokens.map(({ alternatives: _a, ...t }) => t) });
-  }
-  for (let i = 0; i < out.length && total > maxBytes; i++) replace(i, { ...out[i]!, tokens: [] });
-  while (out.length > 1 && total > maxBytes) {
-    out.shift();
-    total -= sizes.shift()!;
-  }
-  return out;
 }
