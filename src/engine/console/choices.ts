@@ -9,7 +9,7 @@
  * The last divides out how likely the answer is a priori, after a neutral prompt.
  */
 import type { GPT } from '../model/gpt';
-import { scoreBatch } from '../score';
+import { scoreTargets } from '../score';
 import type { Tokenizer } from '../tokenizer/types';
 import { encodeLenient } from './prompt';
 
@@ -51,7 +51,7 @@ export async function scoreChoices(
     if (ids.length === 0) throw new Error(`candidates.${i}: empty (nothing to score)`);
     return ids;
   });
-  const scored = await scoreBatch(model, [
+  const scored = await scoreTargets(model, [
     ...targets.map((target) => ({ context: ctx, target })),
     ...targets.map((target) => ({ context: neu, target })),
   ]);

@@ -14,7 +14,7 @@
  * (round-robin over the labels in a random order), then shuffled.
  */
 import type { GPT } from '../model/gpt';
-import { scoreBatch, type ScoreItem } from '../score';
+import { scoreTargets, type ScoreItem } from '../score';
 import type { Tokenizer } from '../tokenizer/types';
 import { Rng } from '../util/rng';
 import {
@@ -270,7 +270,7 @@ export async function evaluateIcl(
         const ctx = a.ids.length > 0 ? a.ids.slice(-(block - reserve)) : [tokenizer.eosId ?? 0];
         for (const target of answers) items.push({ context: ctx, target });
       }
-      const scores = await scoreBatch(model, items, batchSize);
+      const scores = await scoreTargets(model, items, batchSize);
       for (let j = 0; j < batch.length; j++) {
         let best = 0;
         for (let l = 1; l < answers.length; l++) {

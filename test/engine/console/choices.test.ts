@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../../src/engine/backend';
 import { rankChoices, scoreChoices } from '../../../src/engine/console/choices';
 import { GPT } from '../../../src/engine/model/gpt';
+import { scoreBatch, scoreTargets } from '../../../src/engine/score';
 import * as tf from '../../../src/engine/tf';
 import type { CharTokenizer } from '../../../src/engine/tokenizer';
 import { charTokenizer, logSoftmax64, randomWeights, tinyConfig } from '../helpers';
@@ -85,5 +86,31 @@ describe('scoreChoices', () => {
     await expect(scoreChoices(model, tok, 'x', ['ok', ''], 'answer:')).rejects.toThrow(
       'candidates.1: empty',
     );
+  });
+});
+
+describe('scoreTargets', () => {
+  it('gives the same numbers as scoreBatch, long items and empty targets included', async () => {
+    const items = [
+      { context: tok.encode('q: is it'), target: tok.encode(' yes') },
+      { context: tok.encode('a'), target: tok.encode('bcd efg hij') },
+      { context: tok.encode('no target'), target: [] },
+      // longer than the 64-token block: scored through windows
+      {
+        context: tok.encode('the sky is blue. '.repeat(4)),
+        target: tok.encode(' it is not at all'),
+      },
+    ];
+    const want = await scoreBatch(model, items, 3);
+    const got = await scoreTargets(model, items, 3);
+    expect(got.map((r) => r.tokens)).toEqual(want.map((r) => r.tokens));
+    got.forEach((r, i) => {
+      expect(r.logprobs).toHaveLength(want[i]!.logprobs.length);
+      r.logprobs.forEach((lp, t) =>
+        expect(Math.abs(lp - want[i]!.logprobs[t]!)).toBeLessThan(1e-5),
+      );
+      expect(r.sum).toBeCloseTo(want[i]!.sum, 4);
+    });
+    expect(got[2]).toEqual({ tokens: [], logprobs: [], sum: 0, mean: 0 });
   });
 });
