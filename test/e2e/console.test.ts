@@ -83,7 +83,7 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
       await page.mouse.move(5, 5);
 
       // stop: a long generation is cut short
-      await fill(page, 'max-new-tokens', '4000');
+      await fill(page, 'max-new-tokens', '100000');
       await fill(page, 'prompt-input', 'a wonderful');
       await page.getByTestId('send').click();
       const second = page.getByTestId('turn').nth(1);
@@ -91,7 +91,7 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
       await page.getByTestId('composer-stop').click();
       await second.getByTestId('stopped-by').filter({ hasText: 'Stopped' }).waitFor();
       const n = await second.locator('.tok').count();
-      expect(n).toBeLessThan(4000);
+      expect(n).toBeLessThan(100_000);
 
       // the conversation is saved for this model and comes back after a reload
       await expect
@@ -201,6 +201,9 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
       await fill(page, 'icl-shots', '0,1,2');
       await fill(page, 'icl-limit', '12');
       await page.getByTestId('icl-start').click();
+      // the run goes on, and is shown again, when the user looks at another tab meanwhile
+      await page.getByRole('tab', { name: 'Chat' }).click();
+      await page.getByRole('tab', { name: 'In-context evaluation' }).click();
       await page
         .getByTestId('icl-status')
         .filter({ hasText: 'Finished.' })
