@@ -61,7 +61,7 @@ export const LEARN = {
   corpusBytes: 1_000_000,
 };
 
-export type Kind = 'train' | 'generate' | 'bpe' | 'learn';
+export type Kind = 'train' | 'generate' | 'bpe' | 'learn' | 'gpt2';
 
 export interface Check {
   /** What is compared: 'ratio', 'peakRssMB', 'seconds', 'valLossDiff'. */
@@ -142,6 +142,13 @@ export const CASES: CaseSpec[] = [
     peerArgs: (corpus) => ['learn', corpus, String(LEARN.steps)],
     valLossTolerance: 0.08,
     describe: 'char-level val loss after 300 steps on the first 1 MB of austen.txt (shape A)',
+  },
+  {
+    name: 'generate-gpt2-124M',
+    kind: 'gpt2',
+    byDefault: true,
+    describe:
+      'GPT-2 124M imported from the folder GPT_STUDIO_GPT2_DIR names (skipped when unset): import seconds, then generation tokens/s, 50 tokens, greedy, KV cache',
   },
 ];
 
@@ -366,6 +373,16 @@ export async function runCase(
 ): Promise<OurResult> {
   const spec = findCase(name);
   if (spec.kind === 'bpe') return benchBpe();
+  if (spec.kind === 'gpt2' && !process.env[GPT2_ENV]) {
+    return {
+      name,
+      backend: 'none',
+      peakRssMB: peakRssMB(),
+      notes: [
+        `skipped: set ${GPT2_ENV} to a local Hugging Face gpt2 folder (config.json, model.safetensors, vocab.json + merges.txt)`,
+      ],
+    };
+  }
   const report = await initBackend(opts.backend);
   const backend = report.name;
   switch (spec.kind) {
@@ -375,6 +392,66 @@ export async function runCase(
       return benchGenerate(spec.shape!, backend);
     case 'learn':
       return benchLearn(backend, opts.log);
+    case 'gpt2':
+      return benchGpt2(process.env[GPT2_ENV]!, backend);
+  }
+}
+
+/** The environment variable naming a GPT-2 124M folder for `generate-gpt2-124M`. */
+export const GPT2_ENV = 'GPT_STUDIO_GPT2_DIR';
+
+/**
+ * GPT-2 124M end to end: import the Hugging Face folder (checks every tensor, writes the engine's
+ * folder), load it, then time 50 greedy tokens with the KV cache after a 5-token warm-up.
+ */
+async function benchGpt2(dir: string, backend: string): Promise<OurResult> {
+  const { importModel } = await import('../src/engine/checkpoint/import');
+  const { loadModelDir } = await import('../src/engine/checkpoint/modelDir');
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'gpt-studio-bench-gpt2-'));
+  try {
+    const t0 = performance.now();
+    const imported = await importModel({ from: dir, out: path.join(tmp, 'gpt2') });
+    const importSeconds = (performance.now() - t0) / 1000;
+    const t1 = performance.now();
+    const { model, tokenizer } = await loadModelDir(imported.out);
+    const loadSeconds = (performance.now() - t1) / 1000;
+    const prompt = tokenizer.encode('The meaning of life is');
+    const run = async (n: number): Promise<number> => {
+      const it = generateTokens(model, tokenizer, prompt, {
+        maxNewTokens: n,
+        temperature: 0,
+        useCache: true,
+        stop: [],
+      });
+      let made = 0;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) break;
+        made++;
+      }
+      return made;
+    };
+    await run(5);
+    const n = 50;
+    const t2 = performance.now();
+    const made = await run(n);
+    const dt = performance.now() - t2;
+    model.dispose();
+    return {
+      name: 'generate-gpt2-124M',
+      backend,
+      tokensPerSecond: round(made / (dt / 1000)),
+      seconds: round(importSeconds, 1),
+      samplesMs: [round(dt)],
+      peakRssMB: peakRssMB(),
+      notes: [
+        `${imported.params.toLocaleString('en-US')} parameters; import ${round(importSeconds, 1)} s ` +
+          `(${Math.round(imported.bytes / 2 ** 20)} MiB written), load ${round(loadSeconds, 1)} s, ` +
+          `${made} tokens generated`,
+      ],
+    };
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
   }
 }
 

@@ -39,6 +39,16 @@ const COMMANDS: Entry[] = [
     load: async () => (await import('./commands/eval-icl')).command,
   },
   {
+    name: 'export',
+    summary: 'export a model: Hugging Face folder, GGUF file, or a folder to train on a cluster',
+    load: async () => (await import('./commands/export')).command,
+  },
+  {
+    name: 'import',
+    summary: 'import a Hugging Face GPT-2 folder (gpt2, distilgpt2, your own)',
+    load: async () => (await import('./commands/import')).command,
+  },
+  {
     name: 'presets',
     summary: 'the model presets: parameters and training memory',
     load: async () => (await import('./commands/presets')).command,

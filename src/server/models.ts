@@ -23,20 +23,11 @@ export function paramsFromConfig(c: Record<string, unknown>): number {
   return v * d + p * d + L * block + 2 * d;
 }
 
+/** 'char' or 'bpe' by the tokenizer's structure (both save a BPE-typed tokenizer.json). */
 async function tokenizerKind(dir: string): Promise<string> {
   try {
-    const tj = JSON.parse(await fs.readFile(path.join(dir, 'tokenizer.json'), 'utf8')) as {
-      model?: { type?: string };
-    };
-    const t = tj.model?.type;
-    if (t === 'BPE') return 'bpe';
-    if (t) return 'char';
-  } catch {
-    // no tokenizer.json: GPT-2's own folder layout
-  }
-  try {
-    await fs.access(path.join(dir, 'merges.txt'));
-    return 'bpe';
+    const { readTokenizerDir } = await import('../engine/tokenizer/hf');
+    return (await readTokenizerDir(dir)).data.kind;
   } catch {
     return 'unknown';
   }

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelInfo } from '../../src/common/api';
+import { trainTokenizer } from '../../src/engine/tokenizer';
 import { listModels, paramsFromConfig } from '../../src/server/models';
 import type { HostContext } from '../../src/server/context';
 
@@ -17,24 +18,32 @@ const config = (over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
-async function model(rel: string, cfg: Record<string, unknown>, tokenizer?: unknown) {
+async function* text() {
+  yield 'the cat sat on the mat; the dog sat on the log. '.repeat(20);
+}
+
+async function model(rel: string, cfg: Record<string, unknown>, tokenizer?: 'char' | 'bpe') {
   const d = path.join(dir, rel);
   await fs.mkdir(d, { recursive: true });
   await fs.writeFile(path.join(d, 'config.json'), JSON.stringify(cfg));
-  if (tokenizer) await fs.writeFile(path.join(d, 'tokenizer.json'), JSON.stringify(tokenizer));
+  if (tokenizer) {
+    const t = await trainTokenizer({ kind: tokenizer, vocabSize: 270, corpus: text() });
+    await t.save(d);
+  }
 }
 
 beforeAll(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'models-'));
-  await model('ws/runs/alpha', config(), { model: { type: 'BPE' } });
+  await model('ws/runs/alpha', config(), 'bpe');
   await model('ws/finetunes/sent', {
     ...config(),
     id2label: { '1': 'positive', '0': 'negative' },
     gpt_studio: { task: 'classification' },
   });
-  await model('ws/models/gpt2', config({ vocab_size: 50257 }));
-  await fs.writeFile(path.join(dir, 'ws/models/gpt2/merges.txt'), '#version: 0.2\n');
-  await model('res/models/austen', config(), { model: { type: 'WordLevel' } });
+  await model('ws/models/gpt2', config({ vocab_size: 50257 }), 'bpe');
+  // GPT-2's own layout: vocab.json + merges.txt only
+  await fs.rm(path.join(dir, 'ws/models/gpt2/tokenizer.json'));
+  await model('res/models/austen', config(), 'char');
   await fs.mkdir(path.join(dir, 'ws/runs/not-a-model'), { recursive: true });
   await model('ws/runs/broken', config());
   await fs.writeFile(path.join(dir, 'ws/runs/broken/config.json'), '{ not json');

@@ -1,7 +1,127 @@
-/** The engine host's handlers for the checkpoints feature's requests (src/common/checkpoints.ts). */
-import type { HostContext, Handlers } from '../context';
+/**
+ * The engine host's handlers for the checkpoints feature's requests (src/common/checkpoints.ts):
+ * export and import run as background jobs with progress and cancel; a bad checkpoint fails the
+ * job with a message naming the file and tensor, never the host.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { apiError } from '../../common/api';
+import type { CheckpointInfo, ExportFormat } from '../../common/checkpoints';
+import { HostError, type HostContext, type Handlers } from '../context';
+
+const FORMATS: ExportFormat[] = ['hf', 'gguf', 'cluster'];
+
+async function tokenizerKind(dir: string): Promise<string> {
+  try {
+    const { loadTokenizer } = await import('../../engine/tokenizer');
+    return (await loadTokenizer(dir)).kind;
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function hasCorpus(dir: string): Promise<boolean> {
+  try {
+    const s = JSON.parse(await fs.readFile(path.join(dir, 'state.json'), 'utf8')) as {
+      corpus?: unknown[];
+    };
+    return Array.isArray(s.corpus) && s.corpus.length > 0;
+  } catch {
+    return false;
+  }
+}
 
 export function checkpointHandlers(ctx: HostContext): Handlers {
-  void ctx;
-  return {};
+  const resolve = (p: string) => (path.isAbsolute(p) ? p : path.join(ctx.workspace, p));
+  const exportsDir = path.join(ctx.workspace, 'exports');
+  const suggested = (name: string, format: ExportFormat) =>
+    path.join(exportsDir, `${name}-${format}`);
+
+  const badOut = async (out: string, field: string) => {
+    const { checkDestination } = await import('../../engine/checkpoint/stage');
+    try {
+      await checkDestination(out, field);
+    } catch (err) {
+      throw new HostError(apiError('bad-request', (err as Error).message));
+    }
+  };
+
+  return {
+    'checkpoints.inspect': async (p): Promise<CheckpointInfo> => {
+      const dir = await ctx.modelDir(p.model);
+      const name = path.basename(dir);
+      const kind = await tokenizerKind(dir);
+      const { ggufRefusal } = await import('../../engine/checkpoint/export');
+      const gguf = ggufRefusal(kind);
+      const corpus = await hasCorpus(dir);
+      return {
+        dir,
+        name,
+        tokenizer: kind,
+        formats: {
+          hf: { ok: true },
+          gguf: gguf ? { ok: false, reason: gguf, code: 'char-tokenizer' } : { ok: true },
+          cluster: corpus
+            ? { ok: true }
+            : {
+                ok: false,
+                code: 'no-dataset',
+                reason:
+                  'this model has no training record (state.json with its corpus), so there is no dataset to send along',
+              },
+        },
+        suggestedOut: Object.fromEntries(FORMATS.map((f) => [f, suggested(name, f)])) as Record<
+          ExportFormat,
+          string
+        >,
+      };
+    },
+
+    'checkpoints.export': async (p) => {
+      const dir = await ctx.modelDir(p.model);
+      const out = p.out ? resolve(p.out) : suggested(path.basename(dir), p.format);
+      await badOut(out, 'params.out');
+      if (p.format === 'gguf') {
+        const { ggufRefusal } = await import('../../engine/checkpoint/export');
+        const why = ggufRefusal(await tokenizerKind(dir));
+        if (why) throw new HostError(apiError('bad-request', `params.format: ${why}`));
+      }
+      const { exportModel } = await import('../../engine/checkpoint/export');
+      return ctx.startJob('export', {}, async (push, signal) => {
+        const r = await exportModel({
+          model: dir,
+          out,
+          format: p.format,
+          dtype: p.dtype,
+          ...(p.name ? { name: p.name } : {}),
+          signal,
+          onProgress: (e) => push({ type: 'checkpoints.progress', ...e }),
+        });
+        return { type: 'checkpoints.result', operation: 'export', ...r };
+      });
+    },
+
+    'checkpoints.import': async (p) => {
+      const from = resolve(p.from);
+      const stat = await fs.stat(from).catch(() => undefined);
+      if (!stat?.isDirectory()) {
+        throw new HostError(
+          apiError('not-found', `params.from: ${from} is not a folder (expected a GPT-2 folder)`),
+        );
+      }
+      const name = p.name ?? path.basename(from).replace(/[^A-Za-z0-9._-]+/g, '-');
+      const out = p.out ? resolve(p.out) : path.join(ctx.workspace, 'models', name);
+      await badOut(out, p.out ? 'params.out' : 'params.name');
+      const { importModel } = await import('../../engine/checkpoint/import');
+      return ctx.startJob('import', {}, async (push, signal) => {
+        const r = await importModel({
+          from,
+          out,
+          signal,
+          onProgress: (e) => push({ type: 'checkpoints.progress', ...e }),
+        });
+        return { type: 'checkpoints.result', operation: 'import', ...r };
+      });
+    },
+  };
 }

@@ -1,0 +1,102 @@
+/** `export`: a model folder as a Hugging Face GPT-2 folder, a GGUF file, or a cluster folder. */
+import type { OptionSpec } from '../args';
+import { EXIT, onInterrupt, type Command, type Context } from '../runtime';
+import { MODEL_OPTION } from './shared';
+
+const OPTIONS: OptionSpec[] = [
+  { ...MODEL_OPTION, description: 'the model folder to export (a run, a fine-tune, an import)' },
+  {
+    name: 'out',
+    kind: 'string',
+    value: 'DIR',
+    required: true,
+    description: 'destination folder; must not exist yet (or be empty)',
+  },
+  {
+    name: 'format',
+    kind: 'choice',
+    value: 'hf|gguf|cluster',
+    choices: ['hf', 'gguf', 'cluster'],
+    default: 'hf',
+    description:
+      'hf: Hugging Face GPT-2 folder; gguf: llama.cpp file (byte-level BPE models only); cluster: model + dataset + Trainer script',
+  },
+  {
+    name: 'dtype',
+    kind: 'choice',
+    value: 'float32|float16',
+    choices: ['float32', 'float16'],
+    default: 'float32',
+    description: 'weight precision of the exported files',
+  },
+  {
+    name: 'name',
+    kind: 'string',
+    value: 'TEXT',
+    defaultText: "the model folder's name",
+    description: 'model name in the model card and GGUF metadata',
+  },
+];
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+async function run(ctx: Context): Promise<number> {
+  const { args, out } = ctx;
+  const { exportModel } = await import('../../engine/checkpoint/export');
+  const { checkModelFiles } = await import('../../engine/checkpoint/source');
+  const model = args.requireString('model');
+  await checkModelFiles(model);
+  const interrupt = onInterrupt(out, 'stopping; nothing is left half-written');
+  try {
+    const name = args.string('name');
+    const r = await exportModel({
+      model,
+      out: args.requireString('out'),
+      format: args.string('format') as 'hf' | 'gguf' | 'cluster',
+      dtype: args.string('dtype') as 'float32' | 'float16',
+      ...(name ? { name } : {}),
+      signal: interrupt.signal,
+      onProgress: (p) =>
+        out.json
+          ? out.emit({ type: 'checkpoints.progress', ...p })
+          : out.status(`${p.phase}: ${p.message}`),
+    });
+    if (out.json) {
+      out.emit({ type: 'checkpoints.result', operation: 'export', ...r });
+      return EXIT.ok;
+    }
+    out.line(`exported ${model} as ${r.format} (${r.dtype}) to ${r.out}: ${formatBytes(r.bytes)}`);
+    for (const f of r.files) out.line(`  ${f}`);
+    for (const n of r.notes) out.note(`note: ${n}`);
+    return EXIT.ok;
+  } finally {
+    interrupt.dispose();
+  }
+}
+
+export const command: Command = {
+  command: 'export',
+  summary: 'export a model: Hugging Face folder, GGUF file, or a folder to train on a cluster',
+  usage: '--model DIR --out DIR [--format hf|gguf|cluster] [--dtype float32|float16]',
+  description:
+    'hf writes config.json, model.safetensors, tokenizer.json (+ vocab.json and merges.txt for ' +
+    "BPE), generation_config.json and a README.md model card (the run's dataset, steps, losses " +
+    'and hyperparameters); it loads with transformers (GPT2LMHeadModel, AutoTokenizer). gguf writes ' +
+    "one llama.cpp file (architecture gpt2) when the tokenizer is GPT-2's byte-level BPE, and " +
+    "refuses otherwise. cluster writes the hf model, the run's corpus as JSONL, hyperparameters.json, " +
+    "a train.py on transformers' Trainer and a README with the accelerate/torchrun commands. " +
+    'The destination appears only when complete. With --json the last line is ' +
+    '{"type":"checkpoints.result","operation":"export","out","format","dtype","files","bytes","notes"}.',
+  options: OPTIONS,
+  examples: [
+    'export --model runs/austen --out exports/austen-hf',
+    'export --model runs/austen-bpe --out exports/austen-gguf --format gguf --dtype float16',
+    'export --model runs/austen --out exports/austen-cluster --format cluster',
+  ],
+  run,
+};
