@@ -10,6 +10,7 @@
  * the tokens kept free for the answer (at most half the context). When the demonstrations do not
  * fit, the oldest are dropped first.
  */
+import { unicodeToBytes } from '../tokenizer/bytes';
 import type { Tokenizer } from '../tokenizer/types';
 
 export type PromptMode = 'completion' | 'zero-shot' | 'few-shot';
@@ -189,4 +190,17 @@ export function assemblePrompt(
     parts,
     unknown: encoded.unknown,
   };
+}
+
+/**
+ * One token's text for display. A byte-level BPE token can be part of a UTF-8 character (an
+ * emoji, CJK): its bytes are shown as hex, <F0 9F>, rather than a replacement character.
+ */
+export function tokenPiece(tokenizer: Tokenizer, id: number): string {
+  if (id < 0 || id >= tokenizer.vocabSize) return '';
+  const text = tokenizer.decode([id]);
+  if (!text.includes('\uFFFD') || tokenizer.kind !== 'bpe') return text;
+  const bytes = unicodeToBytes(tokenizer.idToToken(id) ?? '');
+  if (!bytes) return text;
+  return `<${Array.from(bytes, (b) => b.toString(16).toUpperCase().padStart(2, '0')).join(' ')}>`;
 }

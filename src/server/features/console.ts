@@ -117,6 +117,7 @@ export function consoleHandlers(ctx: HostContext): Handlers {
     'console.score': async (p) => {
       const loaded = await ctx.loadModel(p.model);
       const { scoreChoices } = await import('../../engine/console/choices');
+      const { tokenPiece } = await import('../../engine/console/prompt');
       try {
         const scores = await scoreChoices(
           loaded.model,
@@ -128,7 +129,7 @@ export function consoleHandlers(ctx: HostContext): Handlers {
         return {
           choices: scores.map((s) => ({
             ...s,
-            pieces: s.tokens.map((id) => loaded.tokenizer.decode([id])),
+            pieces: s.tokens.map((id) => tokenPiece(loaded.tokenizer, id)),
           })),
         };
       } catch (err) {
@@ -141,9 +142,8 @@ export function consoleHandlers(ctx: HostContext): Handlers {
 
     'console.tokens': async (p) => {
       const { tokenizer } = await tokenizerOf(p.model);
-      return {
-        pieces: p.ids.map((id) => (id < tokenizer.vocabSize ? tokenizer.decode([id]) : '')),
-      };
+      const { tokenPiece } = await import('../../engine/console/prompt');
+      return { pieces: p.ids.map((id) => tokenPiece(tokenizer, id)) };
     },
 
     'console.dataset': async (p) => {

@@ -9,6 +9,7 @@ import {
   fillTemplate,
   promptBudget,
   splitQuery,
+  tokenPiece,
 } from '../../../src/engine/console/prompt';
 import { loadGpt2 } from '../tokenizer/helpers';
 import { charTokenizer } from '../helpers';
@@ -120,6 +121,17 @@ describe('assemblePrompt', () => {
     expect(b.dropped).toBe(1);
     expect(b.prompt.startsWith('Review: Wasted two hours.')).toBe(true);
     expect(b.ids.length).toBeLessThanOrEqual(a.ids.length - 1);
+  });
+
+  it('shows a token that is part of a character as its bytes', async () => {
+    const gpt2 = await loadGpt2();
+    const ids = gpt2.encode('😀');
+    expect(ids.length).toBeGreaterThan(1);
+    const pieces = ids.map((id) => tokenPiece(gpt2, id));
+    expect(pieces.join(' ')).toMatch(/^<F0 9F[ 0-9A-F]*>/);
+    expect(tokenPiece(gpt2, gpt2.encode(' cat')[0]!)).toBe(' cat');
+    expect(tokenPiece(tok, tok.encode('a')[0]!)).toBe('a');
+    expect(tokenPiece(tok, 10_000)).toBe('');
   });
 
   it('leaves out characters a character-level vocabulary lacks, and names them', () => {
