@@ -54,6 +54,16 @@ const COMMANDS: Entry[] = [
     load: async () => (await import('./commands/presets')).command,
   },
   {
+    name: 'dataset import',
+    summary: 'import text or table files into the dataset library',
+    load: async () => (await import('./commands/dataset')).subcommands.import!,
+  },
+  {
+    name: 'dataset list',
+    summary: 'the datasets in the library',
+    load: async () => (await import('./commands/dataset')).subcommands.list!,
+  },
+  {
     name: 'tokenizer train',
     summary: 'train a char or BPE tokenizer on text files',
     load: async () => (await import('./commands/tokenizer')).subcommands.train!,

@@ -31,6 +31,7 @@ import {
   type TokenSplits,
 } from './data';
 import { AdamW, type Grads } from './optimizer';
+import type { PauseGate } from './pause';
 import { learningRate } from './schedule';
 
 export interface TrainConfig {
@@ -84,6 +85,8 @@ export interface PretrainOptions {
   train?: Partial<TrainConfig>;
   onEvent?: EventSink;
   signal?: AbortSignal;
+  /** Pauses the loop between steps while paused. */
+  pause?: PauseGate;
 }
 
 export interface RunState {
@@ -216,6 +219,7 @@ export async function resume(opts: {
   steps?: number;
   onEvent?: EventSink;
   signal?: AbortSignal;
+  pause?: PauseGate;
 }): Promise<TrainResult> {
   const runDir = path.resolve(opts.run);
   await readState(runDir); // a clear error when this is not a run
@@ -273,7 +277,7 @@ async function trainLoop(
   splits: TokenSplits,
   state: RunState,
   resumed: boolean,
-  opts: { onEvent?: EventSink; signal?: AbortSignal },
+  opts: { onEvent?: EventSink; signal?: AbortSignal; pause?: PauseGate },
 ): Promise<TrainResult> {
   const emit = emitter(opts.onEvent);
   const t = state.train;
@@ -296,7 +300,7 @@ async function trainLoop(
     valTokens: splits.val.length,
     resumed,
   });
-  const started = performance.now();
+  let started = performance.now();
   const elapsedBefore = state.elapsedMs;
   let stepMsAvg = 0;
   let stepsTimed = 0;
@@ -320,6 +324,12 @@ async function trainLoop(
 
   try {
     while (state.step < t.steps) {
+      if (opts.pause?.paused && !opts.signal?.aborted) {
+        // paused time is not training time: the clock restarts when the run resumes
+        const p0 = performance.now();
+        await opts.pause.wait(opts.signal);
+        started += performance.now() - p0;
+      }
       if (opts.signal?.aborted) {
         stopped = 'cancelled';
         break;

@@ -1,5 +1,9 @@
 /**
- * The model chosen for the console, shared across pages (the Runs page may open a run here).
- * `model` is a models.list `ref` (a model directory's path), or null for "the newest".
+ * What one page hands another: the model the console opens with (a model directory's path, as
+ * `models.list` gives it in `ref`). The Runs page sets it, then navigates to the console.
  */
-export const selection = $state({ model: null as string | null });
+export const selection = $state({ selectedModel: null as string | null });
+
+export function selectModel(ref: string | null): void {
+  selection.selectedModel = ref;
+}

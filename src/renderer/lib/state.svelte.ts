@@ -64,10 +64,19 @@ async function refreshInfo(): Promise<void> {
   }
 }
 
+const isSideJob = (k: JobKind) => k === 'dataset.import' || k === 'tokenizer.train';
+const isTraining = (j: JobState | null) =>
+  !!j &&
+  (j.kind === 'pretrain' || j.kind === 'resume') &&
+  j.phase !== 'done' &&
+  j.phase !== 'failed';
+
 function onEvent(e: ApiEvent): void {
   switch (e.type) {
     case 'job.started':
       if (e.kind === 'generate' && app.job?.phase === 'running') return;
+      // a side job (an import, a tokenizer) does not hide a training run from the status bar
+      if (isSideJob(e.kind) && isTraining(app.job)) return;
       app.job = {
         jobId: e.jobId,
         kind: e.kind,

@@ -1,7 +1,304 @@
-/** The engine host's handlers for the datasets feature's requests (src/common/datasets.ts). */
-import type { HostContext, Handlers } from '../context';
+/**
+ * The engine host's handlers for the datasets feature (src/common/datasets.ts): the dataset
+ * library (seeded with the bundled Austen sample on first use), imports as jobs, the wizard's
+ * tokenizer, model and run steps (runs pausable between steps) and run management.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { apiError, type ParsedParams } from '../../common/api';
+import type { DatasetManifest } from '../../common/datasets';
+import {
+  datasetShards,
+  importDataset,
+  inspectFile,
+  listDatasets,
+  readManifest,
+  readTextAt,
+} from '../../engine/data/dataset';
+import { PauseGate } from '../../engine/train/pause';
+import { writeJsonAtomic } from '../../engine/util/atomic';
+import { HostError, type Handlers, type HostContext } from '../context';
+import { estimateModel, probeModel, runMetrics, runsInfo } from '../datasets-runs';
+import {
+  countTokens,
+  listTokenizers,
+  previewTokenizer,
+  readTokenizerInfo,
+  tokenizersDir,
+  trainWorkspaceTokenizer,
+} from '../datasets-tokenizers';
+
+/** The bundled corpus the library starts with, so a new user can train at once. */
+export const SAMPLE_CORPUS = { file: 'samples/austen.txt', name: 'Jane Austen (sample)' };
+
+async function exists(p: string) {
+  return fs
+    .access(p)
+    .then(() => true)
+    .catch(() => false);
+}
 
 export function datasetHandlers(ctx: HostContext): Handlers {
-  void ctx;
-  return {};
+  const root = path.join(ctx.workspace, 'datasets');
+  /** Pause gates of the runs this feature started, by job id. */
+  const gates = new Map<string, PauseGate>();
+  let seeding: Promise<void> | null = null;
+
+  /** On first use the library gets the sample corpus (once: deleting it is respected). */
+  const seed = () =>
+    (seeding ??= (async () => {
+      const marker = path.join(root, '.seeded');
+      if (await exists(marker)) return;
+      const file = path.join(ctx.resourcesDir, SAMPLE_CORPUS.file);
+      if (await exists(file)) {
+        try {
+          await importDataset({ root, paths: [file], name: SAMPLE_CORPUS.name, source: 'sample' });
+        } catch (err) {
+          ctx.emit({
+            type: 'log',
+            level: 'warn',
+            message: `the sample corpus was not added: ${(err as Error).message}`,
+          });
+        }
+      }
+      await fs.mkdir(root, { recursive: true });
+      await fs.writeFile(marker, new Date().toISOString());
+    })());
+
+  const dataset = async (id: string, field = 'params.id'): Promise<DatasetManifest> => {
+    try {
+      return await readManifest(path.join(root, id));
+    } catch {
+      throw new HostError(apiError('not-found', `${field}: dataset "${id}" not found in ${root}`));
+    }
+  };
+  const tokenizer = async (id: string) => {
+    try {
+      return await readTokenizerInfo(path.join(tokenizersDir(ctx.workspace), id));
+    } catch {
+      throw new HostError(
+        apiError('not-found', `params.tokenizer: tokenizer "${id}" not found; train one first`),
+      );
+    }
+  };
+  const shardsOf = async (ids: string[]) => {
+    const out: string[] = [];
+    for (const [i, id] of ids.entries()) {
+      out.push(...datasetShards(root, await dataset(id, `params.datasets.${i}`)));
+    }
+    return out;
+  };
+
+  const startRun = async (p: ParsedParams<'pretrain.run'>) => {
+    const dir = path.join(ctx.runsDir, p.name);
+    if (await exists(path.join(dir, 'state.json'))) {
+      throw new HostError(
+        apiError('bad-request', `params.name: run "${p.name}" already exists; choose another name`),
+      );
+    }
+    const corpus = await shardsOf(p.datasets);
+    const tok = await tokenizer(p.tokenizer);
+    const { pretrain } = await import('../../engine/train/pretrain');
+    return ctx.startJob('pretrain', { runId: p.name, exclusive: true }, (push, signal, jobId) => {
+      const gate = new PauseGate();
+      gates.set(jobId, gate);
+      return pretrain({
+        corpus,
+        out: dir,
+        tokenizer: { dir: tok.dir },
+        ...(p.preset ? { preset: p.preset } : {}),
+        ...(p.model ? { model: p.model } : {}),
+        ...(p.train ? { train: p.train } : {}),
+        onEvent: push,
+        signal,
+        pause: gate,
+      }).finally(() => gates.delete(jobId));
+    });
+  };
+
+  const continueRun = async (p: ParsedParams<'pretrain.continue'>) => {
+    const dir = path.join(ctx.runsDir, p.id);
+    if (!(await exists(path.join(dir, 'state.json')))) {
+      throw new HostError(apiError('not-found', `params.id: run "${p.id}" not found`));
+    }
+    const { resume } = await import('../../engine/train/pretrain');
+    return ctx.startJob('resume', { runId: p.id, exclusive: true }, (push, signal, jobId) => {
+      const gate = new PauseGate();
+      gates.set(jobId, gate);
+      return resume({
+        run: dir,
+        ...(p.steps !== undefined ? { steps: p.steps } : {}),
+        onEvent: push,
+        signal,
+        pause: gate,
+      }).finally(() => gates.delete(jobId));
+    });
+  };
+
+  return {
+    'datasets.list': async () => {
+      await seed();
+      return listDatasets(root);
+    },
+    'datasets.get': async (p) => {
+      const m = await dataset(p.id);
+      const valFraction = p.valFraction ?? 0.1;
+      const valBytes = Math.round(m.stats.bytes * valFraction);
+      const valPreview =
+        valBytes > 0 ? await readTextAt(root, m, m.stats.bytes - valBytes, 400) : '';
+      return {
+        dataset: m,
+        split: { valFraction, trainBytes: m.stats.bytes - valBytes, valBytes, valPreview },
+      };
+    },
+    'datasets.inspect': async (p) => {
+      if (!(await exists(p.path))) {
+        throw new HostError(apiError('not-found', `params.path: ${p.path} does not exist`));
+      }
+      return inspectFile(p.path);
+    },
+    'datasets.import': async (p) => {
+      for (const [i, f] of p.paths.entries()) {
+        if (!(await exists(f))) {
+          throw new HostError(apiError('not-found', `params.paths.${i}: ${f} does not exist`));
+        }
+      }
+      await seed();
+      const uploads = path.join(ctx.workspace, 'uploads') + path.sep;
+      /** Messages name the user's own file, not the upload's copy of it. */
+      const named = (message: string) =>
+        p.paths.reduce((m, f, i) => (p.names?.[i] ? m.split(f).join(p.names[i]) : m), message);
+      return ctx.startJob('dataset.import', {}, async (push, signal) => {
+        try {
+          const r = await importDataset({
+            root,
+            paths: p.paths,
+            ...(p.names ? { displayNames: p.names } : {}),
+            ...(p.name ? { name: p.name } : {}),
+            ...(p.field ? { field: p.field } : {}),
+            source: 'import',
+            signal,
+            onProgress: (e) => push({ type: 'dataset.progress', ...e }),
+          });
+          return { type: 'dataset.result', dataset: r.manifest, duplicate: r.duplicate };
+        } catch (err) {
+          throw new Error(named((err as Error).message));
+        } finally {
+          // browser uploads are copies: imported or refused, they are not needed any more
+          for (const f of p.paths) {
+            if (f.startsWith(uploads)) {
+              await fs.rm(path.dirname(f), { recursive: true, force: true });
+            }
+          }
+        }
+      });
+    },
+    'datasets.delete': async (p) => {
+      await dataset(p.id);
+      await fs.rm(path.join(root, p.id), { recursive: true, force: true });
+      return { deleted: true };
+    },
+    'datasets.tokens': async (p) => {
+      const m = await dataset(p.id);
+      const tok = await tokenizer(p.tokenizer);
+      let tokens = m.tokenCounts[tok.id];
+      if (tokens === undefined) {
+        const { loadTokenizer } = await import('../../engine/tokenizer');
+        tokens = await countTokens(await loadTokenizer(tok.dir), root, m);
+        const fresh = await dataset(p.id);
+        fresh.tokenCounts = { ...fresh.tokenCounts, [tok.id]: tokens };
+        await writeJsonAtomic(path.join(root, p.id, 'manifest.json'), fresh);
+      }
+      return { tokens, charsPerToken: tokens > 0 ? m.stats.chars / tokens : 0 };
+    },
+    'tokenizers.list': () => listTokenizers(ctx.workspace),
+    'tokenizer.train': async (p) => {
+      const datasets: DatasetManifest[] = [];
+      for (const [i, id] of p.datasets.entries()) {
+        datasets.push(await dataset(id, `params.datasets.${i}`));
+      }
+      if (p.kind === 'bpe' && p.vocabSize !== undefined && p.vocabSize < 258) {
+        throw new HostError(
+          apiError('bad-request', 'params.vocabSize: a BPE vocabulary needs at least 258 tokens'),
+        );
+      }
+      return ctx.startJob('tokenizer.train', {}, async (push, signal) => ({
+        type: 'tokenizer.result',
+        tokenizer: await trainWorkspaceTokenizer({
+          workspace: ctx.workspace,
+          datasetsRoot: root,
+          datasets,
+          kind: p.kind,
+          ...(p.vocabSize !== undefined ? { vocabSize: p.vocabSize } : {}),
+          signal,
+          onProgress: (e) => push({ type: 'tokenizer.progress', ...e }),
+        }),
+      }));
+    },
+    'tokenizer.preview': async (p) => {
+      const info = await tokenizer(p.id);
+      return previewTokenizer(info.dir, await dataset(p.dataset, 'params.dataset'), info);
+    },
+    'model.estimate': (p) => estimateModel(p),
+    'model.probe': async (p) => {
+      const shards = await shardsOf(p.datasets);
+      const tok = await tokenizer(p.tokenizer);
+      return ctx.startJob('model.probe', { exclusive: true }, (push, signal) =>
+        probeModel({
+          shards,
+          tokenizerDir: tok.dir,
+          ...(p.preset ? { preset: p.preset } : {}),
+          ...(p.model ? { model: p.model } : {}),
+          ...(p.train ? { train: p.train } : {}),
+          steps: p.steps ?? 4,
+          signal,
+          onStep: (step, ms) => push({ type: 'probe.step', step, steps: p.steps ?? 4, ms }),
+        }),
+      );
+    },
+    'pretrain.run': (p) => startRun(p),
+    'pretrain.continue': (p) => continueRun(p),
+    'pretrain.pause': (p) => {
+      const gate = gates.get(p.jobId);
+      if (!gate) {
+        throw new HostError(
+          apiError('not-found', `params.jobId: no pausable training job ${p.jobId}`),
+        );
+      }
+      if (p.paused) gate.pause();
+      else gate.resume();
+      ctx.emit({
+        type: 'job.progress',
+        jobId: p.jobId,
+        event: { type: 'pretrain.paused', paused: gate.paused },
+      });
+      return { paused: gate.paused };
+    },
+    'pretrain.paused': () => ({
+      jobIds: [...gates].filter(([, g]) => g.paused).map(([id]) => id),
+    }),
+    'runs.metrics': async (p) => {
+      if (!(await exists(path.join(ctx.runsDir, p.id, 'state.json')))) {
+        throw new HostError(apiError('not-found', `params.id: run "${p.id}" not found`));
+      }
+      return runMetrics(ctx.runsDir, p.id);
+    },
+    'runs.info': () => runsInfo(ctx.runsDir),
+    'runs.delete': async (p) => {
+      const dir = path.join(ctx.runsDir, p.id);
+      if (!(await exists(path.join(dir, 'state.json')))) {
+        throw new HostError(apiError('not-found', `params.id: run "${p.id}" not found`));
+      }
+      const job = ctx.jobFor(p.id);
+      if (job) {
+        throw new HostError(
+          apiError('busy', `run "${p.id}" is being trained (${job}); stop it before deleting it`, {
+            jobId: job,
+          }),
+        );
+      }
+      await fs.rm(dir, { recursive: true, force: true });
+      return { deleted: true };
+    },
+  };
 }

@@ -1,0 +1,193 @@
+/**
+ * The live view of the pretraining run in progress, kept for the whole renderer: the run goes on
+ * (and its curves keep growing) while the user browses other pages. Fed by job events; on
+ * reconnect or page load it catches up from the run's logged metrics.
+ */
+import type { ApiEvent } from '../../common/api';
+import type { TokenizerInfo } from '../../common/datasets';
+import {
+  MODEL_PRESETS,
+  TRAIN_DEFAULTS,
+  type ModelShape,
+  type PresetKey,
+} from './pretrain-defaults';
+import { api } from './state.svelte';
+
+export interface SampleView {
+  step: number;
+  prompt: string;
+  text: string;
+}
+
+export const live = $state({
+  jobId: null as string | null,
+  runId: null as string | null,
+  phase: 'idle' as 'idle' | 'starting' | 'running' | 'completed' | 'cancelled' | 'failed',
+  paused: false,
+  error: '',
+  step: 0,
+  totalSteps: 0,
+  params: 0,
+  tokensPerSecond: 0,
+  etaMs: 0,
+  elapsedMs: 0,
+  trainLoss: null as number | null,
+  valLoss: null as number | null,
+  train: [] as Array<[number, number]>,
+  val: [] as Array<[number, number]>,
+  lr: [] as Array<[number, number]>,
+  samples: [] as SampleView[],
+});
+
+const TRAINING = new Set(['pretrain', 'resume']);
+
+function reset(jobId: string, runId: string | null) {
+  Object.assign(live, {
+    jobId,
+    runId,
+    phase: 'starting',
+    paused: false,
+    error: '',
+    step: 0,
+    totalSteps: 0,
+    params: 0,
+    tokensPerSecond: 0,
+    etaMs: 0,
+    elapsedMs: 0,
+    trainLoss: null,
+    valLoss: null,
+    train: [],
+    val: [],
+    lr: [],
+    samples: [],
+  });
+}
+
+/** Loads what the run logged so far (a resumed run, or a page opened mid-run). */
+export async function loadHistory(runId: string): Promise<void> {
+  try {
+    const m = await api.invoke('runs.metrics', { id: runId });
+    if (live.runId !== runId) return;
+    const after = (xs: Array<[number, number]>) => (xs.length ? xs[0]![0] : Infinity);
+    const firstLive = Math.min(after(live.train), after(live.val));
+    const old = <T extends { step: number }>(xs: T[]) => xs.filter((x) => x.step < firstLive);
+    live.train = [
+      ...old(m.steps).map((s) => [s.step, s.trainLoss] as [number, number]),
+      ...live.train,
+    ];
+    live.lr = [...old(m.steps).map((s) => [s.step, s.lr] as [number, number]), ...live.lr];
+    live.val = [...old(m.evals).map((e) => [e.step, e.valLoss] as [number, number]), ...live.val];
+    live.samples = [...old(m.samples), ...live.samples];
+    const last = m.steps.at(-1);
+    if (last && live.step < last.step) {
+      live.step = last.step;
+      live.trainLoss = last.trainLoss;
+    }
+  } catch {
+    // no metrics yet
+  }
+}
+
+/** Attaches to a training job already running (the page was opened or reloaded mid-run). */
+export async function attach(jobId: string, runId: string, step: number, total: number) {
+  if (live.jobId === jobId) return;
+  reset(jobId, runId);
+  live.phase = 'running';
+  live.step = step;
+  live.totalSteps = total;
+  await loadHistory(runId);
+  const { jobIds } = await api
+    .invoke('pretrain.paused', {})
+    .catch(() => ({ jobIds: [] as string[] }));
+  live.paused = jobIds.includes(jobId);
+}
+
+function onEvent(e: ApiEvent) {
+  if (e.type === 'job.started') {
+    if (!TRAINING.has(e.kind)) return;
+    reset(e.jobId, e.runId ?? null);
+    wizard.monitor = true;
+    if (e.kind === 'resume' && e.runId) void loadHistory(e.runId);
+    return;
+  }
+  if (!('jobId' in e) || e.jobId !== live.jobId) return;
+  if (e.type === 'job.progress') {
+    const ev = e.event;
+    switch (ev.type) {
+      case 'start':
+        live.phase = 'running';
+        live.step = ev.step;
+        live.totalSteps = ev.totalSteps;
+        live.params = ev.params;
+        return;
+      case 'step':
+        live.phase = 'running';
+        live.step = ev.step;
+        live.totalSteps = ev.totalSteps;
+        live.trainLoss = ev.trainLoss;
+        live.tokensPerSecond = ev.tokensPerSecond;
+        live.etaMs = ev.etaMs;
+        live.elapsedMs = ev.elapsedMs;
+        live.train = [...live.train, [ev.step, ev.trainLoss]];
+        live.lr = [...live.lr, [ev.step, ev.lr]];
+        return;
+      case 'eval':
+        live.valLoss = ev.valLoss;
+        live.val = [...live.val, [ev.step, ev.valLoss]];
+        return;
+      case 'sample':
+        live.samples = [...live.samples, { step: ev.step, prompt: ev.prompt, text: ev.text }];
+        return;
+      case 'pretrain.paused':
+        live.paused = ev.paused;
+        return;
+      default:
+        return;
+    }
+  }
+  if (e.type === 'job.done') {
+    live.paused = false;
+    live.phase =
+      'stopped' in e.result && e.result.stopped === 'cancelled' ? 'cancelled' : 'completed';
+  } else if (e.type === 'job.failed') {
+    live.paused = false;
+    live.phase = e.error.code === 'cancelled' ? 'cancelled' : 'failed';
+    live.error = e.error.message;
+  }
+}
+
+api.onAny(onEvent);
+
+export async function setPaused(paused: boolean): Promise<void> {
+  if (!live.jobId) return;
+  const r = await api.invoke('pretrain.pause', { jobId: live.jobId, paused });
+  live.paused = r.paused;
+}
+
+export async function stop(): Promise<void> {
+  if (live.jobId) await api.invoke('job.cancel', { jobId: live.jobId });
+}
+
+/** The wizard's choices, kept while the user visits other pages. */
+export const wizard = $state({
+  step: 1,
+  datasets: [] as string[],
+  tokenizerKind: 'char' as 'char' | 'bpe',
+  vocabSize: 2048,
+  tokenizer: null as TokenizerInfo | null,
+  preset: 'tiny' as PresetKey | 'custom',
+  model: { ...MODEL_PRESETS.tiny, dropout: 0 } as ModelShape & { dropout: number },
+  train: { ...TRAIN_DEFAULTS },
+  probe: null as { secondsPerStep: number; tokensPerSecond: number; key: string } | null,
+  name: '',
+  /** Show the run monitor rather than the wizard. */
+  monitor: false,
+});
+
+export function resetWizard(): void {
+  wizard.step = 1;
+  wizard.tokenizer = null;
+  wizard.probe = null;
+  wizard.name = '';
+  wizard.monitor = false;
+}

@@ -1,0 +1,237 @@
+/**
+ * The wizard's model step (estimate, a measured probe of a few real training steps) and the Runs
+ * page's reads (logged metrics, sizes on disk).
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import type { ModelEstimate, RunInfo, RunMetrics } from '../common/datasets';
+import type { PresetName } from '../engine/model/presets';
+import { paramsFromConfig } from './models';
+
+type Overrides = Partial<{
+  nLayer: number;
+  nHead: number;
+  nEmbd: number;
+  blockSize: number;
+  dropout: number;
+}>;
+
+async function modelConfig(vocabSize: number, preset: PresetName | undefined, o: Overrides = {}) {
+  const { presetConfig } = await import('../engine/model/presets');
+  const base = presetConfig(preset ?? 'tiny', vocabSize, o.dropout ?? 0);
+  const clean = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  return { ...base, ...clean, vocabSize };
+}
+
+export async function estimateModel(p: {
+  vocabSize: number;
+  preset?: PresetName;
+  model?: Overrides;
+  batchSize?: number;
+  gradAccum?: number;
+}): Promise<ModelEstimate> {
+  const { estimateTrainingMemory, checkMemory } = await import('../engine/model/presets');
+  const { getBackendReport } = await import('../engine/backend');
+  const cfg = await modelConfig(p.vocabSize, p.preset, p.model);
+  const batch = p.batchSize ?? 16;
+  const est = estimateTrainingMemory(cfg, batch);
+  const report = getBackendReport();
+  const limitBytes = report?.memoryLimitBytes ?? Number.MAX_SAFE_INTEGER;
+  const backend = report?.name ?? 'unknown';
+  let advice: string | undefined;
+  try {
+    checkMemory(cfg, batch, p.gradAccum ?? 1, limitBytes, backend);
+  } catch (err) {
+    advice = (err as Error).message;
+  }
+  return {
+    params: est.params,
+    config: {
+      nLayer: cfg.nLayer,
+      nHead: cfg.nHead,
+      nEmbd: cfg.nEmbd,
+      blockSize: cfg.blockSize,
+      vocabSize: cfg.vocabSize,
+    },
+    memory: {
+      stateBytes: est.stateBytes,
+      activationBytes: est.activationBytes,
+      totalBytes: est.totalBytes,
+    },
+    limitBytes,
+    backend,
+    fits: advice === undefined,
+    ...(advice ? { advice } : {}),
+    ...(cfg.nEmbd % cfg.nHead !== 0
+      ? { error: `width ${cfg.nEmbd} must be divisible by the number of heads ${cfg.nHead}` }
+      : {}),
+  };
+}
+
+export interface ProbeOptions {
+  shards: string[];
+  tokenizerDir: string;
+  preset?: PresetName;
+  model?: Overrides;
+  train?: { batchSize?: number; gradAccum?: number; lr?: number; seed?: number };
+  steps: number;
+  signal: AbortSignal;
+  onStep: (step: number, ms: number) => void;
+}
+
+/** A few real training steps of the chosen model on the chosen backend, timed. */
+export async function probeModel(o: ProbeOptions) {
+  const tf = await import('../engine/tf');
+  const { loadTokenizer, readCorpusChunks } = await import('../engine/tokenizer');
+  const { GPT } = await import('../engine/model/gpt');
+  const { checkMemory } = await import('../engine/model/presets');
+  const { getBackendReport } = await import('../engine/backend');
+  const { AdamW } = await import('../engine/train/optimizer');
+  const { trainStep, DEFAULT_TRAIN } = await import('../engine/train/pretrain');
+  const { Rng } = await import('../engine/util/rng');
+  const tokenizer = await loadTokenizer(o.tokenizerDir);
+  const cfg = await modelConfig(tokenizer.vocabSize, o.preset, o.model);
+  if (cfg.nEmbd % cfg.nHead !== 0) {
+    throw new Error(`width ${cfg.nEmbd} must be divisible by the number of heads ${cfg.nHead}`);
+  }
+  const t = { ...DEFAULT_TRAIN, ...o.train };
+  const report = getBackendReport();
+  checkMemory(
+    cfg,
+    t.batchSize,
+    t.gradAccum,
+    report?.memoryLimitBytes ?? Infinity,
+    report?.name ?? tf.getBackend(),
+  );
+  // enough text for the batches: the start of the data, repeated if it is short
+  const ids: number[] = [];
+  for await (const text of readCorpusChunks(o.shards, 64 * 1024)) {
+    ids.push(...tokenizer.encode(text));
+    if (ids.length > 20_000) break;
+  }
+  const need = cfg.blockSize + 2;
+  if (ids.length === 0) throw new Error('the dataset has no tokens');
+  while (ids.length < need) ids.push(...ids.slice(0, need));
+  const data = Int32Array.from(ids);
+  const model = GPT.init(cfg, t.seed);
+  const opt = new AdamW(model.params, {
+    beta1: t.beta1,
+    beta2: t.beta2,
+    eps: 1e-8,
+    weightDecay: t.weightDecay,
+    gradClip: t.gradClip,
+  });
+  const rng = new Rng(t.seed);
+  const times: number[] = [];
+  try {
+    for (let s = 0; s < o.steps; s++) {
+      o.signal.throwIfAborted();
+      const t0 = performance.now();
+      const r = await trainStep(model, opt, data, rng, t, s, t.lr, o.signal);
+      if (r.aborted) o.signal.throwIfAborted();
+      const ms = performance.now() - t0;
+      times.push(ms);
+      o.onStep(s + 1, ms);
+    }
+  } finally {
+    model.dispose();
+    opt.dispose();
+  }
+  // the first step allocates and warms up: it is left out when there are others
+  const timed = times.length > 1 ? times.slice(1) : times;
+  const secondsPerStep = timed.reduce((a, b) => a + b, 0) / timed.length / 1000;
+  const tokensPerStep = t.batchSize * t.gradAccum * cfg.blockSize;
+  return {
+    type: 'probe.result' as const,
+    steps: times.length,
+    secondsPerStep,
+    tokensPerStep,
+    tokensPerSecond: tokensPerStep / secondsPerStep,
+    params: model.numParams(),
+    backend: tf.getBackend(),
+  };
+}
+
+/** At most `max` points, evenly spaced, always keeping the last. */
+function thin<T>(xs: T[], max: number): T[] {
+  if (xs.length <= max) return xs;
+  const every = xs.length / max;
+  const out: T[] = [];
+  for (let i = 0; i < max; i++) out.push(xs[Math.floor(i * every)]!);
+  out[out.length - 1] = xs[xs.length - 1]!;
+  return out;
+}
+
+async function jsonLines(file: string): Promise<Array<Record<string, unknown>>> {
+  const text = await fs.readFile(file, 'utf8').catch(() => '');
+  const out: Array<Record<string, unknown>> = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // a line cut short by a crash
+    }
+  }
+  return out;
+}
+
+const n = (v: unknown) => (typeof v === 'number' ? v : NaN);
+
+export async function runMetrics(runsDir: string, id: string): Promise<RunMetrics> {
+  const dir = path.join(runsDir, id);
+  const lines = await jsonLines(path.join(dir, 'metrics.jsonl'));
+  const steps = lines
+    .filter((l) => l.type === 'step')
+    .map((l) => ({
+      step: n(l.step),
+      trainLoss: n(l.trainLoss),
+      lr: n(l.lr),
+      tokensPerSecond: n(l.tokensPerSecond),
+    }));
+  const evals = lines
+    .filter((l) => l.type === 'eval')
+    .map((l) => ({ step: n(l.step), valLoss: n(l.valLoss), trainLoss: n(l.trainLoss) }));
+  const samples = (await jsonLines(path.join(dir, 'samples.jsonl'))).map((l) => ({
+    step: n(l.step),
+    prompt: String(l.prompt ?? ''),
+    text: String(l.text ?? ''),
+  }));
+  return { id, steps: thin(steps, 2000), evals, samples: samples.slice(-20) };
+}
+
+async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) total += await dirBytes(p);
+    else total += (await fs.stat(p).catch(() => ({ size: 0 }))).size;
+  }
+  return total;
+}
+
+export async function runsInfo(runsDir: string): Promise<RunInfo[]> {
+  const names = await fs.readdir(runsDir).catch(() => [] as string[]);
+  const out: RunInfo[] = [];
+  for (const id of names) {
+    const dir = path.join(runsDir, id);
+    let state: { elapsedMs?: number };
+    try {
+      state = JSON.parse(await fs.readFile(path.join(dir, 'state.json'), 'utf8')) as typeof state;
+    } catch {
+      continue;
+    }
+    const config = await fs
+      .readFile(path.join(dir, 'config.json'), 'utf8')
+      .then((t) => JSON.parse(t) as Record<string, unknown>)
+      .catch(() => null);
+    out.push({
+      id,
+      dir,
+      params: config ? paramsFromConfig(config) : null,
+      elapsedMs: state.elapsedMs ?? 0,
+      bytes: await dirBytes(dir),
+    });
+  }
+  return out;
+}

@@ -1,0 +1,226 @@
+/**
+ * The datasets feature through the engine host: the seeded sample, imports as jobs, the wizard's
+ * tokenizer, model estimate and probe, a pausable run, its metrics and deletion.
+ */
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiEvent, ReplyMessage } from '../../src/common/api';
+import type { DatasetManifest, TokenizerInfo } from '../../src/common/datasets';
+import { EngineHost } from '../../src/server/host';
+
+let dir: string;
+let host: EngineHost;
+const replies = new Map<number, ReplyMessage>();
+const events: ApiEvent[] = [];
+const waiters = new Set<() => void>();
+let next = 1;
+
+const TEXT =
+  'the cat sat on the mat. the dog sat on the log. a cat and a dog met on a mat by the log.\n' +
+  'to be or not to be, that is the question; whether tis nobler in the mind to suffer.\n';
+
+async function call<T = unknown>(name: string, params: unknown): Promise<T> {
+  const id = next++;
+  await host.handle({ id, type: 'invoke', name, params });
+  const r = replies.get(id);
+  if (!r || r.type === 'event') throw new Error('no reply');
+  if (r.type === 'error') throw Object.assign(new Error(r.error.message), r.error);
+  return r.result as T;
+}
+
+function waitFor(pred: (e: ApiEvent) => boolean, ms = 30_000): Promise<ApiEvent> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const hit = events.find(pred);
+      if (!hit) return false;
+      waiters.delete(check);
+      clearTimeout(timer);
+      resolve(hit);
+      return true;
+    };
+    const timer = setTimeout(() => {
+      waiters.delete(check);
+      reject(new Error('timed out waiting for an event'));
+    }, ms);
+    if (!check()) waiters.add(check);
+  });
+}
+
+const doneOf = async (jobId: string) => {
+  const e = await waitFor(
+    (x) => (x.type === 'job.done' || x.type === 'job.failed') && x.jobId === jobId,
+  );
+  if (e.type === 'job.failed') throw new Error(e.error.message);
+  return (e as Extract<ApiEvent, { type: 'job.done' }>).result;
+};
+
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'datasets-host-'));
+  const resources = path.join(dir, 'resources');
+  await fs.mkdir(path.join(resources, 'samples'), { recursive: true });
+  await fs.writeFile(path.join(resources, 'samples/austen.txt'), 'It is a truth.\n'.repeat(50));
+  host = new EngineHost({
+    workspace: path.join(dir, 'ws'),
+    backend: 'wasm',
+    resourcesDir: resources,
+    progressIntervalMs: 0,
+    send: (m) => {
+      if ('id' in m) replies.set(m.id as number, m);
+      else if (m.type === 'event') {
+        events.push(m.event);
+        for (const w of [...waiters]) w();
+      }
+    },
+  });
+});
+afterAll(async () => {
+  await host.shutdown();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('the dataset library and the pretrain wizard in the engine host', () => {
+  let ds: DatasetManifest;
+  let tok: TokenizerInfo;
+
+  it('starts with the sample corpus, imports a file as a job and recognizes it again', async () => {
+    const first = await call<DatasetManifest[]>('datasets.list', {});
+    expect(first.map((d) => [d.name, d.source])).toEqual([['Jane Austen (sample)', 'sample']]);
+
+    const file = path.join(dir, 'corpus.txt');
+    await fs.writeFile(file, TEXT.repeat(20));
+    const { jobId } = await call<{ jobId: string }>('datasets.import', { paths: [file] });
+    const r = await doneOf(jobId);
+    expect(r).toMatchObject({ type: 'dataset.result', duplicate: false });
+    ds = (r as { dataset: DatasetManifest }).dataset;
+    expect(ds.stats.lines).toBe(40);
+    expect(ds.stats.duplicateLines).toBe(38);
+    expect(events.some((e) => e.type === 'job.progress' && e.jobId === jobId)).toBe(true);
+
+    const again = await call<{ jobId: string }>('datasets.import', { paths: [file] });
+    expect(await doneOf(again.jobId)).toMatchObject({ duplicate: true, dataset: { id: ds.id } });
+    expect(await call<DatasetManifest[]>('datasets.list', {})).toHaveLength(2);
+
+    const details = await call<{ split: { valBytes: number; valPreview: string } }>(
+      'datasets.get',
+      { id: ds.id },
+    );
+    expect(details.split.valBytes).toBe(Math.round(ds.stats.bytes * 0.1));
+    expect(details.split.valPreview.length).toBeGreaterThan(0);
+
+    const bin = path.join(dir, 'blob.txt');
+    await fs.writeFile(bin, new Uint8Array([0, 1, 2, 0, 0, 3]));
+    const bad = await call<{ jobId: string }>('datasets.import', { paths: [bin] });
+    await expect(doneOf(bad.jobId)).rejects.toThrow(/blob\.txt/);
+  });
+
+  it('trains a tokenizer, counts tokens, previews it and estimates a model', async () => {
+    const { jobId } = await call<{ jobId: string }>('tokenizer.train', {
+      datasets: [ds.id],
+      kind: 'char',
+    });
+    tok = ((await doneOf(jobId)) as { tokenizer: TokenizerInfo }).tokenizer;
+    expect(tok.kind).toBe('char');
+    expect(tok.tokens).toBe(ds.stats.chars);
+    expect(tok.charsPerToken).toBe(1);
+    expect(await call('tokenizers.list', {})).toHaveLength(1);
+    expect(await call('datasets.tokens', { id: ds.id, tokenizer: tok.id })).toEqual({
+      tokens: ds.stats.chars,
+      charsPerToken: 1,
+    });
+    const preview = await call<{ lines: Array<Array<{ text: string }>> }>('tokenizer.preview', {
+      id: tok.id,
+      dataset: ds.id,
+    });
+    expect(preview.lines[0]!.map((p) => p.text).join('')).toBe(TEXT.split('\n')[0]);
+
+    const est = await call<{ params: number; fits: boolean; limitBytes: number }>(
+      'model.estimate',
+      { vocabSize: tok.vocabSize, model: { nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16 } },
+    );
+    expect(est.params).toBeGreaterThan(16 * 16);
+    expect(est.fits).toBe(true);
+    const huge = await call<{ fits: boolean; advice?: string }>('model.estimate', {
+      vocabSize: 50257,
+      preset: 'gpt1',
+      batchSize: 512,
+    });
+    expect(huge.fits).toBe(false);
+    expect(huge.advice).toMatch(/batch-size/);
+  });
+
+  it('probes a few real steps', async () => {
+    const { jobId } = await call<{ jobId: string }>('model.probe', {
+      datasets: [ds.id],
+      tokenizer: tok.id,
+      model: { nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16 },
+      train: { batchSize: 2 },
+      steps: 3,
+    });
+    const r = (await doneOf(jobId)) as { steps: number; secondsPerStep: number };
+    expect(r.steps).toBe(3);
+    expect(r.secondsPerStep).toBeGreaterThan(0);
+  });
+
+  it('runs a pausable pretraining from the wizard, then lists, measures and deletes it', async () => {
+    const { jobId } = await call<{ jobId: string }>('pretrain.run', {
+      name: 'wiz',
+      datasets: [ds.id],
+      tokenizer: tok.id,
+      model: { nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16 },
+      train: { steps: 30, batchSize: 2, evalEvery: 10, evalIters: 1, sampleEvery: 15, warmup: 1 },
+    });
+    await waitFor((e) => e.type === 'job.progress' && e.jobId === jobId && e.event.type === 'step');
+    expect(await call('pretrain.pause', { jobId, paused: true })).toEqual({ paused: true });
+    expect(await call('pretrain.paused', {})).toEqual({ jobIds: [jobId] });
+    const stepsNow = () =>
+      events.filter(
+        (e) => e.type === 'job.progress' && e.jobId === jobId && e.event.type === 'step',
+      ).length;
+    // the step in flight may finish; then the loop waits
+    await new Promise((r) => setTimeout(r, 200));
+    const paused = stepsNow();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(stepsNow()).toBe(paused);
+    await expect(call('runs.delete', { id: 'wiz' })).rejects.toMatchObject({ code: 'busy' });
+    await call('pretrain.pause', { jobId, paused: false });
+    const r = await doneOf(jobId);
+    expect(r).toMatchObject({ type: 'result', step: 30, stopped: 'completed' });
+
+    const m = await call<{ steps: unknown[]; evals: unknown[]; samples: unknown[] }>(
+      'runs.metrics',
+      { id: 'wiz' },
+    );
+    expect(m.steps).toHaveLength(30);
+    expect(m.evals).toHaveLength(3);
+    expect(m.samples).toHaveLength(2);
+    const info = await call<Array<{ id: string; params: number; bytes: number }>>('runs.info', {});
+    expect(info[0]).toMatchObject({ id: 'wiz' });
+    expect(info[0]!.params).toBeGreaterThan(0);
+    expect(await call('runs.delete', { id: 'wiz' })).toEqual({ deleted: true });
+    expect(await call('runs.list', {})).toEqual([]);
+  });
+
+  it('stops a paused run with a checkpoint and continues it to the end', async () => {
+    const first = await call<{ jobId: string }>('pretrain.run', {
+      name: 'again',
+      datasets: [ds.id],
+      tokenizer: tok.id,
+      model: { nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16 },
+      train: { steps: 12, batchSize: 2, evalEvery: 0, sampleEvery: 0, warmup: 1 },
+    });
+    await waitFor(
+      (e) => e.type === 'job.progress' && e.jobId === first.jobId && e.event.type === 'step',
+    );
+    await call('pretrain.pause', { jobId: first.jobId, paused: true });
+    await call('job.cancel', { jobId: first.jobId });
+    const stopped = (await doneOf(first.jobId)) as { step: number; stopped: string };
+    expect(stopped.stopped).toBe('cancelled');
+    expect(stopped.step).toBeLessThan(12);
+    const next = await call<{ jobId: string }>('pretrain.continue', { id: 'again' });
+    expect(await doneOf(next.jobId)).toMatchObject({ step: 12, stopped: 'completed' });
+    const m = await call<{ steps: Array<{ step: number }> }>('runs.metrics', { id: 'again' });
+    expect(m.steps.map((s) => s.step)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+  });
+});
