@@ -34,6 +34,11 @@ const COMMANDS: Entry[] = [
     load: async () => (await import('./commands/score')).command,
   },
   {
+    name: 'eval-icl',
+    summary: 'few-shot classification accuracy against the number of shots',
+    load: async () => (await import('./commands/eval-icl')).command,
+  },
+  {
     name: 'export',
     summary: 'export a model: Hugging Face folder, GGUF file, or a folder to train on a cluster',
     load: async () => (await import('./commands/export')).command,

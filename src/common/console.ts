@@ -1,17 +1,283 @@
 /**
  * The contract's prompt-console part (GPT-2 zero-shot, GPT-3 few-shot): prompt assembly, candidate
- * scoring and in-context evaluation. Owned by the console feature; api.ts spreads these tables in.
+ * scoring, per-model history, sampling presets and in-context evaluation. Owned by the console
+ * feature; api.ts spreads these tables in.
  */
 import { z } from 'zod';
+import { modelRef, nonNegInt, posInt, req, samplingSchema, type JobRef } from './schema';
+
+export const promptModeSchema = z.enum(['completion', 'zero-shot', 'few-shot']);
+export type PromptMode = z.infer<typeof promptModeSchema>;
+
+export const demoSchema = z.object({ input: z.string(), output: z.string() }).strict();
+export type Demo = z.infer<typeof demoSchema>;
+
+const assembleParamsSchema = z
+  .object({
+    model: modelRef,
+    mode: promptModeSchema,
+    /** The prompt (completion) or the input (zero-/few-shot). */
+    text: z.string(),
+    /** Zero-shot: the template with {input}. Few-shot: an optional task description. */
+    instruction: z.string().optional(),
+    /** Few-shot: a demonstration's format with {input} and {output}. */
+    format: z.string().optional(),
+    demos: z.array(demoSchema).max(512).optional(),
+    separator: z.string().optional(),
+    /** Tokens kept free for the answer (max new tokens); at most half the context. */
+    reserve: nonNegInt.optional(),
+  })
+  .strict();
+
+export interface AssembledPrompt {
+  prompt: string;
+  tokens: number;
+  context: number;
+  budget: number;
+  demosUsed: number;
+  dropped: number;
+  overflow: boolean;
+  parts: Array<{ kind: 'instruction' | 'demo' | 'query'; text: string; tokens: number }>;
+  /** Characters the model's tokenizer cannot encode, left out of the prompt. */
+  unknown: string[];
+}
+
+const scoreChoicesParamsSchema = z
+  .object({
+    model: modelRef,
+    context: z.string(),
+    candidates: z.array(z.string().min(1)).min(1).max(32),
+    /** The neutral prompt of the normalized score (default "Answer:"). */
+    neutral: z.string().optional(),
+  })
+  .strict();
+
+export interface ChoiceScore {
+  text: string;
+  tokens: number[];
+  /** Each token's text. */
+  pieces: string[];
+  logprobs: number[];
+  sum: number;
+  mean: number;
+  normalized: number;
+  neutralSum: number;
+}
+
+const tokensParamsSchema = z
+  .object({ model: modelRef, ids: z.array(nonNegInt).max(20_000) })
+  .strict();
+
+const datasetParamsSchema = z
+  .object({
+    file: z.string().min(1),
+    textColumn: z.string().min(1).optional(),
+    labelColumn: z.string().min(1).optional(),
+    /** Draw this many demonstrations (balanced across labels, seeded). */
+    k: nonNegInt.max(256).optional(),
+    seed: z.number().int().optional(),
+  })
+  .strict();
+
+export interface LabeledDatasetInfo {
+  file: string;
+  format: string;
+  columns: string[];
+  textColumn: string;
+  labelColumn: string;
+  /** Usable examples. */
+  total: number;
+  labels: Array<{ label: string; count: number }>;
+  demos: Demo[];
+  /** The first few bad rows (each message names the file and row), and how many there were. */
+  problems: Array<{ row: number; message: string }>;
+  problemCount: number;
+}
+
+export const historyTokenSchema = z
+  .object({
+    id: z.number(),
+    text: z.string(),
+    logprob: z.number().nullable(),
+    alternatives: z
+      .array(z.object({ id: z.number(), logprob: z.number().nullable(), text: z.string() }))
+      .max(20)
+      .optional(),
+  })
+  .strict();
+export type HistoryToken = z.infer<typeof historyTokenSchema>;
+
+export const historyEntrySchema = z
+  .object({
+    id: z.string().min(1).max(100),
+    mode: promptModeSchema,
+    /** What the user typed. */
+    input: z.string(),
+    /** What the model saw. */
+    prompt: z.string(),
+    reply: z.string(),
+    tokens: z.array(historyTokenSchema).max(20_000),
+    sampling: samplingSchema,
+    stoppedBy: z.enum(['length', 'stop', 'eos', 'cancelled', 'error']).optional(),
+    error: z.string().optional(),
+    createdAt: z.string(),
+  })
+  .strict();
+export type HistoryEntry = z.infer<typeof historyEntrySchema>;
+
+export const HISTORY_LIMIT = 200;
+
+/**
+ * The history as saved: the newest `limit` turns, and under `maxBytes` of JSON (one message over
+ * the connection) by dropping the token alternatives of the oldest turns first, then their tokens,
+ * then the oldest turns.
+ */
+export function compactHistory(
+  entries: HistoryEntry[],
+  limit = HISTORY_LIMIT,
+  maxBytes = 8 * 1024 * 1024,
+): HistoryEntry[] {
+  const out = entries.slice(-limit);
+  const sizes = out.map((e) => JSON.stringify(e).length + 1);
+  let total = sizes.reduce((a, b) => a + b, 2);
+  const replace = (i: number, e: HistoryEntry) => {
+    out[i] = e;
+    const n = JSON.stringify(e).length + 1;
+    total += n - sizes[i]!;
+    sizes[i] = n;
+  };
+  for (let i = 0; i < out.length && total > maxBytes; i++) {
+    replace(i, { ...out[i]!, tokens: out[i]!.tokens.map(({ alternatives: _a, ...t }) => t) });
+  }
+  for (let i = 0; i < out.length && total > maxBytes; i++) replace(i, { ...out[i]!, tokens: [] });
+  while (out.length > 1 && total > maxBytes) {
+    out.shift();
+    total -= sizes.shift()!;
+  }
+  return out;
+}
+
+const modelOnly = z.object({ model: modelRef }).strict();
+const historySaveParamsSchema = z
+  .object({ model: modelRef, entries: z.array(historyEntrySchema).max(HISTORY_LIMIT) })
+  .strict();
+
+export const samplingPresetNameSchema = z.string().trim().min(1).max(60);
+export interface SamplingPreset {
+  name: string;
+  sampling: z.infer<typeof samplingSchema>;
+  /** The app's own presets cannot be overwritten or deleted. */
+  builtin: boolean;
+}
+const presetSaveParamsSchema = z
+  .object({ name: samplingPresetNameSchema, sampling: samplingSchema })
+  .strict();
+const presetDeleteParamsSchema = z.object({ name: samplingPresetNameSchema }).strict();
+
+export const labelWordSchema = z
+  .object({ label: z.string().min(1), word: z.string().min(1) })
+  .strict();
+
+const evalParamsSchema = z
+  .object({
+    model: modelRef,
+    /** A labeled table: CSV, TSV, JSONL or JSON. */
+    data: z.string().min(1),
+    labels: z.array(labelWordSchema).min(2).max(64),
+    shots: z.union([z.literal('auto'), z.array(nonNegInt.max(256)).min(1).max(16)]).default('auto'),
+    format: z.string().optional(),
+    separator: z.string().optional(),
+    seed: z.number().int().default(1),
+    limit: posInt.max(100_000).default(100),
+    textColumn: z.string().min(1).optional(),
+    labelColumn: z.string().min(1).optional(),
+  })
+  .strict();
 
 /** Requests of this feature (name → req(paramsSchema)); see api.ts for the core ones. */
-export const consoleRequests = {};
+export const consoleRequests = {
+  /** Builds a prompt (completion, zero-shot or few-shot) and counts it with the model's tokenizer. */
+  'console.assemble': req<typeof assembleParamsSchema, AssembledPrompt>(assembleParamsSchema),
+  /** Ranks candidate answers by log-likelihood: sum, per-token mean, and normalized. */
+  'console.score': req<typeof scoreChoicesParamsSchema, { choices: ChoiceScore[] }>(
+    scoreChoicesParamsSchema,
+  ),
+  /** The text of token ids (e.g. a generated token's alternatives). */
+  'console.tokens': req<typeof tokensParamsSchema, { pieces: string[] }>(tokensParamsSchema),
+  /** Reads a labeled table: columns, labels, and optionally K demonstrations drawn from it. */
+  'console.dataset': req<typeof datasetParamsSchema, LabeledDatasetInfo>(datasetParamsSchema),
+  /** The console's saved conversation with a model, oldest first. */
+  'console.history.get': req<typeof modelOnly, { entries: HistoryEntry[] }>(modelOnly),
+  'console.history.save': req<typeof historySaveParamsSchema, { saved: number }>(
+    historySaveParamsSchema,
+  ),
+  'console.history.clear': req<typeof modelOnly, { cleared: true }>(modelOnly),
+  /** Sampling presets: the app's own, then the user's. */
+  'console.presets.list': req<z.ZodObject<Record<string, never>>, SamplingPreset[]>(
+    z.object({}).strict(),
+  ),
+  'console.presets.save': req<typeof presetSaveParamsSchema, SamplingPreset[]>(
+    presetSaveParamsSchema,
+  ),
+  'console.presets.delete': req<typeof presetDeleteParamsSchema, SamplingPreset[]>(
+    presetDeleteParamsSchema,
+  ),
+  /** Starts in-context evaluation (an `eval-icl` job): accuracy against the number of shots. */
+  'console.eval.start': req<typeof evalParamsSchema, JobRef>(evalParamsSchema),
+};
 
 /** Job kinds this feature starts. */
 export const CONSOLE_JOB_KINDS = ['eval-icl'] as const;
 
+const iclPointSchema = z.object({
+  k: z.number(),
+  accuracy: z.number(),
+  correct: z.number(),
+  n: z.number(),
+  meanShots: z.number(),
+  truncated: z.number(),
+});
+export type IclPoint = z.infer<typeof iclPointSchema>;
+
 /** Progress events of this feature's jobs (each `type` unique across the contract). */
-export const consoleProgressSchema = z.never();
+export const consoleProgressSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('console.eval.progress'),
+    k: z.number(),
+    done: z.number(),
+    total: z.number(),
+    elapsedMs: z.number(),
+    etaMs: z.number(),
+  }),
+  /** One finished point of the accuracy-vs-k curve. */
+  z.object({ type: z.literal('console.eval.point'), ...iclPointSchema.shape }),
+  /** The data, once read: sizes, the shot counts to run and the largest that fits. */
+  z.object({
+    type: z.literal('console.eval.start'),
+    shots: z.array(z.number()),
+    evalSize: z.number(),
+    poolSize: z.number(),
+    maxShots: z.number(),
+    chance: z.number(),
+    skipped: z.number(),
+  }),
+]);
+export type ConsoleProgress = z.infer<typeof consoleProgressSchema>;
 
 /** Results of this feature's jobs (job.done). */
-export const consoleResultSchema = z.never();
+export const consoleResultSchema = z.object({
+  type: z.literal('console.eval.result'),
+  model: z.string(),
+  data: z.string(),
+  points: z.array(iclPointSchema),
+  chance: z.number(),
+  majority: z.number(),
+  labels: z.array(labelWordSchema),
+  evalSize: z.number(),
+  poolSize: z.number(),
+  maxShots: z.number(),
+  seed: z.number(),
+  /** A fine-tuned classifier's accuracy on the same examples, when one was compared. */
+  finetuned: z.object({ model: z.string(), accuracy: z.number(), n: z.number() }).optional(),
+});
+export type IclEvalResult = z.infer<typeof consoleResultSchema>;

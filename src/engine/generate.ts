@@ -69,6 +69,9 @@ function logSoftmax(logits: Float32Array): Float32Array {
   return logits.map((v) => v - lse);
 }
 
+/** How often (ms) generation with a stop signal yields to the event loop. */
+const YIELD_EVERY_MS = 15;
+
 /** Picks the next token from one row of logits. */
 export function sampleNext(
   logits: Float32Array,
@@ -197,8 +200,15 @@ export async function* generateTokens(
     return row;
   };
   let stoppedBy: GenerationResult['stoppedBy'] = 'length';
+  let yielded = Date.now();
   try {
     for (let n = 0; n < o.maxNewTokens; n++) {
+      // The wasm decoder is synchronous: let the event loop run now and then, so a stop request
+      // (an IPC message, Ctrl-C) is seen while tokens are being made.
+      if (signal && Date.now() - yielded >= YIELD_EVERY_MS) {
+        await new Promise((r) => setTimeout(r, 0));
+        yielded = Date.now();
+      }
       if (signal?.aborted) {
         stoppedBy = 'cancelled';
         break;

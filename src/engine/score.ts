@@ -125,3 +125,71 @@ export async function scoreContinuation(
   const [r] = await scoreBatch(model, [{ context, target: tokenizer.encode(continuation) }]);
   return r!;
 }
+
+/**
+ * scoreBatch for short items (context + target within the block, as the console's candidate
+ * answers and label words are): one forward per row, with the LM head and its softmax only at the
+ * positions that predict a target token — V·|target| per row instead of V·T. Items longer than the
+ * block go through scoreBatch's windows. The same numbers as scoreBatch.
+ */
+export async function scoreTargets(
+  model: GPT,
+  items: ScoreItem[],
+  batchSize = 16,
+): Promise<ScoreResult[]> {
+  const block = model.config.blockSize;
+  const V = model.config.vocabSize;
+  const out = new Array<ScoreResult>(items.length);
+  const long: number[] = [];
+  const short: number[] = [];
+  items.forEach((it, i) => {
+    if (it.context.length === 0) throw new Error('scoring needs at least one context token');
+    (it.context.length + it.target.length > block ? long : short).push(i);
+  });
+  if (long.length) {
+    const r = await scoreBatch(
+      model,
+      long.map((i) => items[i]!),
+      batchSize,
+    );
+    long.forEach((i, j) => (out[i] = r[j]!));
+  }
+  for (let c = 0; c < short.length; c += batchSize) {
+    const chunk = short.slice(c, c + batchSize).map((i) => items[i]!);
+    const len = Math.max(...chunk.map((it) => it.context.length + it.target.length));
+    const ids = new Int32Array(chunk.length * len);
+    const at: number[] = []; // the row positions whose next token is a target token
+    const next: number[] = [];
+    chunk.forEach((it, b) => {
+      ids.set([...it.context, ...it.target], b * len);
+      it.target.forEach((id, t) => {
+        at.push(b * len + it.context.length - 1 + t);
+        next.push(id);
+      });
+    });
+    let flat: Float32Array = new Float32Array(0);
+    if (at.length) {
+      const lp = tf.tidy(() => {
+        const h = model.hidden(tf.tensor2d(ids, [chunk.length, len], 'int32'));
+        const logp = tf.logSoftmax(model.lmHead(tf.gather(h, tf.tensor1d(at, 'int32'))));
+        const y = tf.cast(tf.oneHot(tf.tensor1d(next, 'int32'), V), 'float32');
+        return tf.sum(tf.mul(logp, y), -1);
+      });
+      flat = (await lp.data()) as Float32Array;
+      lp.dispose();
+    }
+    let k = 0;
+    chunk.forEach((it, b) => {
+      const logprobs = Array.from(flat.subarray(k, k + it.target.length));
+      k += it.target.length;
+      const sum = logprobs.reduce((a, x) => a + x, 0);
+      out[short[c + b]!] = {
+        tokens: it.target,
+        logprobs,
+        sum,
+        mean: logprobs.length ? sum / logprobs.length : 0,
+      };
+    });
+  }
+  return out;
+}

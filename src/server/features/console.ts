@@ -1,7 +1,279 @@
-/** The engine host's handlers for the console feature's requests (src/common/console.ts). */
-import type { HostContext, Handlers } from '../context';
+/**
+ * The engine host's handlers for the console feature's requests (src/common/console.ts): prompt
+ * assembly and candidate scoring with the model's own tokenizer, labeled tables for the few-shot
+ * builder, the per-model history and the sampling presets (both in workspace/console/, written
+ * atomically), and the in-context evaluation job.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { apiError } from '../../common/api';
+import {
+  HISTORY_LIMIT,
+  historyEntrySchema,
+  type HistoryEntry,
+  type IclEvalResult,
+  type SamplingPreset,
+} from '../../common/console';
+import type { Tokenizer } from '../../engine/tokenizer/types';
+import { writeJsonAtomic } from '../../engine/util/atomic';
+import { HostError, type HostContext, type Handlers } from '../context';
+
+/** The app's own presets (listed first; the user's cannot take their names). */
+export const BUILTIN_PRESETS: SamplingPreset[] = [
+  { name: 'Greedy', sampling: { temperature: 0 }, builtin: true },
+  { name: 'Balanced', sampling: { temperature: 0.8, topK: 40, topP: 0.95 }, builtin: true },
+  {
+    name: 'Creative',
+    sampling: { temperature: 1.1, topP: 0.98, repetitionPenalty: 1.1 },
+    builtin: true,
+  },
+];
+
+/** workspace/console/history/<hash of the model's path>.json */
+export function historyFile(workspace: string, modelDir: string): string {
+  const hash = createHash('sha256').update(path.resolve(modelDir)).digest('hex').slice(0, 20);
+  return path.join(workspace, 'console', 'history', `${hash}.json`);
+}
+
+async function readJson(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new HostError(
+      apiError('engine', `${file} is not valid JSON; move it away to start over`),
+    );
+  }
+}
 
 export function consoleHandlers(ctx: HostContext): Handlers {
-  void ctx;
-  return {};
+  // tokenizers by model folder (assembly and token texts need no weights), reloaded on change
+  const tokenizers = new Map<string, { mtime: number; tokenizer: Tokenizer; blockSize: number }>();
+  const tokenizerOf = async (ref: string) => {
+    const dir = await ctx.modelDir(ref);
+    const configFile = path.join(dir, 'config.json');
+    const mtime = (await fs.stat(configFile)).mtimeMs;
+    const hit = tokenizers.get(dir);
+    if (hit && hit.mtime === mtime) return hit;
+    const { loadTokenizer } = await import('../../engine/tokenizer');
+    const { readHfConfig } = await import('../../engine/checkpoint/gpt2');
+    const config = await readHfConfig(configFile);
+    const entry = { mtime, tokenizer: await loadTokenizer(dir), blockSize: config.blockSize };
+    tokenizers.set(dir, entry);
+    return entry;
+  };
+
+  const presetsFile = path.join(ctx.workspace, 'console', 'presets.json');
+  const userPresets = async (): Promise<SamplingPreset[]> => {
+    const raw = (await readJson(presetsFile)) as { presets?: unknown } | undefined;
+    const list = Array.isArray(raw?.presets) ? raw.presets : [];
+    return list
+      .filter(
+        (p): p is { name: string; sampling: SamplingPreset['sampling'] } =>
+          !!p && typeof p.name === 'string' && !!p.sampling && typeof p.sampling === 'object',
+      )
+      .map((p) => ({ name: p.name, sampling: p.sampling, builtin: false }));
+  };
+  const allPresets = async () => [...BUILTIN_PRESETS, ...(await userPresets())];
+  const savePresets = (list: SamplingPreset[]) =>
+    writeJsonAtomic(presetsFile, {
+      presets: list.map(({ name, sampling }) => ({ name, sampling })),
+    });
+  const isBuiltin = (name: string) =>
+    BUILTIN_PRESETS.some((b) => b.name.toLowerCase() === name.toLowerCase());
+
+  return {
+    'console.assemble': async (p) => {
+      const { tokenizer, blockSize } = await tokenizerOf(p.model);
+      const { assemblePrompt } = await import('../../engine/console/prompt');
+      try {
+        const a = assemblePrompt(
+          tokenizer,
+          blockSize,
+          {
+            mode: p.mode,
+            text: p.text,
+            ...(p.instruction !== undefined ? { instruction: p.instruction } : {}),
+            ...(p.format !== undefined ? { format: p.format } : {}),
+            ...(p.demos ? { demos: p.demos } : {}),
+            ...(p.separator !== undefined ? { separator: p.separator } : {}),
+          },
+          p.reserve ?? 0,
+        );
+        const { ids, ...rest } = a;
+        return { ...rest, tokens: ids.length };
+      } catch (err) {
+        throw new HostError(apiError('bad-request', `params.${(err as Error).message}`));
+      }
+    },
+
+    'console.score': async (p) => {
+      const loaded = await ctx.loadModel(p.model);
+      const { scoreChoices } = await import('../../engine/console/choices');
+      const { tokenPiece } = await import('../../engine/console/prompt');
+      try {
+        const scores = await scoreChoices(
+          loaded.model,
+          loaded.tokenizer,
+          p.context,
+          p.candidates,
+          p.neutral,
+        );
+        return {
+          choices: scores.map((s) => ({
+            ...s,
+            pieces: s.tokens.map((id) => tokenPiece(loaded.tokenizer, id)),
+          })),
+        };
+      } catch (err) {
+        const m = (err as Error).message;
+        throw new HostError(apiError('bad-request', /^candidates\./.test(m) ? `params.${m}` : m));
+      } finally {
+        loaded.model.dispose();
+      }
+    },
+
+    'console.tokens': async (p) => {
+      const { tokenizer } = await tokenizerOf(p.model);
+      const { tokenPiece } = await import('../../engine/console/prompt');
+      return { pieces: p.ids.map((id) => tokenPiece(tokenizer, id)) };
+    },
+
+    'console.dataset': async (p) => {
+      const file = path.isAbsolute(p.file) ? p.file : path.join(ctx.workspace, p.file);
+      const { readLabeled } = await import('../../engine/console/dataset');
+      const { drawDemos } = await import('../../engine/console/icl');
+      const { Rng } = await import('../../engine/util/rng');
+      if (!(await fs.stat(file).catch(() => null))?.isFile()) {
+        throw new HostError(apiError('not-found', `params.file: ${file} does not exist`));
+      }
+      let t;
+      try {
+        t = await readLabeled(file, {
+          ...(p.textColumn ? { textColumn: p.textColumn } : {}),
+          ...(p.labelColumn ? { labelColumn: p.labelColumn } : {}),
+        });
+      } catch (err) {
+        throw new HostError(apiError('bad-request', (err as Error).message));
+      }
+      const demos = p.k
+        ? drawDemos(
+            t.examples,
+            t.labels.map((l) => l.label),
+            p.k,
+            new Rng(p.seed ?? 1),
+          ).map((d) => ({ input: d.input, output: d.label }))
+        : [];
+      return {
+        file,
+        format: t.format,
+        columns: t.columns,
+        textColumn: t.textColumn,
+        labelColumn: t.labelColumn,
+        total: t.examples.length,
+        labels: t.labels,
+        demos,
+        problems: t.problems.slice(0, 5),
+        problemCount: t.problems.length,
+      };
+    },
+
+    'console.history.get': async (p) => {
+      const file = historyFile(ctx.workspace, await ctx.modelDir(p.model));
+      const raw = (await readJson(file)) as { entries?: unknown } | undefined;
+      const entries: HistoryEntry[] = [];
+      for (const e of Array.isArray(raw?.entries) ? raw.entries : []) {
+        const r = historyEntrySchema.safeParse(e);
+        if (r.success) entries.push(r.data);
+      }
+      return { entries };
+    },
+
+    'console.history.save': async (p) => {
+      const dir = await ctx.modelDir(p.model);
+      const entries = p.entries.slice(-HISTORY_LIMIT);
+      await writeJsonAtomic(historyFile(ctx.workspace, dir), { model: dir, entries });
+      return { saved: entries.length };
+    },
+
+    'console.history.clear': async (p) => {
+      await fs.rm(historyFile(ctx.workspace, await ctx.modelDir(p.model)), { force: true });
+      return { cleared: true as const };
+    },
+
+    'console.presets.list': () => allPresets(),
+
+    'console.presets.save': async (p) => {
+      if (isBuiltin(p.name)) {
+        throw new HostError(
+          apiError(
+            'bad-request',
+            `params.name: "${p.name}" is one of the app's presets; choose another name`,
+          ),
+        );
+      }
+      const list = (await userPresets()).filter((x) => x.name !== p.name);
+      list.push({ name: p.name, sampling: p.sampling, builtin: false });
+      await savePresets(list);
+      return allPresets();
+    },
+
+    'console.presets.delete': async (p) => {
+      if (isBuiltin(p.name)) {
+        throw new HostError(
+          apiError('bad-request', `params.name: the app's presets cannot be deleted`),
+        );
+      }
+      const list = await userPresets();
+      if (!list.some((x) => x.name === p.name)) {
+        throw new HostError(apiError('not-found', `params.name: no preset "${p.name}"`));
+      }
+      await savePresets(list.filter((x) => x.name !== p.name));
+      return allPresets();
+    },
+
+    'console.eval.start': async (p) => {
+      const dir = await ctx.modelDir(p.model);
+      const data = path.isAbsolute(p.data) ? p.data : path.join(ctx.workspace, p.data);
+      if (!(await fs.stat(data).catch(() => null))?.isFile()) {
+        throw new HostError(apiError('not-found', `params.data: ${data} does not exist`));
+      }
+      return ctx.startJob('eval-icl', {}, async (push, signal) => {
+        const { readLabeled } = await import('../../engine/console/dataset');
+        const { evaluateIcl } = await import('../../engine/console/icl');
+        const table = await readLabeled(data, {
+          ...(p.textColumn ? { textColumn: p.textColumn } : {}),
+          ...(p.labelColumn ? { labelColumn: p.labelColumn } : {}),
+          signal,
+        });
+        const loaded = await ctx.loadModel(dir);
+        try {
+          const r = await evaluateIcl(loaded.model, loaded.tokenizer, {
+            examples: table.examples,
+            labels: p.labels,
+            shots: p.shots,
+            ...(p.format !== undefined ? { format: p.format } : {}),
+            ...(p.separator !== undefined ? { separator: p.separator } : {}),
+            seed: p.seed,
+            limit: p.limit,
+            signal,
+            onStart: (s) => push({ type: 'console.eval.start', ...s }),
+            onProgress: (e) => push({ type: 'console.eval.progress', ...e }),
+            onPoint: (e) => push({ type: 'console.eval.point', ...e }),
+          });
+          const result: IclEvalResult = { type: 'console.eval.result', model: dir, data, ...r };
+          return result;
+        } finally {
+          loaded.model.dispose();
+        }
+      });
+    },
+  };
 }

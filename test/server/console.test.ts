@@ -1,0 +1,387 @@
+/**
+ * The console's requests through the engine host (in-process, wasm): streaming and stop of
+ * generate.start, prompt assembly with the model's tokenizer, candidate scoring, labeled tables,
+ * per-model history and presets on disk (atomic, and survive a new host), and the eval-icl job
+ * with its progress, result and cancel.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compactHistory } from '../../src/common/console';
+import type {
+  ApiError,
+  ApiEvent,
+  Params,
+  ReplyMessage,
+  RequestName,
+  Result,
+} from '../../src/common/api';
+import { saveModelDir } from '../../src/engine/checkpoint/modelDir';
+import { scoreContinuation } from '../../src/engine/score';
+import { loadModelDir } from '../../src/engine/checkpoint/modelDir';
+import { GPT } from '../../src/engine/model/gpt';
+import { historyFile } from '../../src/server/features/console';
+import { EngineHost } from '../../src/server/host';
+import { charTokenizer, randomWeights, removeDir, tempDir, tinyConfig } from '../engine/helpers';
+
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ.,!?:=>\n0123456789';
+
+class Host {
+  readonly events: ApiEvent[] = [];
+  private next = 1;
+  private pending = new Map<number, (m: ReplyMessage) => void>();
+  private waiters: Array<() => void> = [];
+  readonly host: EngineHost;
+
+  constructor(workspace: string) {
+    this.host = new EngineHost({
+      workspace,
+      backend: 'wasm',
+      progressIntervalMs: 20,
+      send: (m) => {
+        if (m.type === 'event') {
+          this.events.push(m.event);
+          for (const w of this.waiters) w();
+        } else this.pending.get(m.id as number)?.(m);
+      },
+    });
+  }
+
+  async call<K extends RequestName>(name: K, params: Params<K>): Promise<Result<K>> {
+    const r = await this.raw(name, params);
+    if (r.error) throw new Error(`${r.error.code}: ${r.error.message}`);
+    return r.result as Result<K>;
+  }
+
+  raw(name: string, params: unknown): Promise<{ result?: unknown; error?: ApiError }> {
+    const id = this.next++;
+    return new Promise((resolve) => {
+      this.pending.set(id, (m) => {
+        this.pending.delete(id);
+        resolve(
+          m.type === 'result' ? { result: m.result } : { error: (m as { error: ApiError }).error },
+        );
+      });
+      void this.host.handle({ id, type: 'invoke', name, params });
+    });
+  }
+
+  waitFor(pred: (e: ApiEvent) => boolean, ms = 30_000): Promise<ApiEvent> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const hit = this.events.find(pred);
+        if (!hit) return false;
+        this.waiters = this.waiters.filter((w) => w !== check);
+        clearTimeout(timer);
+        resolve(hit);
+        return true;
+      };
+      const timer = setTimeout(() => reject(new Error('timed out waiting for an event')), ms);
+      if (!check()) this.waiters.push(check);
+    });
+  }
+}
+
+let ws: string;
+let modelDir: string;
+let host: Host;
+
+beforeAll(async () => {
+  ws = await tempDir('gpt-studio-console-');
+  const tok = charTokenizer(ALPHABET);
+  const cfg = tinyConfig({ vocabSize: tok.vocabSize, blockSize: 64, nEmbd: 16 });
+  host = new Host(ws);
+  await host.call('backend.report', {}); // the backend is up
+  const model = new GPT(cfg, randomWeights(cfg, 3, 0.3));
+  modelDir = path.join(ws, 'models', 'tiny');
+  await saveModelDir(modelDir, model, tok);
+  model.dispose();
+  const rows = [];
+  for (let i = 0; i < 24; i++) {
+    rows.push({ text: `good film ${i}`, label: 'positive' });
+    rows.push({ text: `bad film ${i}`, label: 'negative' });
+  }
+  rows.push({ text: '', label: 'positive' });
+  await fs.writeFile(
+    path.join(ws, 'labeled.jsonl'),
+    rows.map((r) => JSON.stringify(r)).join('\n') + '\n',
+  );
+});
+afterAll(async () => {
+  await host?.host.shutdown();
+  await removeDir(ws);
+});
+
+describe('generation through the host', () => {
+  it('streams generate.token events that add up to the result, then job.done', async () => {
+    const { jobId } = await host.call('generate.start', {
+      model: modelDir,
+      prompt: 'the film',
+      sampling: { maxNewTokens: 20, seed: 3, topAlternatives: 10 },
+    });
+    const done = await host.waitFor((e) => e.type === 'job.done' && e.jobId === jobId);
+    const tokens = host.events.filter(
+      (e): e is Extract<ApiEvent, { type: 'generate.token' }> =>
+        e.type === 'generate.token' && e.jobId === jobId,
+    );
+    expect(tokens).toHaveLength(20);
+    expect(tokens.every((t) => t.alternatives?.length === 10)).toBe(true);
+    const result = (done as Extract<ApiEvent, { type: 'job.done' }>).result as {
+      text: string;
+      stoppedBy: string;
+    };
+    expect(tokens.map((t) => t.text).join('')).toBe(result.text);
+    expect(result.stoppedBy).toBe('length');
+    // the alternatives' texts come from console.tokens
+    const ids = tokens[0]!.alternatives!.map((a) => a.id);
+    const { pieces } = await host.call('console.tokens', { model: modelDir, ids });
+    expect(pieces).toHaveLength(10);
+    expect(pieces.every((p) => p.length === 1)).toBe(true);
+  });
+
+  it('stop: job.cancel ends a long generation early with stoppedBy cancelled', async () => {
+    const { jobId } = await host.call('generate.start', {
+      model: modelDir,
+      prompt: 'the film',
+      sampling: { maxNewTokens: 100_000, seed: 1 },
+    });
+    await host.waitFor((e) => e.type === 'generate.token' && e.jobId === jobId);
+    expect(await host.call('job.cancel', { jobId })).toEqual({ cancelled: true });
+    const done = (await host.waitFor((e) => e.type === 'job.done' && e.jobId === jobId)) as Extract<
+      ApiEvent,
+      { type: 'job.done' }
+    >;
+    const result = done.result as { ids: number[]; stoppedBy: string };
+    expect(result.stoppedBy).toBe('cancelled');
+    expect(result.ids.length).toBeLessThan(100_000);
+  });
+});
+
+describe('console requests', () => {
+  it('assembles with the model tokenizer and names the bad field', async () => {
+    const a = await host.call('console.assemble', {
+      model: modelDir,
+      mode: 'few-shot',
+      text: 'nice',
+      format: '{input} => {output}',
+      demos: [
+        { input: 'good', output: 'positive' },
+        { input: 'bad', output: 'negative' },
+      ],
+      reserve: 8,
+    });
+    expect(a.prompt).toBe('good => positive\nbad => negative\nnice =>');
+    expect(a.tokens).toBe(a.prompt.length);
+    expect(a.context).toBe(64);
+    expect(a.budget).toBe(56);
+    const bad = await host.raw('console.assemble', {
+      model: modelDir,
+      mode: 'zero-shot',
+      text: 'x',
+      instruction: 'no slot',
+    });
+    expect(bad.error?.code).toBe('bad-request');
+    expect(bad.error?.message).toContain('params.template: the template needs {input}');
+    const missing = await host.raw('console.assemble', {
+      model: path.join(ws, 'nope'),
+      mode: 'completion',
+      text: '',
+    });
+    expect(missing.error?.code).toBe('not-found');
+  });
+
+  it('scores candidates as the engine does', async () => {
+    const { choices } = await host.call('console.score', {
+      model: modelDir,
+      context: 'the film was',
+      candidates: [' good', ' bad'],
+      neutral: 'Answer:',
+    });
+    const loaded = await loadModelDir(modelDir);
+    try {
+      for (const c of choices) {
+        const direct = await scoreContinuation(
+          loaded.model,
+          loaded.tokenizer,
+          'the film was',
+          c.text,
+        );
+        const neutral = await scoreContinuation(loaded.model, loaded.tokenizer, 'Answer:', c.text);
+        expect(c.sum).toBeCloseTo(direct.sum, 4);
+        expect(c.normalized).toBeCloseTo(direct.sum - neutral.sum, 4);
+        expect(c.pieces.join('')).toBe(c.text);
+      }
+    } finally {
+      loaded.model.dispose();
+    }
+  });
+
+  it('reads a labeled table and draws balanced demonstrations; bad rows are reported', async () => {
+    const info = await host.call('console.dataset', { file: 'labeled.jsonl', k: 4, seed: 2 });
+    expect(info.textColumn).toBe('text');
+    expect(info.labelColumn).toBe('label');
+    expect(info.total).toBe(48);
+    expect(info.labels).toEqual([
+      { label: 'positive', count: 24 },
+      { label: 'negative', count: 24 },
+    ]);
+    expect(info.demos).toHaveLength(4);
+    expect(info.demos.filter((d) => d.output === 'positive')).toHaveLength(2);
+    expect(info.problemCount).toBe(1);
+    expect(info.problems[0]!.message).toMatch(/labeled\.jsonl, row 49: empty text/);
+    const wrong = await host.raw('console.dataset', {
+      file: 'labeled.jsonl',
+      textColumn: 'review',
+    });
+    expect(wrong.error?.message).toContain('no column "review" (columns: text, label)');
+    const none = await host.raw('console.dataset', { file: 'missing.csv' });
+    expect(none.error?.code).toBe('not-found');
+  });
+
+  it('keeps the history per model, on disk', async () => {
+    const entry = {
+      id: 'e1',
+      mode: 'completion' as const,
+      input: 'hi',
+      prompt: 'hi',
+      reply: ' there',
+      tokens: [
+        { id: 3, text: ' there', logprob: -1.5, alternatives: [{ id: 4, logprob: -2, text: 'x' }] },
+      ],
+      sampling: { temperature: 0.5 },
+      stoppedBy: 'length' as const,
+      createdAt: new Date(0).toISOString(),
+    };
+    expect((await host.call('console.history.get', { model: modelDir })).entries).toEqual([]);
+    await host.call('console.history.save', { model: modelDir, entries: [entry] });
+    const file = historyFile(ws, modelDir);
+    expect(file.startsWith(path.join(ws, 'console', 'history'))).toBe(true);
+    expect(JSON.parse(await fs.readFile(file, 'utf8')).entries).toEqual([entry]);
+    // no temp files left behind
+    expect((await fs.readdir(path.dirname(file))).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    // a new host (an app restart) reads it back
+    const other = new Host(ws);
+    expect((await other.call('console.history.get', { model: modelDir })).entries).toEqual([entry]);
+    await other.host.shutdown();
+    await host.call('console.history.clear', { model: modelDir });
+    expect((await host.call('console.history.get', { model: modelDir })).entries).toEqual([]);
+  });
+
+  it('a long history is compacted to fit one message, oldest details first, and saves', async () => {
+    const alt = Array.from({ length: 10 }, (_, i) => ({ id: i, logprob: -i, text: `t${i}` }));
+    const turn = (n: number) => ({
+      id: `t${n}`,
+      mode: 'completion' as const,
+      input: `p${n}`,
+      prompt: `p${n}`,
+      reply: 'x'.repeat(500),
+      tokens: Array.from({ length: 500 }, (_, i) => ({
+        id: i,
+        text: 'x',
+        logprob: -0.1,
+        alternatives: alt,
+      })),
+      sampling: {},
+      createdAt: new Date(n).toISOString(),
+    });
+    const all = Array.from({ length: 12 }, (_, n) => turn(n));
+    const full = JSON.stringify(all).length;
+    const max = Math.floor(full / 3);
+    const kept = compactHistory(all, 200, max);
+    expect(JSON.stringify(kept).length).toBeLessThanOrEqual(max);
+    expect(kept).toHaveLength(12);
+    expect(kept.at(-1)).toEqual(all.at(-1)); // the newest turn keeps everything
+    expect(kept[0]!.tokens[0]!.alternatives).toBeUndefined();
+    expect(kept[0]!.reply).toBe(all[0]!.reply);
+    expect(compactHistory(all, 5)).toHaveLength(5);
+    await host.call('console.history.save', { model: modelDir, entries: compactHistory(all) });
+    expect((await host.call('console.history.get', { model: modelDir })).entries).toHaveLength(12);
+    await host.call('console.history.clear', { model: modelDir });
+  });
+
+  it('saves, lists and deletes sampling presets; the built-in ones are protected', async () => {
+    const start = await host.call('console.presets.list', {});
+    expect(start.map((p) => p.name)).toEqual(['Greedy', 'Balanced', 'Creative']);
+    const saved = await host.call('console.presets.save', {
+      name: 'Poetry',
+      sampling: { temperature: 1.2, topK: 20, stop: ['\n\n'] },
+    });
+    expect(saved.at(-1)).toEqual({
+      name: 'Poetry',
+      sampling: { temperature: 1.2, topK: 20, stop: ['\n\n'] },
+      builtin: false,
+    });
+    const disk = JSON.parse(await fs.readFile(path.join(ws, 'console', 'presets.json'), 'utf8'));
+    expect(disk.presets).toHaveLength(1);
+    const refused = await host.raw('console.presets.save', { name: 'greedy', sampling: {} });
+    expect(refused.error?.message).toContain('"greedy" is one of the app\'s presets');
+    const bad = await host.raw('console.presets.save', {
+      name: 'x',
+      sampling: { temperature: -1 },
+    });
+    expect(bad.error?.message).toContain('params.sampling.temperature');
+    const after = await host.call('console.presets.delete', { name: 'Poetry' });
+    expect(after.map((p) => p.name)).toEqual(['Greedy', 'Balanced', 'Creative']);
+  });
+});
+
+describe('the eval-icl job', () => {
+  it('reports start, progress and a point per k, then the result', async () => {
+    const { jobId } = await host.call('console.eval.start', {
+      model: modelDir,
+      data: path.join(ws, 'labeled.jsonl'),
+      labels: [
+        { label: 'negative', word: 'bad' },
+        { label: 'positive', word: 'good' },
+      ],
+      shots: [0, 1, 2],
+      limit: 8,
+    });
+    const done = (await host.waitFor(
+      (e) => (e.type === 'job.done' || e.type === 'job.failed') && e.jobId === jobId,
+    )) as Extract<ApiEvent, { type: 'job.done' }>;
+    expect(done.type).toBe('job.done');
+    expect(done.kind).toBe('eval-icl');
+    const r = done.result as Extract<typeof done.result, { type: 'console.eval.result' }>;
+    expect(r.type).toBe('console.eval.result');
+    expect(r.points.map((p) => p.k)).toEqual([0, 1, 2]);
+    expect(r.points.every((p) => p.n === 8)).toBe(true);
+    expect(r.chance).toBe(0.5);
+    const progress = host.events.filter((e) => e.type === 'job.progress' && e.jobId === jobId);
+    const types = progress.map(
+      (e) => (e as Extract<ApiEvent, { type: 'job.progress' }>).event.type,
+    );
+    expect(types[0]).toBe('console.eval.start');
+    expect(types.filter((t) => t === 'console.eval.point')).toHaveLength(3);
+    expect(types).toContain('console.eval.progress');
+  });
+
+  it('cancels, and refuses a missing data file up front', async () => {
+    const { jobId } = await host.call('console.eval.start', {
+      model: modelDir,
+      data: path.join(ws, 'labeled.jsonl'),
+      labels: [
+        { label: 'negative', word: 'bad' },
+        { label: 'positive', word: 'good' },
+      ],
+      shots: [0, 1, 2, 4, 8],
+      limit: 24,
+    });
+    await host.waitFor((e) => e.type === 'job.progress' && e.jobId === jobId);
+    await host.call('job.cancel', { jobId });
+    const end = await host.waitFor(
+      (e) => (e.type === 'job.done' || e.type === 'job.failed') && e.jobId === jobId,
+    );
+    expect(end.type).toBe('job.failed');
+    expect((end as Extract<ApiEvent, { type: 'job.failed' }>).error.code).toBe('cancelled');
+    const missing = await host.raw('console.eval.start', {
+      model: modelDir,
+      data: 'nope.csv',
+      labels: [
+        { label: 'a', word: 'a' },
+        { label: 'b', word: 'b' },
+      ],
+    });
+    expect(missing.error?.message).toContain('params.data:');
+  });
+});
