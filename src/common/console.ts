@@ -191,6 +191,8 @@ const evalParamsSchema = z
     limit: posInt.max(100_000).default(100),
     textColumn: z.string().min(1).optional(),
     labelColumn: z.string().min(1).optional(),
+    /** A fine-tuned classifier scored on the same examples, drawn beside the curve. */
+    compare: modelRef.optional(),
   })
   .strict();
 

@@ -17,6 +17,9 @@ import type {
   Result,
 } from '../../src/common/api';
 import { saveModelDir } from '../../src/engine/checkpoint/modelDir';
+import { finetunedAccuracy } from '../../src/engine/console/compare';
+import { evaluationSplit } from '../../src/engine/console/icl';
+import { finetune } from '../../src/engine/finetune/finetune';
 import { scoreContinuation } from '../../src/engine/score';
 import { loadModelDir } from '../../src/engine/checkpoint/modelDir';
 import { GPT } from '../../src/engine/model/gpt';
@@ -354,6 +357,46 @@ describe('the eval-icl job', () => {
     expect(types[0]).toBe('console.eval.start');
     expect(types.filter((t) => t === 'console.eval.point')).toHaveLength(3);
     expect(types).toContain('console.eval.progress');
+  });
+
+  it('scores a fine-tuned classifier on the same examples when asked', async () => {
+    const ft = path.join(ws, 'models', 'tiny-ft');
+    await finetune({
+      model: modelDir,
+      task: 'classification',
+      columns: { text: 'text', label: 'label' },
+      data: path.join(ws, 'labeled.jsonl'),
+      out: ft,
+      settings: { lr: 3e-3, batchSize: 16, epochs: 1, valFraction: 0.2, seed: 1 },
+    });
+    const labels = [
+      { label: 'negative', word: 'bad' },
+      { label: 'positive', word: 'good' },
+    ];
+    const { jobId } = await host.call('console.eval.start', {
+      model: modelDir,
+      data: path.join(ws, 'labeled.jsonl'),
+      labels,
+      shots: [0],
+      limit: 8,
+      seed: 4,
+      compare: ft,
+    });
+    const done = (await host.waitFor(
+      (e) => (e.type === 'job.done' || e.type === 'job.failed') && e.jobId === jobId,
+    )) as Extract<ApiEvent, { type: 'job.done' }>;
+    expect(done.type).toBe('job.done');
+    const r = done.result as Extract<typeof done.result, { type: 'console.eval.result' }>;
+    expect(r.finetuned?.model).toBe(ft);
+    expect(r.finetuned?.n).toBe(8);
+    const table = (await fs.readFile(path.join(ws, 'labeled.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { text: string; label: string })
+      .filter((x) => x.text !== '')
+      .map((x) => ({ input: x.text, label: x.label }));
+    const { evalSet } = evaluationSplit(table, labels, 4, 8);
+    expect(r.finetuned?.accuracy).toBe((await finetunedAccuracy(ft, evalSet)).accuracy);
   });
 
   it('cancels, and refuses a missing data file up front', async () => {

@@ -68,6 +68,13 @@ const OPTIONS: OptionSpec[] = [
     group: 'Data',
   },
   {
+    name: 'compare',
+    kind: 'string',
+    value: 'DIR',
+    description:
+      'a classifier fine-tuned on these labels (finetune --task classification), scored on the same examples',
+  },
+  {
     name: 'seed',
     kind: 'int',
     value: 'N',
@@ -170,9 +177,23 @@ async function run(ctx: Context): Promise<number> {
     });
     const accuracy: Record<string, number> = {};
     for (const p of r.points) accuracy[String(p.k)] = p.accuracy;
+    let finetuned: { model: string; accuracy: number; n: number } | undefined;
+    const compare = args.string('compare');
+    if (compare) {
+      const { evaluationSplit } = await import('../../engine/console/icl');
+      const { finetunedAccuracy } = await import('../../engine/console/compare');
+      const { evalSet } = evaluationSplit(table.examples, labels, r.seed, args.number('limit')!);
+      const f = await finetunedAccuracy(compare, evalSet, { signal: interrupt.signal });
+      finetuned = { model: f.model, accuracy: f.accuracy, n: f.n };
+    }
     if (out.json) {
-      out.emit({ type: 'result', accuracy, ...r });
+      out.emit({ type: 'result', accuracy, ...r, ...(finetuned ? { finetuned } : {}) });
     } else {
+      if (finetuned) {
+        out.line(
+          `fine-tuned ${(finetuned.accuracy * 100).toFixed(1)}% on the same ${finetuned.n} examples (${compare})`,
+        );
+      }
       out.line(
         `chance ${(r.chance * 100).toFixed(1)}%, majority label ${(r.majority * 100).toFixed(1)}% ` +
           `(seed ${r.seed})`,

@@ -144,6 +144,28 @@ export function splitExamples(examples: LabeledExample[], seed: number, limit: n
   return { pool, evalSet };
 }
 
+/**
+ * The examples whose label is in the mapping, split into the demonstration pool and the evaluated
+ * examples. Deterministic in the seed, so another model (a fine-tuned classifier) can be scored on
+ * exactly the examples in-context evaluation scored.
+ */
+export function evaluationSplit(
+  all: LabeledExample[],
+  labels: LabelWord[],
+  seed: number,
+  limit: number,
+): { examples: LabeledExample[]; pool: LabeledExample[]; evalSet: LabeledExample[] } {
+  const labelSet = new Set(labels.map((l) => l.label));
+  const examples = all.filter((e) => labelSet.has(e.label));
+  if (examples.length < 2) {
+    throw new Error(
+      `only ${examples.length} example(s) have one of the labels ${[...labelSet].join(', ')}; ` +
+        'check the label column and the label mapping',
+    );
+  }
+  return { examples, ...splitExamples(examples, seed, limit) };
+}
+
 /** k demonstrations from the pool, balanced across labels where possible, in random order. */
 export function drawDemos(
   pool: LabeledExample[],
@@ -189,15 +211,12 @@ export async function evaluateIcl(
   const seed = opts.seed ?? 1;
   const batchSize = opts.batchSize ?? 16;
   checkTemplate(format, 'format', ['input', 'output']);
-  const labelSet = new Set(opts.labels.map((l) => l.label));
-  const examples = opts.examples.filter((e) => labelSet.has(e.label));
-  if (examples.length < 2) {
-    throw new Error(
-      `only ${examples.length} example(s) have one of the labels ${[...labelSet].join(', ')}; ` +
-        'check the label column and the label mapping',
-    );
-  }
-  const { pool, evalSet } = splitExamples(examples, seed, opts.limit ?? 100);
+  const { examples, pool, evalSet } = evaluationSplit(
+    opts.examples,
+    opts.labels,
+    seed,
+    opts.limit ?? 100,
+  );
   const word = new Map(opts.labels.map((l) => [l.label, l.word]));
   const block = model.config.blockSize;
 

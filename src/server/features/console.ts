@@ -245,6 +245,7 @@ export function consoleHandlers(ctx: HostContext): Handlers {
       if (!(await fs.stat(data).catch(() => null))?.isFile()) {
         throw new HostError(apiError('not-found', `params.data: ${data} does not exist`));
       }
+      const compareDir = p.compare ? await ctx.modelDir(p.compare) : null;
       return ctx.startJob('eval-icl', {}, async (push, signal) => {
         const { readLabeled } = await import('../../engine/console/dataset');
         const { evaluateIcl } = await import('../../engine/console/icl');
@@ -269,6 +270,13 @@ export function consoleHandlers(ctx: HostContext): Handlers {
             onPoint: (e) => push({ type: 'console.eval.point', ...e }),
           });
           const result: IclEvalResult = { type: 'console.eval.result', model: dir, data, ...r };
+          if (compareDir) {
+            const { evaluationSplit } = await import('../../engine/console/icl');
+            const { finetunedAccuracy } = await import('../../engine/console/compare');
+            const { evalSet } = evaluationSplit(table.examples, p.labels, p.seed, p.limit);
+            const f = await finetunedAccuracy(compareDir, evalSet, { signal });
+            result.finetuned = { model: f.model, accuracy: f.accuracy, n: f.n };
+          }
           return result;
         } finally {
           loaded.model.dispose();

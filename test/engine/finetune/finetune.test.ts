@@ -7,6 +7,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../../src/engine/backend';
+import { finetunedAccuracy } from '../../../src/engine/console/compare';
 import { saveModelDir } from '../../../src/engine/checkpoint/modelDir';
 import { loadExamples } from '../../../src/engine/finetune/load';
 import {
@@ -121,6 +122,19 @@ describe('fine-tuning', () => {
     expect(ev.confusion).toHaveLength(2);
     expect(ev.confusion.flat().reduce((a, b) => a + b, 0)).toBe(100);
     expect(ev.macroF1).toBeGreaterThan(0.9);
+
+    // in-context evaluation's fine-tuned baseline scores the same rows the same way
+    const rows = (await fs.readFile(test, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { sentence: string; sentiment: string })
+      .map((r) => ({ input: r.sentence, label: r.sentiment }));
+    const baseline = await finetunedAccuracy(out, rows);
+    expect(baseline.n).toBe(100);
+    expect(baseline.accuracy).toBeCloseTo(ev.accuracy, 10);
+    await expect(finetunedAccuracy(out, [{ input: 'abc', label: 'neutral' }])).rejects.toThrow(
+      /its labels are negative, positive; the data also has neutral/,
+    );
   }, 60_000);
 
   it('stops when asked and still saves the model so far', async () => {
