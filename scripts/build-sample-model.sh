@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds the sample model the app ships, resources/models/austen-tiny: a tiny GPT (4 layers,
 # 128 wide, context 128, byte-level BPE with 4096 tokens) pretrained on the bundled Austen corpus
-# with the project's own CLI. About an hour on 2 CPU cores (wasm).
+# with the project's own CLI. About half an hour on 2 CPU cores (wasm).
 #
 #   scripts/build-sample-model.sh [RUN_DIR]      (default: runs/austen-tiny)
 set -euo pipefail

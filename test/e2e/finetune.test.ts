@@ -194,6 +194,22 @@ describe('the fine-tune wizard in Chromium', { timeout: 180_000 }, () => {
       await panel.scrollIntoViewIfNeeded();
       await shot(page, '6-classifier');
 
+      // the fine-tuned model in the console: a probability per label instead of text
+      await page.getByTestId('open-in-console').click();
+      await expect.poll(() => page.locator('main h1').textContent()).toBe('Console');
+      const consolePanel = page.getByTestId('classifier-panel');
+      await consolePanel.getByLabel('Text').fill('vwx yzv');
+      await consolePanel.getByRole('button', { name: 'Classify' }).click();
+      await expect
+        .poll(() => page.getByTestId('classifier-probs').getByRole('meter').count())
+        .toBe(2);
+      expect(await page.getByTestId('chat-log').count()).toBe(0);
+      await shot(page, '7-console-classifier');
+      await page
+        .getByRole('navigation', { name: 'Pages' })
+        .getByRole('link', { name: 'Fine-tune' })
+        .click();
+
       // the ablation in one click: pretrained/random × λ/0, side by side
       await steps.getByRole('button', { name: /Settings/ }).click();
       await page.getByLabel('Epochs').fill('2');
@@ -203,7 +219,7 @@ describe('the fine-tune wizard in Chromium', { timeout: 180_000 }, () => {
       expect(await table.locator('tbody tr').count()).toBe(4);
       await table.getByText('random weights').first().waitFor();
       await page.getByTestId('ablation').scrollIntoViewIfNeeded();
-      await shot(page, '7-ablation');
+      await shot(page, '8-ablation');
 
       expect(errors).toEqual([]);
     } finally {
