@@ -1,15 +1,14 @@
 import type { GPTConfig } from '../checkpoint/config';
 import { countParams } from './gpt';
+import { MODEL_PRESETS, type ModelShape, type PresetName } from '../../common/defaults';
 
-export type PresetName = 'tiny' | 'small' | 'gpt1';
+export type { PresetName };
 
-type Shape = Pick<GPTConfig, 'nLayer' | 'nHead' | 'nEmbd' | 'blockSize'>;
-
-/** tiny ≈ 1M, small ≈ 10M (nanoGPT's shakespeare_char), gpt1 = GPT-1's 117M shape. */
-export const PRESETS: Record<PresetName, Shape & { description: string }> = {
-  tiny: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 128, description: '4 layers, 128 dims' },
-  small: { nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256, description: '6 layers, 384 dims' },
-  gpt1: { nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 512, description: "GPT-1's 12×768" },
+/** The shared shapes (src/common/defaults.ts), each with a few words for --help. */
+export const PRESETS: Record<PresetName, ModelShape & { description: string }> = {
+  tiny: { ...MODEL_PRESETS.tiny, description: '4 layers, 128 dims' },
+  small: { ...MODEL_PRESETS.small, description: '6 layers, 384 dims' },
+  gpt1: { ...MODEL_PRESETS.gpt1, description: "GPT-1's 12×768" },
 };
 
 export function presetConfig(name: PresetName, vocabSize: number, dropout = 0): GPTConfig {

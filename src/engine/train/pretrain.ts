@@ -33,47 +33,10 @@ import {
 import { AdamW, type Grads } from './optimizer';
 import type { PauseGate } from './pause';
 import { learningRate } from './schedule';
+import { DEFAULT_TRAIN, type TrainConfig } from '../../common/defaults';
 
-export interface TrainConfig {
-  batchSize: number;
-  gradAccum: number;
-  steps: number;
-  lr: number;
-  minLr: number;
-  warmup: number;
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  gradClip: number;
-  evalEvery: number;
-  evalIters: number;
-  saveEvery: number;
-  sampleEvery: number;
-  sampleTokens: number;
-  seed: number;
-  valFraction: number;
-}
-
-/** nanoGPT's defaults for a small character model. */
-export const DEFAULT_TRAIN: TrainConfig = {
-  batchSize: 16,
-  gradAccum: 1,
-  steps: 1000,
-  lr: 1e-3,
-  minLr: 1e-4,
-  warmup: 100,
-  weightDecay: 0.1,
-  beta1: 0.9,
-  beta2: 0.99,
-  gradClip: 1,
-  evalEvery: 100,
-  evalIters: 10,
-  saveEvery: 200,
-  sampleEvery: 200,
-  sampleTokens: 120,
-  seed: 1337,
-  valFraction: 0.1,
-};
+export type { TrainConfig };
+export { DEFAULT_TRAIN };
 
 export interface PretrainOptions {
   corpus: string[];

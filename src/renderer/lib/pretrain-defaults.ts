@@ -1,27 +1,16 @@
 /**
- * The wizard's hyperparameters: nanoGPT's defaults for a small model (= DEFAULT_TRAIN in
- * src/engine/train/pretrain.ts, checked by a test), each with the key of its one-line explanation.
+ * The wizard's hyperparameters: the engine's defaults (src/common/defaults.ts), each with the key
+ * of its one-line explanation.
  */
-export const TRAIN_DEFAULTS = {
-  steps: 1000,
-  batchSize: 16,
-  gradAccum: 1,
-  lr: 1e-3,
-  minLr: 1e-4,
-  warmup: 100,
-  weightDecay: 0.1,
-  beta1: 0.9,
-  beta2: 0.99,
-  gradClip: 1,
-  evalEvery: 100,
-  evalIters: 10,
-  saveEvery: 200,
-  sampleEvery: 200,
-  sampleTokens: 120,
-  seed: 1337,
-  valFraction: 0.1,
-};
-export type TrainSettings = typeof TRAIN_DEFAULTS;
+import {
+  DEFAULT_TRAIN,
+  MODEL_PRESETS,
+  type PresetName,
+  type TrainConfig,
+} from '../../common/defaults';
+
+export const TRAIN_DEFAULTS: TrainConfig = { ...DEFAULT_TRAIN };
+export type TrainSettings = TrainConfig;
 
 /** The fields the Training step shows, in order, with their input step. */
 export const TRAIN_FIELDS: Array<{ key: keyof TrainSettings; step: number; min: number }> = [
@@ -51,16 +40,6 @@ export const GPT1_VALUES: Partial<Record<keyof TrainSettings, string>> = {
   batchSize: '64 × 512',
 };
 
-/** The model presets (= PRESETS in src/engine/model/presets.ts). */
-export interface ModelShape {
-  nLayer: number;
-  nHead: number;
-  nEmbd: number;
-  blockSize: number;
-}
-export const MODEL_PRESETS: Record<'tiny' | 'small' | 'gpt1', ModelShape> = {
-  tiny: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 128 },
-  small: { nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256 },
-  gpt1: { nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 512 },
-};
-export type PresetKey = keyof typeof MODEL_PRESETS;
+export { MODEL_PRESETS };
+export type { ModelShape } from '../../common/defaults';
+export type PresetKey = PresetName;
