@@ -332,6 +332,8 @@ export const apiEventSchema = z.discriminatedUnion('type', [
     kind: jobKindSchema,
     /** The run being trained (pretrain/resume). */
     runId: z.string().optional(),
+    /** What another job works on (a model, a dataset), in a few words for the status bar. */
+    subject: z.string().optional(),
   }),
   /** An engine TrainEvent of a training job (step events coalesced to ≤ ~10/s). */
   z.object({

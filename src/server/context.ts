@@ -34,6 +34,8 @@ export interface JobOptions {
   runId?: string;
   /** Training-class work: at most one at a time; a second gets a `busy` error. */
   exclusive?: boolean;
+  /** What the job works on when it writes no run (a model, a dataset), for the status bar. */
+  subject?: string;
 }
 
 export interface HostContext {

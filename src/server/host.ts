@@ -378,6 +378,7 @@ export class EngineHost {
         jobId,
         kind: job.kind,
         ...(job.runId ? { runId: job.runId } : {}),
+        ...(options.subject ? { subject: options.subject } : {}),
       });
       let running: Promise<JobResult>;
       try {

@@ -348,6 +348,11 @@ describe('the eval-icl job', () => {
     const r = done.result as Extract<typeof done.result, { type: 'console.eval.result' }>;
     expect(r.type).toBe('console.eval.result');
     expect(r.points.map((p) => p.k)).toEqual([0, 1, 2]);
+    // the status bar names the model the job evaluates
+    expect(host.events.find((e) => e.type === 'job.started' && e.jobId === jobId)).toMatchObject({
+      kind: 'eval-icl',
+      subject: 'tiny',
+    });
     expect(r.points.every((p) => p.n === 8)).toBe(true);
     expect(r.chance).toBe(0.5);
     const progress = host.events.filter((e) => e.type === 'job.progress' && e.jobId === jobId);

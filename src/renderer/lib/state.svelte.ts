@@ -9,6 +9,8 @@ export interface JobState {
   jobId: string;
   kind: JobKind;
   runId?: string;
+  /** What a job that writes no run works on (a model, a dataset). */
+  subject?: string;
   step: number;
   totalSteps: number;
   trainLoss: number | null;
@@ -81,6 +83,7 @@ function onEvent(e: ApiEvent): void {
         jobId: e.jobId,
         kind: e.kind,
         ...(e.runId ? { runId: e.runId } : {}),
+        ...(e.subject ? { subject: e.subject } : {}),
         step: 0,
         totalSteps: 0,
         trainLoss: null,

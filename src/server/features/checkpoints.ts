@@ -87,7 +87,7 @@ export function checkpointHandlers(ctx: HostContext): Handlers {
         if (why) throw new HostError(apiError('bad-request', `params.format: ${why}`));
       }
       const { exportModel } = await import('../../engine/checkpoint/export');
-      return ctx.startJob('export', {}, async (push, signal) => {
+      return ctx.startJob('export', { subject: path.basename(dir) }, async (push, signal) => {
         const r = await exportModel({
           model: dir,
           out,
@@ -113,7 +113,7 @@ export function checkpointHandlers(ctx: HostContext): Handlers {
       const out = p.out ? resolve(p.out) : path.join(ctx.workspace, 'models', name);
       await badOut(out, p.out ? 'params.out' : 'params.name');
       const { importModel } = await import('../../engine/checkpoint/import');
-      return ctx.startJob('import', {}, async (push, signal) => {
+      return ctx.startJob('import', { subject: path.basename(from) }, async (push, signal) => {
         const r = await importModel({
           from,
           out,

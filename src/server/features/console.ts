@@ -246,7 +246,7 @@ export function consoleHandlers(ctx: HostContext): Handlers {
         throw new HostError(apiError('not-found', `params.data: ${data} does not exist`));
       }
       const compareDir = p.compare ? await ctx.modelDir(p.compare) : null;
-      return ctx.startJob('eval-icl', {}, async (push, signal) => {
+      return ctx.startJob('eval-icl', { subject: path.basename(dir) }, async (push, signal) => {
         const { readLabeled } = await import('../../engine/console/dataset');
         const { evaluateIcl } = await import('../../engine/console/icl');
         const table = await readLabeled(data, {

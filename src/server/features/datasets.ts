@@ -168,7 +168,8 @@ export function datasetHandlers(ctx: HostContext): Handlers {
       /** Messages name the user's own file, not the upload's copy of it. */
       const named = (message: string) =>
         p.paths.reduce((m, f, i) => (p.names?.[i] ? m.split(f).join(p.names[i]) : m), message);
-      return ctx.startJob('dataset.import', {}, async (push, signal) => {
+      const subject = p.name ?? p.names?.[0] ?? path.basename(p.paths[0] ?? '');
+      return ctx.startJob('dataset.import', { subject }, async (push, signal) => {
         try {
           const r = await importDataset({
             root,

@@ -200,17 +200,20 @@ export function finetuneHandlers(ctx: HostContext): Handlers {
       const problem = mappingProblem(p.task, p.columns);
       if (problem) throw badRequest(`params.columns: ${problem}`);
       const { ablation } = await import('../../engine/finetune/finetune');
-      return ctx.startJob('ablation', { exclusive: true }, (push, signal) =>
-        ablation({
-          model,
-          task: p.task,
-          columns: p.columns,
-          data,
-          ...(valData ? { valData } : {}),
-          settings: p.settings ?? {},
-          onEvent: push,
-          signal,
-        }),
+      return ctx.startJob(
+        'ablation',
+        { exclusive: true, subject: path.basename(model) },
+        (push, signal) =>
+          ablation({
+            model,
+            task: p.task,
+            columns: p.columns,
+            data,
+            ...(valData ? { valData } : {}),
+            settings: p.settings ?? {},
+            onEvent: push,
+            signal,
+          }),
       );
     },
 
@@ -218,7 +221,7 @@ export function finetuneHandlers(ctx: HostContext): Handlers {
       const model = await ctx.modelDir(p.model);
       const data = await resolveFile(p.data, 'params.data');
       const { evaluate } = await import('../../engine/finetune/finetune');
-      return ctx.startJob('evaluate', {}, (push, signal) =>
+      return ctx.startJob('evaluate', { subject: path.basename(model) }, (push, signal) =>
         evaluate({
           model,
           data,
