@@ -1,8 +1,12 @@
 /**
  * The Data page in Chromium through the browser mode: the sample corpus on first launch, files
  * dropped onto the page (uploaded in chunks, imported as a job), a JSONL file's field chosen, the
- * same content recognized, and a binary and an empty file refused by name.
+ * same content recognized, a binary and an empty file refused by name, and a folder from the
+ * picker imported under its name.
  */
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStudio, TIMEOUT, type Studio } from './harness';
@@ -72,6 +76,22 @@ describe('the Data page in Chromium', { timeout: TIMEOUT }, () => {
         .waitFor();
       await studio.shot(page, 'datasets-en-empty');
 
+      // a folder from the picker: its text files, named after it; other files left out
+      const folder = path.join(
+        await fs.mkdtemp(path.join(os.tmpdir(), 'gpt-studio-e2e-')),
+        'poems',
+      );
+      await fs.mkdir(path.join(folder, 'more'), { recursive: true });
+      await fs.writeFile(path.join(folder, 'one.txt'), 'the first poem, line one\nand line two\n');
+      await fs.writeFile(path.join(folder, 'more', 'two.md'), '# the second poem\nits only line\n');
+      await fs.writeFile(path.join(folder, 'cover.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0]));
+      const folderChooser = page.waitForEvent('filechooser');
+      await page.getByRole('button', { name: 'Add folder' }).click();
+      await (await folderChooser).setFiles(folder);
+      await message.filter({ hasText: 'Imported “poems”.' }).waitFor();
+      expect(await page.getByTestId('dataset-preview').textContent()).toContain('the second poem');
+      await fs.rm(path.dirname(folder), { recursive: true, force: true });
+
       // a JSONL file: the text field is chosen before the import
       await drop(page, [
         {
@@ -87,7 +107,7 @@ describe('the Data page in Chromium', { timeout: TIMEOUT }, () => {
       await chooser.getByRole('button', { name: 'Import' }).click();
       await message.filter({ hasText: 'Imported “reviews”.' }).waitFor();
       expect(await page.getByTestId('dataset-preview').textContent()).toBe('a fine film\ndull\n');
-      await expect.poll(() => list.getByRole('button').count()).toBe(3);
+      await expect.poll(() => list.getByRole('button').count()).toBe(4);
 
       // several files at once are one dataset; files that cannot be imported are left out
       await drop(page, [
@@ -99,12 +119,12 @@ describe('the Data page in Chromium', { timeout: TIMEOUT }, () => {
       expect(await page.getByTestId('dataset-preview').textContent()).toBe(
         'first part\n# second part\n',
       );
-      await expect.poll(() => list.getByRole('button').count()).toBe(4);
+      await expect.poll(() => list.getByRole('button').count()).toBe(5);
 
       // deleting asks first
       await page.getByTestId('dataset-view').getByRole('button', { name: 'Delete' }).click();
       await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
-      await expect.poll(() => list.getByRole('button').count()).toBe(3);
+      await expect.poll(() => list.getByRole('button').count()).toBe(4);
       expect(errors).toEqual([]);
     } finally {
       await ctx.close();

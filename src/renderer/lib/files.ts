@@ -8,14 +8,23 @@ import { api } from './state.svelte';
 
 const CHUNK = 1 << 20;
 
+/** A dropped folder's files keep their path in it ("books/emma.txt"), as a picked folder's do. */
+const dropPaths = new WeakMap<File, string>();
+
+/** The file's path inside the folder it came in, else its name. */
+export function relativePath(f: File): string {
+  return f.webkitRelativePath || dropPaths.get(f) || f.name;
+}
+
 /** Recursively reads a dropped folder's entries. */
 async function entryFiles(entry: FileSystemEntry): Promise<File[]> {
   if (entry.isFile) {
-    return [
-      await new Promise<File>((resolve, reject) =>
-        (entry as FileSystemFileEntry).file(resolve, reject),
-      ),
-    ];
+    const file = await new Promise<File>((resolve, reject) =>
+      (entry as FileSystemFileEntry).file(resolve, reject),
+    );
+    // a file dropped on its own has fullPath "/name": only a folder's files get a path
+    if (entry.fullPath.lastIndexOf('/') > 0) dropPaths.set(file, entry.fullPath.replace(/^\//, ''));
+    return [file];
   }
   if (!entry.isDirectory) return [];
   const reader = (entry as FileSystemDirectoryEntry).createReader();
