@@ -137,6 +137,17 @@ describe('the pretrain wizard in Chromium', { timeout: 2 * TIMEOUT }, () => {
         )
         .toBeGreaterThan(stoppedAt);
       expect(await points()).toBeGreaterThan(before);
+
+      // on the Runs page, a training run's curves grow as it trains
+      await nav.getByRole('link', { name: 'Runs' }).click();
+      await page.locator(`tr[data-run="${RUN}"]`).getByRole('checkbox').check();
+      const compared = async () =>
+        Number(await page.getByTestId('compare-chart').getAttribute('data-points'));
+      await expect.poll(compared).toBeGreaterThan(0);
+      const shown = await compared();
+      await expect.poll(compared, { timeout: 40_000 }).toBeGreaterThan(shown);
+      await nav.getByRole('link', { name: 'Pretrain' }).click();
+
       await monitor.getByRole('button', { name: 'Stop' }).click();
       await page.getByTestId('run-phase').filter({ hasText: 'Stopped' }).waitFor();
 
