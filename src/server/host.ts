@@ -431,7 +431,7 @@ export class EngineHost {
     const job = this.newJob('generate');
     const jobId = job.id;
     setImmediate(async () => {
-      this.emit({ type: 'job.started', jobId, kind: 'generate' });
+      this.emit({ type: 'job.started', jobId, kind: 'generate', subject: path.basename(p.model) });
       try {
         const it = generateTokens(
           loaded.model,
