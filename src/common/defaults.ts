@@ -1,6 +1,7 @@
 /**
- * The training defaults and model presets every side shares: the engine trains with them, the CLI
- * prints them in --help, and the pretrain wizard starts from them. Plain data, no runtime.
+ * The training and sampling defaults and the model presets every side shares: the engine uses
+ * them, the CLI prints them in --help (without loading TensorFlow.js), and the pretrain wizard
+ * starts from them. Plain data, no runtime.
  */
 
 /** Pretraining hyperparameters. */
@@ -55,8 +56,20 @@ export interface ModelShape {
 }
 
 /** tiny ≈ 1M, small ≈ 10M (nanoGPT's shakespeare_char), gpt1 = GPT-1's 117M shape. */
-export const MODEL_PRESETS: Readonly<Record<PresetName, Readonly<ModelShape>>> = {
-  tiny: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 128 },
-  small: { nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256 },
-  gpt1: { nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 512 },
+export const MODEL_PRESETS: Readonly<
+  Record<PresetName, Readonly<ModelShape & { description: string }>>
+> = {
+  tiny: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 128, description: '4 layers, 128 dims' },
+  small: { nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256, description: '6 layers, 384 dims' },
+  gpt1: { nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 512, description: "GPT-1's 12×768" },
 };
+
+/** Sampling defaults (temperature 0 = greedy, topK 0 and topP 1 = off, penalty 1 = off). */
+export const SAMPLING_DEFAULTS = {
+  maxNewTokens: 200,
+  temperature: 0.8,
+  topK: 0,
+  topP: 1,
+  repetitionPenalty: 1,
+  seed: 1337,
+} as const;

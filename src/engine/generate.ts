@@ -14,6 +14,7 @@ import { disposeCache, type GPT, type KVCache } from './model/gpt';
 import { WasmDecoder } from './model/infer';
 import type { Tokenizer } from './tokenizer/types';
 import { Rng } from './util/rng';
+import { SAMPLING_DEFAULTS } from '../common/defaults';
 
 export interface SamplingOptions {
   maxNewTokens: number;
@@ -34,13 +35,8 @@ export interface SamplingOptions {
 }
 
 export const DEFAULT_SAMPLING: SamplingOptions = {
-  maxNewTokens: 200,
-  temperature: 0.8,
-  topK: 0,
-  topP: 1,
-  repetitionPenalty: 1,
+  ...SAMPLING_DEFAULTS,
   stop: [],
-  seed: 1337,
   useCache: true,
   topAlternatives: 0,
 };

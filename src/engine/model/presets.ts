@@ -1,15 +1,10 @@
 import type { GPTConfig } from '../checkpoint/config';
 import { countParams } from './gpt';
-import { MODEL_PRESETS, type ModelShape, type PresetName } from '../../common/defaults';
+import { MODEL_PRESETS, type PresetName } from '../../common/defaults';
 
 export type { PresetName };
 
-/** The shared shapes (src/common/defaults.ts), each with a few words for --help. */
-export const PRESETS: Record<PresetName, ModelShape & { description: string }> = {
-  tiny: { ...MODEL_PRESETS.tiny, description: '4 layers, 128 dims' },
-  small: { ...MODEL_PRESETS.small, description: '6 layers, 384 dims' },
-  gpt1: { ...MODEL_PRESETS.gpt1, description: "GPT-1's 12×768" },
-};
+export const PRESETS = MODEL_PRESETS;
 
 export function presetConfig(name: PresetName, vocabSize: number, dropout = 0): GPTConfig {
   const p = PRESETS[name];
