@@ -1,7 +1,7 @@
 /** The engine host's handlers for the finetune feature's requests (src/common/finetune.ts). */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { apiError } from '../../common/api';
+import { apiError, type ParsedParams } from '../../common/api';
 import type { ClassifyInput, FinetunePreview, TokenPiece } from '../../common/finetune';
 import type { LoadedClassifier } from '../../engine/finetune/finetune';
 import { HostError, type Handlers, type HostContext } from '../context';
@@ -64,6 +64,24 @@ export function finetuneHandlers(ctx: HostContext): Handlers {
       if (!(await exists(path.join(finetunesDir, n))))
         return { dir: path.join(finetunesDir, n), name: n };
     }
+  };
+
+  /** A fine-tune's or an ablation's input, checked: the model, the files, the column mapping. */
+  const jobInput = async (p: ParsedParams<'finetune.start'>) => {
+    const model = await ctx.modelDir(p.model);
+    const data = await resolveFile(p.data, 'params.data');
+    const valData = p.valData ? await resolveFile(p.valData, 'params.valData') : undefined;
+    const { mappingProblem } = await import('../../engine/finetune/data');
+    const problem = mappingProblem(p.task, p.columns);
+    if (problem) throw badRequest(`params.columns: ${problem}`);
+    return {
+      model,
+      task: p.task,
+      columns: p.columns,
+      data,
+      ...(valData ? { valData } : {}),
+      settings: p.settings ?? {},
+    };
   };
 
   return {
@@ -169,51 +187,21 @@ export function finetuneHandlers(ctx: HostContext): Handlers {
     },
 
     'finetune.start': async (p) => {
-      const model = await ctx.modelDir(p.model);
-      const data = await resolveFile(p.data, 'params.data');
-      const valData = p.valData ? await resolveFile(p.valData, 'params.valData') : undefined;
-      const { mappingProblem } = await import('../../engine/finetune/data');
-      const problem = mappingProblem(p.task, p.columns);
-      if (problem) throw badRequest(`params.columns: ${problem}`);
-      const out = await outDir(p.name, model, p.task);
+      const job = await jobInput(p);
+      const out = await outDir(p.name, job.model, p.task);
       const { finetune } = await import('../../engine/finetune/finetune');
       return ctx.startJob('finetune', { runId: out.name, exclusive: true }, (push, signal) =>
-        finetune({
-          model,
-          task: p.task,
-          columns: p.columns,
-          data,
-          ...(valData ? { valData } : {}),
-          out: out.dir,
-          settings: p.settings ?? {},
-          onEvent: push,
-          signal,
-        }),
+        finetune({ ...job, out: out.dir, onEvent: push, signal }),
       );
     },
 
     'finetune.ablation': async (p) => {
-      const model = await ctx.modelDir(p.model);
-      const data = await resolveFile(p.data, 'params.data');
-      const valData = p.valData ? await resolveFile(p.valData, 'params.valData') : undefined;
-      const { mappingProblem } = await import('../../engine/finetune/data');
-      const problem = mappingProblem(p.task, p.columns);
-      if (problem) throw badRequest(`params.columns: ${problem}`);
+      const job = await jobInput(p);
       const { ablation } = await import('../../engine/finetune/finetune');
       return ctx.startJob(
         'ablation',
-        { exclusive: true, subject: path.basename(model) },
-        (push, signal) =>
-          ablation({
-            model,
-            task: p.task,
-            columns: p.columns,
-            data,
-            ...(valData ? { valData } : {}),
-            settings: p.settings ?? {},
-            onEvent: push,
-            signal,
-          }),
+        { exclusive: true, subject: path.basename(job.model) },
+        (push, signal) => ablation({ ...job, onEvent: push, signal }),
       );
     },
 
