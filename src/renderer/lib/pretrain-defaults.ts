@@ -4,7 +4,8 @@
  */
 import {
   DEFAULT_TRAIN,
-  MODEL_PRESETS,
+  MODEL_PRESETS as SHARED_PRESETS,
+  type ModelShape,
   type PresetName,
   type TrainConfig,
 } from '../../common/defaults';
@@ -40,6 +41,12 @@ export const GPT1_VALUES: Partial<Record<keyof TrainSettings, string>> = {
   batchSize: '64 × 512',
 };
 
-export { MODEL_PRESETS };
+/** The presets' shapes, as the wizard sends them to the engine (without their descriptions). */
+export const MODEL_PRESETS = Object.fromEntries(
+  Object.entries(SHARED_PRESETS).map(([name, p]) => [
+    name,
+    { nLayer: p.nLayer, nHead: p.nHead, nEmbd: p.nEmbd, blockSize: p.blockSize },
+  ]),
+) as Record<PresetName, ModelShape>;
 export type { ModelShape } from '../../common/defaults';
 export type PresetKey = PresetName;
