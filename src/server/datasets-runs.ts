@@ -84,10 +84,8 @@ export async function probeModel(o: ProbeOptions) {
   const tf = await import('../engine/tf');
   const { loadTokenizer, readCorpusChunks } = await import('../engine/tokenizer');
   const { GPT } = await import('../engine/model/gpt');
-  const { checkMemory } = await import('../engine/model/presets');
-  const { getBackendReport } = await import('../engine/backend');
-  const { AdamW } = await import('../engine/train/optimizer');
-  const { trainStep, DEFAULT_TRAIN } = await import('../engine/train/pretrain');
+  const { trainStep, DEFAULT_TRAIN, checkBackendMemory, newOptimizer } =
+    await import('../engine/train/pretrain');
   const { Rng } = await import('../engine/util/rng');
   const tokenizer = await loadTokenizer(o.tokenizerDir);
   const cfg = await modelConfig(tokenizer.vocabSize, o.preset, o.model);
@@ -95,14 +93,7 @@ export async function probeModel(o: ProbeOptions) {
     throw new Error(`width ${cfg.nEmbd} must be divisible by the number of heads ${cfg.nHead}`);
   }
   const t = { ...DEFAULT_TRAIN, ...o.train };
-  const report = getBackendReport();
-  checkMemory(
-    cfg,
-    t.batchSize,
-    t.gradAccum,
-    report?.memoryLimitBytes ?? Infinity,
-    report?.name ?? tf.getBackend(),
-  );
+  checkBackendMemory(cfg, t);
   // enough text for the batches: the start of the data, repeated if it is short
   const ids: number[] = [];
   for await (const text of readCorpusChunks(o.shards, 64 * 1024)) {
@@ -114,13 +105,7 @@ export async function probeModel(o: ProbeOptions) {
   while (ids.length < need) ids.push(...ids.slice(0, need));
   const data = Int32Array.from(ids);
   const model = GPT.init(cfg, t.seed);
-  const opt = new AdamW(model.params, {
-    beta1: t.beta1,
-    beta2: t.beta2,
-    eps: 1e-8,
-    weightDecay: t.weightDecay,
-    gradClip: t.gradClip,
-  });
+  const opt = newOptimizer(model, t);
   const rng = new Rng(t.seed);
   const times: number[] = [];
   try {

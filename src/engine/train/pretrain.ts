@@ -131,14 +131,7 @@ export async function pretrain(opts: PretrainOptions): Promise<TrainResult> {
   }
   const splits = splitTokens(tokens, train.valFraction);
   checkSplits(splits, config.blockSize, label);
-  const report = getBackendReport();
-  checkMemory(
-    config,
-    train.batchSize,
-    train.gradAccum,
-    report?.memoryLimitBytes ?? Infinity,
-    report?.name ?? tf.getBackend(),
-  );
+  checkBackendMemory(config, train);
   checkTensorSize([train.batchSize * config.blockSize, config.vocabSize], 'the logits');
   checkTensorSize(
     [train.batchSize * config.nHead, config.blockSize, config.blockSize],
@@ -222,7 +215,23 @@ export async function resume(opts: {
   return trainLoop(runDir, model, tokenizer, opt, splits, state, true, opts);
 }
 
-function newOptimizer(model: GPT, t: TrainConfig): AdamW {
+/** Refuses a model and batch whose training would not fit the running backend's memory. */
+export function checkBackendMemory(
+  config: GPTConfig,
+  t: Pick<TrainConfig, 'batchSize' | 'gradAccum'>,
+): void {
+  const report = getBackendReport();
+  checkMemory(
+    config,
+    t.batchSize,
+    t.gradAccum,
+    report?.memoryLimitBytes ?? Infinity,
+    report?.name ?? tf.getBackend(),
+  );
+}
+
+/** AdamW with the run's hyperparameters (ε 1e-8). */
+export function newOptimizer(model: GPT, t: TrainConfig): AdamW {
   return new AdamW(model.params, {
     beta1: t.beta1,
     beta2: t.beta2,
