@@ -1,4 +1,4 @@
-/** Number formatting for the data and pretrain pages. */
+/** Number formatting for the data and pretrain pages and the status bar. */
 
 export function formatBytes(n: number): string {
   if (!(n > 0)) return '0 B';
