@@ -1,7 +1,7 @@
 /** Following one checkpoints job (export or import) through its events. */
-import type { ApiEvent } from '../../../common/api';
 import type { CheckpointResult } from '../../../common/checkpoints';
-import { api } from '../../lib/state.svelte';
+import type { ApiRequestError } from '../../../common/client';
+import { awaitJob } from '../../lib/datasets-jobs';
 
 export interface JobWatch {
   onProgress(fraction: number, message: string): void;
@@ -11,21 +11,23 @@ export interface JobWatch {
 
 /** Calls back for the job's events until it ends; returns the unsubscribe function. */
 export function watchJob(jobId: string, w: JobWatch): () => void {
-  const off = api.onAny((e: ApiEvent) => {
-    if (!('jobId' in e) || e.jobId !== jobId) return;
-    if (e.type === 'job.progress' && e.event.type === 'checkpoints.progress') {
-      w.onProgress(e.event.fraction, e.event.message);
-    } else if (e.type === 'job.done') {
-      off();
-      const r = e.result as { type?: string };
-      if (r.type === 'checkpoints.result') w.onDone(r as CheckpointResult);
+  const followed = new AbortController();
+  awaitJob(
+    jobId,
+    (e) => {
+      if (e.type === 'checkpoints.progress') w.onProgress(e.fraction, e.message);
+    },
+    followed.signal,
+  ).then(
+    (r) => {
+      if ('type' in r && r.type === 'checkpoints.result') w.onDone(r);
       else w.onFailed(`unexpected result of job ${jobId}`, false);
-    } else if (e.type === 'job.failed') {
-      off();
-      w.onFailed(e.error.message, e.error.code === 'cancelled');
-    }
-  });
-  return off;
+    },
+    (err: ApiRequestError) => {
+      if (!followed.signal.aborted) w.onFailed(err.message, err.code === 'cancelled');
+    },
+  );
+  return () => followed.abort();
 }
 
 export function formatBytes(n: number): string {
