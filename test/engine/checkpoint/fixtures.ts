@@ -15,7 +15,7 @@ import {
 import { writeSafetensors, type Tensor } from '../../../src/engine/checkpoint/safetensors';
 import { CharTokenizer, trainTokenizer, type Tokenizer } from '../../../src/engine/tokenizer';
 import { GPT2_DIR, ROOT } from '../tokenizer/helpers';
-import { randomParams, rng } from './helpers';
+import { randomParams, rng, tinyConfig } from './helpers';
 
 export { GPT2_DIR, ROOT };
 
@@ -55,18 +55,7 @@ export async function makeRun(
     seed?: number;
   } = {},
 ): Promise<RunFixture> {
-  const cfg: GPTConfig = {
-    vocabSize: tokenizer.vocabSize,
-    blockSize: 16,
-    nLayer: 2,
-    nHead: 2,
-    nEmbd: 8,
-    dropout: 0,
-    layerNormEpsilon: 1e-5,
-    activation: 'gelu_new',
-    bias: true,
-    ...opts.cfg,
-  };
+  const cfg = tinyConfig({ vocabSize: tokenizer.vocabSize, ...opts.cfg });
   const params = randomParams(cfg, opts.seed ?? 3);
   await fs.mkdir(dir, { recursive: true });
   await tokenizer.save(dir);
@@ -192,18 +181,7 @@ export async function makeHubGpt2(
 
 /** A small GPT-2-vocabulary config (50257 tokens, tiny everything else). */
 export function gpt2VocabConfig(overrides: Partial<GPTConfig> = {}): GPTConfig {
-  return {
-    vocabSize: 50257,
-    blockSize: 16,
-    nLayer: 2,
-    nHead: 2,
-    nEmbd: 8,
-    dropout: 0,
-    layerNormEpsilon: 1e-5,
-    activation: 'gelu_new',
-    bias: true,
-    ...overrides,
-  };
+  return tinyConfig({ vocabSize: 50257, ...overrides });
 }
 
 export const randomIdsFor = (n: number, vocab: number, seed: number): number[] => {
