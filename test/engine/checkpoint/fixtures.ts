@@ -13,6 +13,8 @@ import {
   type ExtraTensor,
 } from '../../../src/engine/checkpoint/gpt2';
 import { writeSafetensors, type Tensor } from '../../../src/engine/checkpoint/safetensors';
+import type { GPT } from '../../../src/engine/model/gpt';
+import * as tf from '../../../src/engine/tf';
 import { CharTokenizer, trainTokenizer, type Tokenizer } from '../../../src/engine/tokenizer';
 import { GPT2_DIR, ROOT } from '../tokenizer/helpers';
 import { randomParams, rng, tinyConfig } from './helpers';
@@ -194,4 +196,13 @@ export async function exists(p: string): Promise<boolean> {
     .access(p)
     .then(() => true)
     .catch(() => false);
+}
+
+/** The model's logits for one row of ids, [T·V]. */
+export async function modelLogits(model: GPT, ids: number[]): Promise<Float32Array> {
+  const x = tf.tensor2d([ids], undefined, 'int32');
+  const l = tf.tidy(() => model.lmHead(model.hidden(x)));
+  const out = (await l.data()) as Float32Array;
+  tf.dispose([x, l]);
+  return out;
 }

@@ -9,7 +9,6 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { getEncoding } from 'js-tiktoken';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as tf from '../../../src/engine/tf';
 import { initBackend } from '../../../src/engine/backend';
 import { exportModel } from '../../../src/engine/checkpoint/export';
 import { loadGpt2Weights, readHfConfig } from '../../../src/engine/checkpoint/gpt2';
@@ -17,7 +16,6 @@ import { importModel } from '../../../src/engine/checkpoint/import';
 import { loadModelDir } from '../../../src/engine/checkpoint/modelDir';
 import { f16ToF32, f32ToF16, readSafetensors } from '../../../src/engine/checkpoint/safetensors';
 import { generateTokens } from '../../../src/engine/generate';
-import type { GPT } from '../../../src/engine/model/gpt';
 import { VARIED_TEXTS } from '../tokenizer/helpers';
 import {
   bpeTok,
@@ -26,6 +24,7 @@ import {
   gpt2VocabConfig,
   makeHubGpt2,
   makeRun,
+  modelLogits,
   randomIdsFor,
 } from './fixtures';
 import { tempDir, tinyConfig } from './helpers';
@@ -38,14 +37,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await fs.rm(root, { recursive: true, force: true });
 });
-
-async function logits(model: GPT, ids: number[]): Promise<Float32Array> {
-  const x = tf.tensor2d([ids], undefined, 'int32');
-  const l = tf.tidy(() => model.lmHead(model.hidden(x)));
-  const out = (await l.data()) as Float32Array;
-  tf.dispose([x, l]);
-  return out;
-}
 
 describe('import', () => {
   it("imports the Hub's gpt2 layout: no prefix, mask buffers, vocab.json + merges.txt", async () => {
@@ -162,7 +153,7 @@ describe('import', () => {
       const b = await loadModelDir(imported);
       try {
         const ids = randomIdsFor(16, tok.vocabSize, 5);
-        expect(await logits(b.model, ids)).toEqual(await logits(a.model, ids));
+        expect(await modelLogits(b.model, ids)).toEqual(await modelLogits(a.model, ids));
         expect(b.tokenizer.encode('a truth 明月')).toEqual(a.tokenizer.encode('a truth 明月'));
       } finally {
         a.model.dispose();

@@ -11,13 +11,18 @@ import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as tf from '../../../src/engine/tf';
 import { initBackend } from '../../../src/engine/backend';
 import { exportModel } from '../../../src/engine/checkpoint/export';
 import { importModel } from '../../../src/engine/checkpoint/import';
 import { loadModelDir } from '../../../src/engine/checkpoint/modelDir';
-import type { GPT } from '../../../src/engine/model/gpt';
-import { bpeTok, gpt2VocabConfig, makeHubGpt2, makeRun, randomIdsFor } from './fixtures';
+import {
+  bpeTok,
+  gpt2VocabConfig,
+  makeHubGpt2,
+  makeRun,
+  modelLogits,
+  randomIdsFor,
+} from './fixtures';
 import { tempDir } from './helpers';
 
 const PYTHON = '/usr/bin/python3';
@@ -32,14 +37,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await fs.rm(root, { recursive: true, force: true });
 });
-
-async function engineLogits(model: GPT, ids: number[]): Promise<Float32Array> {
-  const x = tf.tensor2d([ids], undefined, 'int32');
-  const l = tf.tidy(() => model.lmHead(model.hidden(x)));
-  const out = (await l.data()) as Float32Array;
-  tf.dispose([x, l]);
-  return out;
-}
 
 /** log p(ids[t+1] | ids[..t]) from logits [T·V], in float64. */
 function nextLogprobs(logits: ArrayLike<number>, ids: number[], V: number): number[] {
@@ -79,7 +76,7 @@ describe.skipIf(!hasTorch)('an imported Hub-layout GPT-2 against PyTorch', () =>
       };
       for (const [b, ids] of rows.entries()) {
         expect(ids.length).toBeGreaterThan(5);
-        const ours = nextLogprobs(await engineLogits(loaded.model, ids), ids, 50257);
+        const ours = nextLogprobs(await modelLogits(loaded.model, ids), ids, 50257);
         const theirs = ref.logprobs[b]!;
         expect(ours).toHaveLength(theirs.length);
         const diff = Math.max(...ours.map((x, i) => Math.abs(x - theirs[i]!)));
@@ -120,7 +117,7 @@ describe.skipIf(!hasNumpy)('a GGUF export against an independent llama.cpp-style
         expect(ref.metadata['general.architecture']).toBe('gpt2');
         expect(ref.n_tokens).toBe(300);
         for (const [b, row] of ids.entries()) {
-          const ours = await engineLogits(loaded.model, row);
+          const ours = await modelLogits(loaded.model, row);
           const theirs = ref.logits[b]!.flat();
           expect(theirs).toHaveLength(ours.length);
           const diff = Math.max(...theirs.map((x, i) => Math.abs(x - ours[i]!)));
