@@ -3,8 +3,8 @@
  * (GPT-1), scored on exactly the examples the prompts were scored on, so the chart shows how far
  * k-shot prompting is from supervised fine-tuning on the user's own data.
  */
-import { classify, loadClassifier } from '../finetune/finetune';
-import { abortError, type LabeledExample } from './icl';
+import { loadClassifier, predictExamples } from '../finetune/finetune';
+import type { LabeledExample } from './icl';
 
 export interface FinetunedAccuracy {
   model: string;
@@ -25,22 +25,24 @@ export async function finetunedAccuracy(
         `${dir}: a ${c.task} model; in-context evaluation compares with a classification model`,
       );
     }
-    const known = new Set(c.labels);
-    const missing = [...new Set(examples.map((e) => e.label))].filter((l) => !known.has(l));
+    const index = new Map(c.labels.map((l, i) => [l, i]));
+    const missing = [...new Set(examples.map((e) => e.label))].filter((l) => !index.has(l));
     if (missing.length > 0) {
       throw new Error(
         `${dir}: its labels are ${c.labels.join(', ')}; the data also has ${missing.join(', ')}`,
       );
     }
-    let correct = 0;
-    for (const [i, e] of examples.entries()) {
-      if (opts.signal?.aborted) throw abortError();
-      const { labels, probs } = await classify(c, { text: e.input });
-      let best = 0;
-      for (let j = 1; j < probs.length; j++) if (probs[j]! > probs[best]!) best = j;
-      if (labels[best] === e.label) correct++;
-      opts.onProgress?.(i + 1, examples.length);
-    }
+    const { preds, problems } = await predictExamples(
+      c,
+      examples.map((e, i) => ({
+        row: i + 1,
+        input: { text: e.input },
+        label: index.get(e.label)!,
+      })),
+      opts,
+    );
+    if (problems.length > 0) throw new Error(`${dir}: example ${problems[0]!.message}`);
+    const correct = preds.filter((p) => p.probs.indexOf(Math.max(...p.probs)) === p.label).length;
     const n = examples.length;
     return { model: dir, accuracy: n ? correct / n : 0, correct, n };
   } finally {

@@ -122,7 +122,7 @@ export async function readFinetuneData(
   };
 }
 
-interface Encoded {
+export interface Encoded {
   example: Example;
   sequences: number[][];
 }
@@ -617,6 +617,38 @@ export async function classify(
   }
 }
 
+/**
+ * The classifier's predictions for many examples, batched; examples the tokenizer cannot encode
+ * are left out and reported.
+ */
+export async function predictExamples(
+  c: LoadedClassifier,
+  examples: readonly Example[],
+  opts: {
+    batchSize?: number;
+    signal?: AbortSignal;
+    onProgress?: (done: number, total: number) => void;
+  } = {},
+): Promise<{ preds: Prediction[]; encoded: Encoded[]; problems: RowProblemInfo[] }> {
+  const { encoded, problems } = encodeAll(
+    examples,
+    c.task,
+    c.tokenizer,
+    c.special,
+    c.model.config.blockSize,
+  );
+  const { preds } = await predictAll(
+    c.model,
+    c.head,
+    c.task,
+    encoded,
+    opts.batchSize ?? 32,
+    opts.signal,
+    (done) => opts.onProgress?.(done, encoded.length),
+  );
+  return { preds, encoded, problems };
+}
+
 /** Evaluates a fine-tuned model on a labeled file. */
 export async function evaluate(opts: {
   model: string;
@@ -635,26 +667,15 @@ export async function evaluate(opts: {
       ...(c.task !== 'multiple-choice' ? { labels: c.labels } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
-    const { encoded, problems } = encodeAll(
-      set.examples,
-      c.task,
-      c.tokenizer,
-      c.special,
-      c.model.config.blockSize,
-    );
+    const { preds, encoded, problems } = await predictExamples(c, set.examples, {
+      ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
     for (const p of problems)
       set.problems.push({ row: p.row, message: `${set.file} ${p.message}` });
     const kept = new Set(encoded.map((x) => x.example));
     set.examples = set.examples.filter((e) => kept.has(e));
-    const { preds } = await predictAll(
-      c.model,
-      c.head,
-      c.task,
-      encoded,
-      opts.batchSize ?? 32,
-      opts.signal,
-      (done) => opts.onProgress?.(done, encoded.length),
-    );
     const labels = c.task === 'multiple-choice' ? set.labels : c.labels;
     const metrics: FinetuneMetrics = computeMetrics(preds, labels, c.task);
     return {
