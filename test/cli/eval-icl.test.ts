@@ -7,6 +7,9 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/engine/backend';
 import { saveModelDir } from '../../src/engine/checkpoint/modelDir';
+import { finetunedBaseline } from '../../src/engine/console/compare';
+import { readLabeled } from '../../src/engine/console/dataset';
+import { finetune } from '../../src/engine/finetune/finetune';
 import { GPT } from '../../src/engine/model/gpt';
 import { charTokenizer, randomWeights, tinyConfig } from '../engine/helpers';
 import { jsonLines, last, runCli, tmpDir } from './helpers';
@@ -86,6 +89,41 @@ describe('eval-icl', { timeout: 60_000 }, () => {
       '--json',
     ]);
     expect(last(jsonLines(again.stdout)).accuracy).toEqual(accuracy);
+  });
+
+  it('--compare: a fine-tuned classifier scored on the same examples', async () => {
+    const ft = path.join(dir, 'ft');
+    await finetune({
+      model: modelDir,
+      task: 'classification',
+      columns: { text: 'review', label: 'stars' },
+      data,
+      out: ft,
+      settings: { lr: 3e-3, batchSize: 8, epochs: 1, valFraction: 0.2, seed: 1 },
+    });
+    const r = await runCli([
+      ...base(),
+      '--shots',
+      '0',
+      '--limit',
+      '6',
+      '--seed',
+      '4',
+      '--compare',
+      ft,
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    const result = last(jsonLines(r.stdout));
+    const table = await readLabeled(data, { textColumn: 'review', labelColumn: 'stars' });
+    const labels = [
+      { label: '1', word: 'bad' },
+      { label: '5', word: 'good' },
+    ];
+    expect(result.finetuned).toEqual(
+      await finetunedBaseline(ft, { examples: table.examples, labels, seed: 4, limit: 6 }),
+    );
+    expect((result.finetuned as { n: number }).n).toBe(6);
   });
 
   it('prints a table with bars for people', async () => {

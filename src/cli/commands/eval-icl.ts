@@ -180,11 +180,12 @@ async function run(ctx: Context): Promise<number> {
     let finetuned: { model: string; accuracy: number; n: number } | undefined;
     const compare = args.string('compare');
     if (compare) {
-      const { evaluationSplit } = await import('../../engine/console/icl');
-      const { finetunedAccuracy } = await import('../../engine/console/compare');
-      const { evalSet } = evaluationSplit(table.examples, labels, r.seed, args.number('limit')!);
-      const f = await finetunedAccuracy(compare, evalSet, { signal: interrupt.signal });
-      finetuned = { model: f.model, accuracy: f.accuracy, n: f.n };
+      const { finetunedBaseline } = await import('../../engine/console/compare');
+      finetuned = await finetunedBaseline(
+        compare,
+        { examples: table.examples, labels, seed: r.seed, limit: args.number('limit')! },
+        { signal: interrupt.signal },
+      );
     }
     if (out.json) {
       out.emit({ type: 'result', accuracy, ...r, ...(finetuned ? { finetuned } : {}) });

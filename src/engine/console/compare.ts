@@ -4,7 +4,7 @@
  * k-shot prompting is from supervised fine-tuning on the user's own data.
  */
 import { loadClassifier, predictExamples } from '../finetune/finetune';
-import type { LabeledExample } from './icl';
+import { evaluationSplit, type LabelWord, type LabeledExample } from './icl';
 
 export interface FinetunedAccuracy {
   model: string;
@@ -48,4 +48,18 @@ export async function finetunedAccuracy(
   } finally {
     c.dispose();
   }
+}
+
+/**
+ * The baseline beside an in-context evaluation of `examples` with these labels, seed and limit:
+ * the classifier in `dir` scored on the same evaluated examples.
+ */
+export async function finetunedBaseline(
+  dir: string,
+  icl: { examples: LabeledExample[]; labels: LabelWord[]; seed: number; limit: number },
+  opts: { signal?: AbortSignal } = {},
+): Promise<{ model: string; accuracy: number; n: number }> {
+  const { evalSet } = evaluationSplit(icl.examples, icl.labels, icl.seed, icl.limit);
+  const f = await finetunedAccuracy(dir, evalSet, opts);
+  return { model: f.model, accuracy: f.accuracy, n: f.n };
 }

@@ -271,11 +271,12 @@ export function consoleHandlers(ctx: HostContext): Handlers {
           });
           const result: IclEvalResult = { type: 'console.eval.result', model: dir, data, ...r };
           if (compareDir) {
-            const { evaluationSplit } = await import('../../engine/console/icl');
-            const { finetunedAccuracy } = await import('../../engine/console/compare');
-            const { evalSet } = evaluationSplit(table.examples, p.labels, p.seed, p.limit);
-            const f = await finetunedAccuracy(compareDir, evalSet, { signal });
-            result.finetuned = { model: f.model, accuracy: f.accuracy, n: f.n };
+            const { finetunedBaseline } = await import('../../engine/console/compare');
+            result.finetuned = await finetunedBaseline(
+              compareDir,
+              { examples: table.examples, labels: p.labels, seed: p.seed, limit: p.limit },
+              { signal },
+            );
           }
           return result;
         } finally {
