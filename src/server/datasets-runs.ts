@@ -5,6 +5,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ModelEstimate, RunInfo, RunMetrics } from '../common/datasets';
+import { folderBytes } from '../engine/checkpoint/stage';
 import type { PresetName } from '../engine/model/presets';
 import { paramsFromConfig } from './models';
 
@@ -185,16 +186,6 @@ export async function runMetrics(runsDir: string, id: string): Promise<RunMetric
   return { id, steps: thin(steps, 2000), evals, samples: samples.slice(-20) };
 }
 
-async function dirBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const e of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) total += await dirBytes(p);
-    else total += (await fs.stat(p).catch(() => ({ size: 0 }))).size;
-  }
-  return total;
-}
-
 export async function runsInfo(runsDir: string): Promise<RunInfo[]> {
   const names = await fs.readdir(runsDir).catch(() => [] as string[]);
   const out: RunInfo[] = [];
@@ -215,7 +206,7 @@ export async function runsInfo(runsDir: string): Promise<RunInfo[]> {
       dir,
       params: config ? paramsFromConfig(config) : null,
       elapsedMs: state.elapsedMs ?? 0,
-      bytes: await dirBytes(dir),
+      bytes: await folderBytes(dir),
     });
   }
   return out;

@@ -61,8 +61,13 @@ export async function listFiles(dir: string): Promise<string[]> {
   return out.sort();
 }
 
+/** Bytes of the files under dir; a folder or file that is gone (a run saving as we count) is 0. */
 export async function folderBytes(dir: string): Promise<number> {
   let total = 0;
-  for (const f of await listFiles(dir)) total += (await fs.stat(path.join(dir, f))).size;
+  for (const e of await fs.readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) total += await folderBytes(p);
+    else total += (await fs.stat(p).catch(() => ({ size: 0 }))).size;
+  }
   return total;
 }
