@@ -24,7 +24,7 @@ export function paramsFromConfig(c: Record<string, unknown>): number {
 }
 
 /** 'char' or 'bpe' by the tokenizer's structure (both save a BPE-typed tokenizer.json). */
-async function tokenizerKind(dir: string): Promise<string> {
+export async function tokenizerKind(dir: string): Promise<string> {
   try {
     const { readTokenizerDir } = await import('../engine/tokenizer/hf');
     return (await readTokenizerDir(dir)).data.kind;

@@ -8,17 +8,9 @@ import * as path from 'node:path';
 import { apiError } from '../../common/api';
 import type { CheckpointInfo, ExportFormat } from '../../common/checkpoints';
 import { HostError, type HostContext, type Handlers } from '../context';
+import { tokenizerKind } from '../models';
 
 const FORMATS: ExportFormat[] = ['hf', 'gguf', 'cluster'];
-
-async function tokenizerKind(dir: string): Promise<string> {
-  try {
-    const { loadTokenizer } = await import('../../engine/tokenizer');
-    return (await loadTokenizer(dir)).kind;
-  } catch {
-    return 'unknown';
-  }
-}
 
 async function hasCorpus(dir: string): Promise<boolean> {
   try {
