@@ -44,6 +44,7 @@ import { datasetHandlers } from './features/datasets';
 import { finetuneHandlers } from './features/finetune';
 import { listModels } from './models';
 import { Uploads } from './uploads';
+import { exists } from '../engine/util/fs';
 
 export interface HostOptions {
   workspace: string;
@@ -478,13 +479,6 @@ function toApiError(err: unknown): ApiError {
   const e = err as Error;
   // the engine's errors are written for users (they name the file or flag at fault)
   return apiError('engine', e?.message ?? String(err));
-}
-
-async function exists(p: string) {
-  return fs
-    .access(p)
-    .then(() => true)
-    .catch(() => false);
 }
 
 /** Reads `--workspace DIR` / `--backend NAME` (or GPT_STUDIO_WORKSPACE / GPT_STUDIO_BACKEND). */

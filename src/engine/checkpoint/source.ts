@@ -9,6 +9,7 @@ import { loadTokenizer, type BpeTokenizer, type CharTokenizer } from '../tokeniz
 import type { GPTConfig } from './config';
 import { fromHfConfigJson, loadGpt2Weights, type ExtraTensor } from './gpt2';
 import { CheckpointError } from './safetensors';
+import { exists } from '../util/fs';
 
 export interface RunInfo {
   step?: number;
@@ -34,12 +35,6 @@ export interface SourceModel {
   /** state.json of a pretraining run (or a fine-tune), when the folder is one. */
   run: RunInfo | null;
 }
-
-const exists = (p: string) =>
-  fs
-    .access(p)
-    .then(() => true)
-    .catch(() => false);
 
 /** Says why a folder is not a loadable GPT-2 directory, or nothing when it is. */
 export async function checkModelFiles(dir: string): Promise<void> {

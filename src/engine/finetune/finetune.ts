@@ -44,6 +44,7 @@ import {
 } from './model';
 import { finetuneLearningRate } from './schedule';
 import { describeInput, encodeExample, type SpecialIds, type Task } from './tasks';
+import { exists } from '../util/fs';
 
 export type FinetuneEvent = FinetuneProgress | LogEvent;
 
@@ -210,13 +211,6 @@ const accuracyOf = (preds: readonly Prediction[]) =>
   preds.length
     ? preds.filter((p) => p.probs.indexOf(Math.max(...p.probs)) === p.label).length / preds.length
     : 0;
-
-async function exists(p: string): Promise<boolean> {
-  return fs
-    .access(p)
-    .then(() => true)
-    .catch(() => false);
-}
 
 /**
  * One epoch's batches: a random order, sorted by length within windows of 8 batches (so a batch

@@ -34,6 +34,7 @@ import { AdamW, type Grads } from './optimizer';
 import type { PauseGate } from './pause';
 import { learningRate } from './schedule';
 import { DEFAULT_TRAIN, type TrainConfig } from '../../common/defaults';
+import { exists } from '../util/fs';
 
 export type { TrainConfig };
 export { DEFAULT_TRAIN };
@@ -630,11 +631,4 @@ function validateTrainConfig(t: TrainConfig) {
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-async function exists(p: string) {
-  return fs
-    .access(p)
-    .then(() => true)
-    .catch(() => false);
 }

@@ -27,16 +27,10 @@ import {
   tokenizersDir,
   trainWorkspaceTokenizer,
 } from '../datasets-tokenizers';
+import { exists } from '../../engine/util/fs';
 
 /** The bundled corpus the library starts with, so a new user can train at once. */
 export const SAMPLE_CORPUS = { file: 'samples/austen.txt', name: 'Jane Austen (sample)' };
-
-async function exists(p: string) {
-  return fs
-    .access(p)
-    .then(() => true)
-    .catch(() => false);
-}
 
 export function datasetHandlers(ctx: HostContext): Handlers {
   const root = path.join(ctx.workspace, 'datasets');

@@ -5,6 +5,7 @@ import { apiError, type ParsedParams } from '../../common/api';
 import type { ClassifyInput, FinetunePreview, TokenPiece } from '../../common/finetune';
 import type { LoadedClassifier } from '../../engine/finetune/finetune';
 import { HostError, type Handlers, type HostContext } from '../context';
+import { exists } from '../../engine/util/fs';
 
 const badRequest = (message: string) => new HostError(apiError('bad-request', message));
 
@@ -16,13 +17,6 @@ async function userInput<T>(work: () => Promise<T>): Promise<T> {
     if (err instanceof HostError) throw err;
     throw badRequest((err as Error).message);
   }
-}
-
-async function exists(p: string): Promise<boolean> {
-  return fs
-    .access(p)
-    .then(() => true)
-    .catch(() => false);
 }
 
 export function finetuneHandlers(ctx: HostContext): Handlers {
