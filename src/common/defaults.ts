@@ -46,6 +46,9 @@ export const DEFAULT_TRAIN: Readonly<TrainConfig> = {
   valFraction: 0.1,
 };
 
+/** The BPE vocabulary size when none is given (the CLI, the wizard, the host). */
+export const DEFAULT_BPE_VOCAB = 2048;
+
 export type PresetName = 'tiny' | 'small' | 'gpt1';
 
 export interface ModelShape {

@@ -11,6 +11,7 @@ import {
   type ModelShape,
   type PresetKey,
 } from './pretrain-defaults';
+import { DEFAULT_BPE_VOCAB } from '../../common/defaults';
 import { api } from './state.svelte';
 
 export interface SampleView {
@@ -173,7 +174,7 @@ export const wizard = $state({
   step: 1,
   datasets: [] as string[],
   tokenizerKind: 'char' as 'char' | 'bpe',
-  vocabSize: 2048,
+  vocabSize: DEFAULT_BPE_VOCAB,
   tokenizer: null as TokenizerInfo | null,
   preset: 'tiny' as PresetKey | 'custom',
   model: { ...MODEL_PRESETS.tiny, dropout: 0 } as ModelShape & { dropout: number },
