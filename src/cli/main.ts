@@ -2,9 +2,11 @@
  * gpt-studio's command line: `npm run cli -- <command> [options]`, or the `gpt-studio` bin.
  * A thin layer over the headless engine; each command lives in ./commands/.
  */
+import * as path from 'node:path';
 import { formatHelp, parseCommandArgs, PROGRAM, suggest, UsageError, wantsHelp } from './args';
 import { errorMessage, isAbortError, isInternalError, Output } from './output';
-import { EXIT, type Command } from './runtime';
+import type { ParsedArgs } from './args';
+import { EXIT, interruptExitCode, type Command } from './runtime';
 
 interface Entry {
   name: string;
@@ -110,7 +112,7 @@ function commandList(filter?: string): string {
     '',
     'Every command takes --help, --json (one JSON object per line, the result last),',
     '--backend auto|node-gpu|webgpu|node|wasm|cpu and --debug (stack traces).',
-    'Exit codes: 0 done, 1 error, 2 bad usage, 130 interrupted (Ctrl-C).',
+    'Exit codes: 0 done, 1 error, 2 bad usage, 130 interrupted (Ctrl-C), 143 stopped (SIGTERM).',
     '',
     `Run \`${PROGRAM} <command> --help\` for a command's options.`,
     '',
@@ -189,10 +191,28 @@ export async function main(argv: readonly string[], out: Output): Promise<number
       return EXIT.ok;
     }
     const args = parseCommandArgs(command.command, command.options, found.rest);
+    await sweepBeforeWriting(args, out);
     return await command.run({ args, out });
   } catch (err) {
     return reportError(err, out, debug, commandName);
   }
+}
+
+/**
+ * Before a command writes into a folder (`--out`, `--run`, `--workspace`), what crashed processes
+ * left there (half-written checkpoints, staged exports, imports) is removed, and said.
+ */
+async function sweepBeforeWriting(args: ParsedArgs, out: Output): Promise<void> {
+  const dirs = ['out', 'run', 'workspace'].flatMap((name) => {
+    const v = args.string(name);
+    return v ? [path.resolve(v)] : [];
+  });
+  if (dirs.length === 0) return;
+  const { describeSweep, sweepLeftovers } = await import('../engine/util/leftovers');
+  // the folder itself, and its parent (where staged folders and temp checkpoints sit)
+  const roots = [...new Set(dirs.flatMap((d) => [d, path.dirname(d)]))];
+  const removed = await sweepLeftovers(roots, { maxDepth: 2 }).catch(() => []);
+  if (removed.length > 0) out.note(describeSweep(removed));
 }
 
 function reportError(err: unknown, out: Output, debug: boolean, command?: string): number {
@@ -231,4 +251,5 @@ const argv = process.argv.slice(2);
 const output = new Output({ json: hasFlag(argv, '--json') });
 const code = await main(argv, output);
 await output.flush();
-process.exit(code);
+// stopped by SIGTERM: saved and cleaned up like Ctrl-C, then the conventional 128 + 15
+process.exit(code === EXIT.interrupted ? interruptExitCode() : code);

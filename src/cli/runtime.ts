@@ -4,7 +4,15 @@ import type { HelpInfo, OptionSpec, ParsedArgs } from './args';
 import type { Output } from './output';
 
 /** Exit codes. */
-export const EXIT = { ok: 0, error: 1, usage: 2, interrupted: 130 } as const;
+export const EXIT = { ok: 0, error: 1, usage: 2, interrupted: 130, terminated: 143 } as const;
+
+/** The signal that stopped the command, if one did. */
+let stoppedBy: 'SIGINT' | 'SIGTERM' | null = null;
+
+/** 130 after Ctrl-C (SIGINT), 143 after SIGTERM: what a shell expects of a stopped program. */
+export function interruptExitCode(): number {
+  return stoppedBy === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted;
+}
 
 export interface Context {
   args: ParsedArgs;
@@ -34,29 +42,35 @@ export async function startBackend(ctx: Context): Promise<BackendReport> {
 
 export interface Interrupt {
   signal: AbortSignal;
-  /** Removes the SIGINT handler. */
+  /** Removes the SIGINT and SIGTERM handlers. */
   dispose(): void;
 }
 
 /**
- * The first Ctrl-C aborts `signal` (the engine finishes the current step, saves and returns);
- * a second one exits at once.
+ * The first Ctrl-C or SIGTERM aborts `signal` (the engine finishes the current step, saves, cleans
+ * up and returns; the program then exits 130 or 143); a second one exits at once.
  */
 export function onInterrupt(out: Output, what: string): Interrupt {
   const controller = new AbortController();
   // On a terminal the ^C echo is on the current line: start a new one.
   const nl = process.stderr.isTTY ? '\n' : '';
-  const handler = () => {
+  const handler = (sig: NodeJS.Signals) => {
     if (controller.signal.aborted) {
       out.note(`${nl}interrupted again: exiting now`);
-      process.exit(EXIT.interrupted);
+      process.exit(interruptExitCode());
     }
-    out.note(`${nl}${what} (press Ctrl-C again to quit immediately)`);
+    stoppedBy = sig === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
+    const again = sig === 'SIGTERM' ? 'another SIGTERM' : 'Ctrl-C again';
+    out.note(`${sig === 'SIGTERM' ? '' : nl}${what} (${again} quits immediately)`);
     controller.abort();
   };
   process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
   return {
     signal: controller.signal,
-    dispose: () => process.off('SIGINT', handler),
+    dispose: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
   };
 }

@@ -73,7 +73,11 @@ export const STACK_LINE = /^\s+at .+[:(]/m;
 /**
  * Starts the CLI, sends SIGINT once a stdout line matches `when`, and resolves when it exits.
  */
-export function interruptCli(args: readonly string[], when: RegExp): Promise<CliResult> {
+export function interruptCli(
+  args: readonly string[],
+  when: RegExp,
+  signal: NodeJS.Signals = 'SIGINT',
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
       cwd: ROOT,
@@ -87,7 +91,7 @@ export function interruptCli(args: readonly string[], when: RegExp): Promise<Cli
       stdout += d;
       if (!sent && when.test(stdout)) {
         sent = true;
-        child.kill('SIGINT');
+        child.kill(signal);
       }
     });
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));

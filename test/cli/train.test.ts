@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -244,5 +245,34 @@ describe('Ctrl-C', () => {
     const lines = jsonLines(again.stdout);
     expect(lines.find((l) => l.type === 'start')).toMatchObject({ step, resumed: true });
     expect(last(lines)).toMatchObject({ type: 'result', step: step + 1, stopped: 'completed' });
+  });
+
+  it('SIGTERM is handled like Ctrl-C: the run is saved, no temp file is left, exit 143', async () => {
+    const out = path.join(dir, 'terminated');
+    const r = await interruptCli(
+      ['pretrain', '--corpus', corpus, '--out', out, '--steps', '1000', ...TINY, '--json'],
+      /"type":"step"/,
+      'SIGTERM',
+    );
+    expect(r.code).toBe(143);
+    expect(r.stderr).toMatch(/stopping/);
+    const result = last(jsonLines(r.stdout));
+    expect(result).toMatchObject({ type: 'result', stopped: 'cancelled' });
+    const files = await fs.readdir(out);
+    expect(files.filter((f) => f.startsWith('.'))).toEqual([]);
+    expect(files).toContain(`checkpoint-${result.step as number}`);
+  });
+
+  it('a command sweeps the leftovers of dead processes from the folder it writes, and says so', async () => {
+    const out = path.join(dir, 'swept');
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+    const stale = path.join(out, `.checkpoint-7.${String(dead.stdout)}.tmp`);
+    await fs.mkdir(stale, { recursive: true });
+    await fs.writeFile(path.join(stale, 'model.safetensors'), Buffer.alloc(1000));
+    const r = await runCli(['resume', '--run', out, '--backend', 'wasm']);
+    expect(r.stderr).toMatch(
+      /removed 1 leftover \(.*\) of processes that are gone: .*checkpoint-7/,
+    );
+    await expect(fs.access(stale)).rejects.toThrow();
   });
 });

@@ -2,6 +2,7 @@
 import type { OptionSpec } from '../args';
 import { EXIT, onInterrupt, type Command, type Context } from '../runtime';
 import { MODEL_OPTION } from './shared';
+import { formatBytes } from '../../common/format';
 
 const OPTIONS: OptionSpec[] = [
   { ...MODEL_OPTION, description: 'the model folder to export (a run, a fine-tune, an import)' },
@@ -37,13 +38,6 @@ const OPTIONS: OptionSpec[] = [
     description: 'model name in the model card and GGUF metadata',
   },
 ];
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
-}
 
 async function run(ctx: Context): Promise<number> {
   const { args, out } = ctx;

@@ -2,7 +2,7 @@
 import type { OptionSpec } from '../args';
 import { formatCount } from '../output';
 import { EXIT, onInterrupt, type Command, type Context } from '../runtime';
-import { formatBytes } from './export';
+import { formatBytes } from '../../common/format';
 
 const OPTIONS: OptionSpec[] = [
   {

@@ -3,9 +3,9 @@
  * destination, which is renamed into place only once complete. A failure or a cancel removes the
  * staging folder, so no half-written model is ever left where a user would find it.
  */
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { ownerTag } from '../util/leftovers';
 
 /** Refuses a destination that exists and is not an empty folder. */
 export async function checkDestination(out: string, flag = '--out'): Promise<void> {
@@ -31,10 +31,7 @@ export async function writeFolder<R>(
   await checkDestination(dest, flag);
   const parent = path.dirname(dest);
   await fs.mkdir(parent, { recursive: true });
-  const staging = path.join(
-    parent,
-    `.${path.basename(dest)}.partial-${randomBytes(4).toString('hex')}`,
-  );
+  const staging = path.join(parent, `.${path.basename(dest)}.partial-${ownerTag()}`);
   await fs.mkdir(staging);
   try {
     const result = await write(staging);

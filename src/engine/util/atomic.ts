@@ -1,12 +1,12 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { ownerTag } from './leftovers';
 
 /** Writes a file atomically: a temp file in the same folder, fsync, then rename over the target. */
 export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
   const dir = path.dirname(file);
   await fs.mkdir(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = path.join(dir, `.${path.basename(file)}.${ownerTag()}.tmp`);
   const handle = await fs.open(tmp, 'w');
   try {
     await handle.writeFile(data);
