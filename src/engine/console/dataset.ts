@@ -53,13 +53,24 @@ function pick(
   return found;
 }
 
+/**
+ * Reads a labeled table. Only a regular file is read (a FIFO or a device is refused by name), and
+ * no line, field or record longer than `maxRecord` characters is held (see data/records).
+ */
 export async function readLabeled(
   file: string,
-  opts: { textColumn?: string; labelColumn?: string; limit?: number; signal?: AbortSignal } = {},
+  opts: {
+    textColumn?: string;
+    labelColumn?: string;
+    limit?: number;
+    signal?: AbortSignal;
+    maxRecord?: number;
+  } = {},
 ): Promise<LabeledTable> {
   const table = await readTable(file, {
     ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.maxRecord !== undefined ? { maxRecord: opts.maxRecord } : {}),
   });
   if (table.rows.length === 0) {
     const why = table.problems[0]?.message;

@@ -5,13 +5,22 @@
  * The sha256 of the normalized text identifies a dataset, so importing the same content again
  * finds the existing one.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { DatasetManifest, DatasetStats, InspectResult } from '../../common/datasets';
 import { writeJsonAtomic } from '../util/atomic';
-import { formatOf, readRows, readTable, type DataFormat, type TableFormat } from './records';
-import { detectEncoding, readTextChunks } from './text';
+import { ownerTag } from '../util/leftovers';
+import { assertRegularFile } from '../util/fs';
+import {
+  formatOf,
+  readRows,
+  readTable,
+  type DataFormat,
+  type TableFormat,
+  type TableReadOptions,
+} from './records';
+import { detectEncoding, FileChangedError, readTextChunks } from './text';
 
 /** Extensions an import accepts (folders are walked for these). */
 export const IMPORT_EXTENSIONS = ['.txt', '.md', '.jsonl', '.ndjson', '.csv', '.tsv', '.json'];
@@ -55,6 +64,10 @@ export interface ImportOptions {
   source?: DatasetManifest['source'];
   signal?: AbortSignal;
   onProgress?: (p: ImportProgress) => void;
+  /** The longest line, field, record or JSON element of a table file (default DEFAULT_MAX_RECORD). */
+  maxRecord?: number;
+  /** Refuses (throws) a file a folder's symbolic link leads to that the caller may not read. */
+  mayRead?: (realPath: string, shown: string) => Promise<void>;
 }
 
 export interface ImportResult {
@@ -66,11 +79,17 @@ export interface ImportResult {
 /**
  * The files a set of paths stands for, in the order given: a folder is walked for importable
  * files (sorted). Each file gets the name the user knows it by: `names[i]` for a given file,
- * else its name, and for a folder's files their path from the folder's parent.
+ * else its name, and for a folder's files their path from the folder's parent. A given path that
+ * is not a regular file or folder is refused; in a folder, an importable name that is a link
+ * loop, a FIFO, a device or a socket is left out, and why goes into `skipped`. Symbolic links to
+ * folders are not followed; a link to a file is taken only where `mayRead` accepts its real path
+ * (browser mode's allow-list), else it too is skipped, with the reason `mayRead` threw.
  */
 export async function expandImportPaths(
   paths: readonly string[],
   names: readonly string[] = [],
+  skipped: string[] = [],
+  mayRead?: (realPath: string, shown: string) => Promise<void>,
 ): Promise<Array<{ file: string; name: string }>> {
   if (paths.length === 0) throw new Error('No files to import');
   const out: Array<{ file: string; name: string }> = [];
@@ -80,29 +99,47 @@ export async function expandImportPaths(
     seen.add(file);
     out.push({ file, name });
   };
-  const walk = async (dir: string, into: string[]): Promise<void> => {
+  const walk = async (dir: string, shown: string, into: string[]): Promise<void> => {
     for (const e of await fs.readdir(dir, { withFileTypes: true })) {
       const p = path.join(dir, e.name);
       if (e.name.startsWith('.')) continue;
-      if (e.isDirectory()) await walk(p, into);
-      else if (IMPORT_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) into.push(p);
+      if (e.isDirectory()) await walk(p, path.join(shown, e.name), into);
+      else if (IMPORT_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) {
+        if (e.isFile()) into.push(p);
+        else {
+          // a symbolic link (taken if it leads to a regular file), a FIFO, a device, a socket
+          const name = path.join(shown, e.name);
+          await assertRegularFile(p, name)
+            .then(async () => mayRead?.(await fs.realpath(p), name))
+            .then(
+              () => into.push(p),
+              (err: Error) => skipped.push(`${err.message}; skipped`),
+            );
+        }
+      }
     }
   };
   for (const [i, p] of paths.entries()) {
-    const st = await fs.stat(p).catch(() => {
-      throw new Error(`File not found: ${names[i] || p}`);
+    const shown = names[i] || p;
+    const st = await fs.stat(p).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw new Error(`File not found: ${shown}`);
+      return assertRegularFile(p, shown); // a link loop, no permission: refused, naming it
     });
     if (st.isDirectory()) {
+      const base = names[i] || path.basename(p);
       const inside: string[] = [];
-      await walk(p, inside);
+      const before = skipped.length;
+      await walk(p, base, inside);
       if (inside.length === 0) {
+        const why = skipped[before];
         throw new Error(
-          `No importable files in folder ${names[i] || p} (.txt, .md, .jsonl, .csv, .tsv, .json)`,
+          `No importable files in folder ${shown} (.txt, .md, .jsonl, .csv, .tsv, .json)` +
+            (why ? `: ${why}` : ''),
         );
       }
-      const base = names[i] || path.basename(p);
       for (const f of inside.sort()) add(f, path.join(base, path.relative(p, f)));
     } else {
+      await assertRegularFile(p, shown); // a FIFO or a device is refused before any open
       formatOf(p); // an unknown extension is refused here, naming the file
       add(p, names[i] || path.basename(p));
     }
@@ -110,15 +147,27 @@ export async function expandImportPaths(
   return out;
 }
 
-/** A table file's columns and first rows, and the column most likely to hold the text. */
-export async function inspectFile(file: string, signal?: AbortSignal): Promise<InspectResult> {
+/**
+ * A table file's columns and first rows, and the column most likely to hold the text. Only a
+ * regular file is read; `maxRecord` bounds a line, field or record as in records.ts.
+ */
+export async function inspectFile(
+  file: string,
+  signal?: AbortSignal,
+  opts: { maxRecord?: number } = {},
+): Promise<InspectResult> {
   const format = formatOf(file);
-  const { size } = await fs.stat(file);
+  const { size } = await assertRegularFile(file);
   if (format === 'text') {
     const enc = await detectEncoding(file);
     return { file, format, bytes: size, encoding: enc.encoding, columns: [], rows: [] };
   }
-  const t = await readTable(file, { format, limit: 20, ...(signal ? { signal } : {}) });
+  const t = await readTable(file, {
+    format,
+    limit: 20,
+    ...(signal ? { signal } : {}),
+    ...(opts.maxRecord !== undefined ? { maxRecord: opts.maxRecord } : {}),
+  });
   if (t.rows.length === 0) {
     const why = t.problems[0]?.message;
     throw new Error(`${file} has no records${why ? `: ${why}` : ''}`);
@@ -252,15 +301,6 @@ export class TextStats {
   }
 }
 
-async function sha256File(file: string, signal?: AbortSignal): Promise<string> {
-  const h = createHash('sha256');
-  for await (const buf of createReadStream(file, { highWaterMark: 1 << 20 })) {
-    signal?.throwIfAborted();
-    h.update(buf as Buffer);
-  }
-  return h.digest('hex');
-}
-
 /** CR LF and lone CR become LF; a CR at a chunk's end waits for the next chunk. */
 function lineEnds() {
   let pendingCr = false;
@@ -272,18 +312,21 @@ function lineEnds() {
   };
 }
 
-/** The text of one source file, normalized, in chunks. */
+/**
+ * The text of one source file, normalized, in chunks. `read` carries what the readers check the
+ * file against (its size and mtime at the start) and a hook for its raw bytes.
+ */
 async function* normalizedText(
   file: string,
   format: DataFormat,
   field: string | undefined,
   problems: string[],
-  signal?: AbortSignal,
+  read: TableReadOptions,
 ): AsyncGenerator<string> {
   const norm = lineEnds();
   if (format === 'text') {
     let last = '';
-    for await (const chunk of readTextChunks(file, signal ? { signal } : {})) {
+    for await (const chunk of readTextChunks(file, read)) {
       const s = norm(chunk);
       if (s !== '') {
         last = s;
@@ -299,10 +342,7 @@ async function* normalizedText(
   let batch = '';
   let found = false;
   let rows = 0;
-  for await (const r of readRows(file, {
-    format: format as TableFormat,
-    ...(signal ? { signal } : {}),
-  })) {
+  for await (const r of readRows(file, { ...read, format: format as TableFormat })) {
     if ('message' in r) {
       problems.push(r.message);
       continue;
@@ -350,6 +390,11 @@ class ShardWriter {
     await this.handle?.close();
     this.handle = null;
   }
+  /** Closes the open shard without syncing it (an import that failed). */
+  async abandon(): Promise<void> {
+    await this.handle?.close().catch(() => {});
+    this.handle = null;
+  }
 }
 
 export function slug(name: string): string {
@@ -362,13 +407,32 @@ export function slug(name: string): string {
   return s || 'dataset';
 }
 
-/** Imports files into the library; the same content again returns the existing dataset. */
+/** A source's text, with a change to the file while it is read told in import terms. */
+async function* changesRefused(texts: AsyncGenerator<string>, name: string) {
+  try {
+    yield* texts;
+  } catch (err) {
+    if (!(err instanceof FileChangedError)) throw err;
+    throw new Error(
+      `${name} changed while it was being imported (${err.detail}); nothing was imported`,
+    );
+  }
+}
+
+/**
+ * Imports files into the library; the same content again returns the existing dataset. Each
+ * file's size and mtime are taken first; one that changes before it has been read through is
+ * refused and nothing is imported.
+ */
 export async function importDataset(opts: ImportOptions): Promise<ImportResult> {
   const { signal } = opts;
-  const entries = await expandImportPaths(opts.paths, opts.displayNames);
+  const skipped: string[] = [];
+  const entries = await expandImportPaths(opts.paths, opts.displayNames, skipped, opts.mayRead);
   const files = entries.map((e) => e.file);
   const formats = files.map((f) => formatOf(f));
-  const sizes = await Promise.all(files.map(async (f) => (await fs.stat(f)).size));
+  // the size and mtime now: a file that differs by the end of its reading is refused
+  const before = await Promise.all(entries.map((e) => assertRegularFile(e.file, e.name)));
+  const sizes = before.map((st) => st.size);
   const totalBytes = sizes.reduce((a, b) => a + b, 0);
   const displayName = (i: number) => entries[i]!.name;
   // the encoding check refuses binary and empty files before anything is written
@@ -376,20 +440,28 @@ export async function importDataset(opts: ImportOptions): Promise<ImportResult> 
   for (const f of files) encodings.push((await detectEncoding(f)).encoding);
 
   await fs.mkdir(opts.root, { recursive: true });
-  const tmp = path.join(opts.root, `.import-${randomBytes(6).toString('hex')}`);
+  const tmp = path.join(opts.root, `.import-${ownerTag()}`);
   await fs.mkdir(tmp, { recursive: true });
+  const writer = new ShardWriter(tmp);
   try {
-    const writer = new ShardWriter(tmp);
     const stats = new TextStats();
     const content = createHash('sha256');
-    const problems: string[] = [];
+    const problems: string[] = [...skipped];
     let done = 0;
     const fileInfo: DatasetManifest['files'] = [];
     for (const [i, file] of files.entries()) {
       const name = displayName(i);
       const format = formats[i]!;
       let read = 0;
-      for await (const text of normalizedText(file, format, opts.field, problems, signal)) {
+      const hash = createHash('sha256');
+      const reading: TableReadOptions = {
+        expect: { size: sizes[i]!, mtimeMs: before[i]!.mtimeMs },
+        onBytes: (b) => hash.update(b),
+        ...(signal ? { signal } : {}),
+        ...(opts.maxRecord !== undefined ? { maxRecord: opts.maxRecord } : {}),
+      };
+      const texts = normalizedText(file, format, opts.field, problems, reading);
+      for await (const text of changesRefused(texts, name)) {
         signal?.throwIfAborted();
         stats.push(text);
         content.update(text, 'utf8');
@@ -414,7 +486,7 @@ export async function importDataset(opts: ImportOptions): Promise<ImportResult> 
       fileInfo.push({
         name,
         bytes: sizes[i]!,
-        sha256: await sha256File(file, signal),
+        sha256: hash.digest('hex'),
         format,
         encoding: encodings[i]!,
       });
@@ -465,6 +537,7 @@ export async function importDataset(opts: ImportOptions): Promise<ImportResult> 
     await fs.rename(tmp, final);
     return { manifest, duplicate: false };
   } catch (err) {
+    await writer.abandon();
     await fs.rm(tmp, { recursive: true, force: true });
     throw err;
   }

@@ -1,6 +1,7 @@
 /** Streaming a training corpus from UTF-8 text files, with early, clear errors. */
 import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { firstInvalidUtf8 } from '../data/text';
 import type { CorpusPosition } from './progress';
 
 export const DEFAULT_CHUNK_BYTES = 1 << 20;
@@ -114,13 +115,20 @@ export function readCorpusChunks(
       for (const file of files) {
         const decoder = new TextDecoder('utf-8', { fatal: true });
         let offset = 0;
+        // the end of the previous chunk: a sequence cut there is checked with the next one
+        let tail: Buffer = Buffer.alloc(0);
         for await (const buf of createReadStream(file, { highWaterMark: chunkBytes })) {
           let text: string;
           try {
             text = decoder.decode(buf as Buffer, { stream: true });
           } catch {
-            throw new Error(`Corpus file ${file} has invalid UTF-8 after byte ${offset}`);
+            const seen = Buffer.concat([tail, buf as Buffer]);
+            const at = offset - tail.length + Math.max(0, firstInvalidUtf8(seen, false));
+            throw new Error(`Corpus file ${file} has invalid UTF-8 at byte ${at}`);
           }
+          // an unfinished sequence starts with its lead byte in the last 3 bytes
+          tail = (buf as Buffer).subarray(Math.max(0, (buf as Buffer).length - 3));
+          while (tail.length > 0 && (tail[0]! & 0xc0) === 0x80) tail = tail.subarray(1);
           offset += (buf as Buffer).length;
           state.bytesRead += (buf as Buffer).length;
           if (text !== '') yield text;

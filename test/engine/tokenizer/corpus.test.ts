@@ -58,6 +58,19 @@ describe('readCorpusChunks', () => {
     );
   });
 
+  it('reports invalid UTF-8 past the first 64 KiB at its byte, across chunk borders', async () => {
+    const dir = await tmpDir();
+    const file = path.join(dir, 'late.txt');
+    // "é" (2 bytes) repeated, so a chunk border can fall inside a character; then a lone 0xff
+    const good = Buffer.from('é'.repeat(85_000));
+    await fs.writeFile(file, Buffer.concat([good, Buffer.from([0xff]), Buffer.from('tail')]));
+    for (const chunkBytes of [1 << 16, 4097, 1000]) {
+      await expect(collect(readCorpusChunks([file], chunkBytes))).rejects.toThrow(
+        `late.txt has invalid UTF-8 at byte ${good.length}`,
+      );
+    }
+  });
+
   it('rejects an empty file, a missing path and an empty folder, naming them', async () => {
     const dir = await tmpDir();
     const empty = path.join(dir, 'empty.txt');
