@@ -23,6 +23,22 @@ export interface ScoreResult {
   mean: number;
 }
 
+export interface ScoreOptions {
+  /** Checked between batched forwards: once aborted, scoring stops with its reason. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Between two batched forwards: lets the event loop run (other requests, a job.cancel) and stops
+ * once `signal` aborted. A long text is hundreds of forwards; without this the host answers nothing
+ * until the last one.
+ */
+export async function betweenBatches(signal?: AbortSignal): Promise<void> {
+  signal?.throwIfAborted();
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  signal?.throwIfAborted();
+}
+
 /** One batched forward over rows padded to the same length; returns log P(row[t+1] | row[..t]). */
 async function rowLogprobs(model: GPT, rows: number[][]): Promise<number[][]> {
   const len = Math.max(...rows.map((r) => r.length));
@@ -66,6 +82,7 @@ export async function scoreBatch(
   model: GPT,
   items: ScoreItem[],
   batchSize = 16,
+  opts: ScoreOptions = {},
 ): Promise<ScoreResult[]> {
   const block = model.config.blockSize;
   type Job = { item: number; start: number; from: number; row: number[] };
@@ -84,6 +101,8 @@ export async function scoreBatch(
   });
   const logprobs = items.map((it) => new Array<number>(it.target.length).fill(NaN));
   for (let j = 0; j < jobs.length; j += batchSize) {
+    if (j > 0) await betweenBatches(opts.signal);
+    else opts.signal?.throwIfAborted();
     const chunk = jobs.slice(j, j + batchSize);
     const lps = await rowLogprobs(
       model,
@@ -106,10 +125,20 @@ export async function scoreBatch(
 }
 
 /** log P of every token of `text`, each given the ones before it (after end-of-text). */
-export async function scoreText(model: GPT, tokenizer: Tokenizer, text: string) {
+export async function scoreText(
+  model: GPT,
+  tokenizer: Tokenizer,
+  text: string,
+  opts: ScoreOptions = {},
+) {
   const bos = tokenizer.eosId;
   if (bos === undefined) throw new Error('the tokenizer has no end-of-text token to start from');
-  const [r] = await scoreBatch(model, [{ context: [bos], target: tokenizer.encode(text) }]);
+  const [r] = await scoreBatch(
+    model,
+    [{ context: [bos], target: tokenizer.encode(text) }],
+    undefined,
+    opts,
+  );
   return r!;
 }
 
@@ -119,10 +148,16 @@ export async function scoreContinuation(
   tokenizer: Tokenizer,
   prompt: string,
   continuation: string,
+  opts: ScoreOptions = {},
 ) {
   const ctx = tokenizer.encode(prompt);
   const context = ctx.length ? ctx : [tokenizer.eosId ?? 0];
-  const [r] = await scoreBatch(model, [{ context, target: tokenizer.encode(continuation) }]);
+  const [r] = await scoreBatch(
+    model,
+    [{ context, target: tokenizer.encode(continuation) }],
+    undefined,
+    opts,
+  );
   return r!;
 }
 
@@ -136,6 +171,7 @@ export async function scoreTargets(
   model: GPT,
   items: ScoreItem[],
   batchSize = 16,
+  opts: ScoreOptions = {},
 ): Promise<ScoreResult[]> {
   const block = model.config.blockSize;
   const V = model.config.vocabSize;
@@ -151,10 +187,13 @@ export async function scoreTargets(
       model,
       long.map((i) => items[i]!),
       batchSize,
+      opts,
     );
     long.forEach((i, j) => (out[i] = r[j]!));
   }
   for (let c = 0; c < short.length; c += batchSize) {
+    if (c > 0 || long.length) await betweenBatches(opts.signal);
+    else opts.signal?.throwIfAborted();
     const chunk = short.slice(c, c + batchSize).map((i) => items[i]!);
     const len = Math.max(...chunk.map((it) => it.context.length + it.target.length));
     const ids = new Int32Array(chunk.length * len);

@@ -9,7 +9,7 @@
  * The last divides out how likely the answer is a priori, after a neutral prompt.
  */
 import type { GPT } from '../model/gpt';
-import { scoreTargets } from '../score';
+import { scoreTargets, type ScoreOptions } from '../score';
 import type { Tokenizer } from '../tokenizer/types';
 import { encodeLenient } from './prompt';
 
@@ -43,6 +43,7 @@ export async function scoreChoices(
   context: string,
   candidates: readonly string[],
   neutral = NEUTRAL_PROMPT,
+  opts: ScoreOptions = {},
 ): Promise<ChoiceScore[]> {
   const ctx = contextIds(tokenizer, context);
   const neu = contextIds(tokenizer, neutral);
@@ -51,10 +52,16 @@ export async function scoreChoices(
     if (ids.length === 0) throw new Error(`candidates.${i}: empty (nothing to score)`);
     return ids;
   });
-  const scored = await scoreTargets(model, [
-    ...targets.map((target) => ({ context: ctx, target })),
-    ...targets.map((target) => ({ context: neu, target })),
-  ]);
+  // scoreTargets yields to the event loop and checks `opts.signal` between its batches
+  const scored = await scoreTargets(
+    model,
+    [
+      ...targets.map((target) => ({ context: ctx, target })),
+      ...targets.map((target) => ({ context: neu, target })),
+    ],
+    undefined,
+    opts,
+  );
   return candidates.map((text, i) => {
     const r = scored[i]!;
     const n = scored[candidates.length + i]!;

@@ -11,7 +11,7 @@
 import * as tf from '../tf';
 import type { GPTConfig } from '../checkpoint/config';
 import { GPT, initParams } from '../model/gpt';
-import { crossEntropy, dropoutMask } from '../model/ops';
+import { crossEntropy, dropoutMask, variableOf } from '../model/ops';
 import type { Tokenizer } from '../tokenizer/types';
 import { Rng } from '../util/rng';
 import { addFinetuneTokens, type SpecialIds, type Task } from './tasks';
@@ -80,8 +80,8 @@ export class ClassifierHead {
       w = init.weight;
       b = init.bias;
     }
-    this.weight = tf.variable(tf.tensor2d(w, [nEmbd, outputs]), true, scope + 'weight');
-    this.bias = tf.variable(tf.tensor1d(b), true, scope + 'bias');
+    this.weight = variableOf(tf.tensor2d(w, [nEmbd, outputs]), true, scope + 'weight');
+    this.bias = variableOf(tf.tensor1d(b), true, scope + 'bias');
   }
 
   get outputs(): number {

@@ -32,6 +32,7 @@ import {
   linear,
   tiedLmHead,
   type BmmStrategy,
+  variableOf,
 } from './ops';
 
 type T2 = tf.Tensor2D;
@@ -177,7 +178,7 @@ export class GPT {
           `parameter ${name}: expected ${size} values for [${shape}], got ${w.length}`,
         );
       }
-      this.params.set(name, tf.variable(tf.tensor(w, shape), true, this.scope + name));
+      this.params.set(name, variableOf(tf.tensor(w, shape), true, this.scope + name));
     }
     this.bmm = tf.getBackend() === 'wasm' ? 'unrolled' : 'batched';
   }

@@ -241,6 +241,20 @@ export function bmm(
   });
 }
 
+/**
+ * A variable that owns its data. `tf.variable(t)` shares `t`'s data (a second reference), so `t`
+ * is disposed here, or the data would outlive the variable's own dispose().
+ */
+export function variableOf<R extends tf.Rank>(
+  init: tf.Tensor<R>,
+  trainable = true,
+  name?: string,
+): tf.Variable<R> {
+  const v = tf.variable(init, trainable, name);
+  init.dispose();
+  return v;
+}
+
 const maskCache = new Map<string, T2>();
 
 /** Additive causal mask [T, T]: 0 on and below the diagonal, −1e9 above. */

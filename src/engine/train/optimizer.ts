@@ -6,6 +6,7 @@
  * wasm's SplitV costs more than all of AdamW's element-wise math.
  */
 import * as tf from '../tf';
+import { variableOf } from '../model/ops';
 
 export interface AdamWOptions {
   beta1: number;
@@ -49,7 +50,7 @@ export class AdamW {
   ) {
     this.names = [...vars.keys()];
     this.shapes = this.names.map((n) => vars.get(n)!.shape);
-    const zeros = (s: number[]) => tf.variable(tf.zeros(s), false);
+    const zeros = (s: number[]) => variableOf(tf.zeros(s), false);
     this.m = new Map(this.names.map((n, i) => [n, zeros(this.shapes[i]!)]));
     this.v = new Map(this.names.map((n, i) => [n, zeros(this.shapes[i]!)]));
   }
