@@ -4,6 +4,7 @@
  * the schemas that validate both at every process boundary. Pure: no Node APIs.
  */
 import { z } from 'zod';
+import { LIMITS, pathString, promptString, scoreString } from './limits';
 import {
   CHECKPOINT_JOB_KINDS,
   checkpointProgressSchema,
@@ -53,6 +54,7 @@ import {
 } from './schema';
 
 export * from './schema';
+export * from './limits';
 
 /** Where a model came from: a pretraining run, a fine-tune, an import, or the app's bundled sample. */
 export type ModelSource = 'run' | 'finetune' | 'imported' | 'sample';
@@ -80,7 +82,7 @@ export interface ModelInfo {
 // The param schemas, named so the request table can refer to their types.
 const pretrainParamsSchema = z
   .object({
-    corpus: z.array(z.string().min(1)).min(1),
+    corpus: z.array(pathString).min(1).max(1000),
     name: runIdSchema,
     tokenizer: tokenizerKindSchema.default('char'),
     vocabSize: posInt.optional(),
@@ -91,7 +93,7 @@ const pretrainParamsSchema = z
   .strict();
 const resumeParamsSchema = z.object({ id: runIdSchema, steps: posInt.optional() }).strict();
 const generateParamsSchema = z
-  .object({ model: modelRef, prompt: z.string(), sampling: samplingSchema.optional() })
+  .object({ model: modelRef, prompt: promptString, sampling: samplingSchema.optional() })
   .strict();
 const uploadId = z.string().regex(/^[a-z0-9-]{8,64}$/, 'must be an upload id');
 const uploadBeginSchema = z
@@ -115,8 +117,14 @@ const uploadChunkSchema = z
   .strict();
 const uploadRefSchema = z.object({ uploadId }).strict();
 const scoreParamsSchema = z.union([
-  z.object({ model: modelRef, text: z.string().min(1) }).strict(),
-  z.object({ model: modelRef, prompt: z.string(), continuation: z.string().min(1) }).strict(),
+  z.object({ model: modelRef, text: scoreString.min(1) }).strict(),
+  z
+    .object({ model: modelRef, prompt: scoreString, continuation: scoreString.min(1) })
+    .strict()
+    .refine(
+      (p) => p.prompt.length + p.continuation.length <= LIMITS.scoreChars,
+      `prompt and continuation together are at most ${LIMITS.scoreChars.toLocaleString('en-US')} characters`,
+    ),
 ]);
 
 export const requests = {
@@ -163,7 +171,11 @@ export const requests = {
   ),
   /** Starts sampling; tokens stream as generate.token events, then job.done with the result. */
   'generate.start': req<typeof generateParamsSchema, JobRef>(generateParamsSchema),
-  /** log P of a text, or of a continuation given a prompt, token by token. */
+  /**
+   * log P of a text, or of a continuation given a prompt, token by token. Runs as a `score` job
+   * (job.started → job.done/failed, subject: the model's name) that `job.cancel` stops; the reply
+   * is the scores, or a `cancelled` error.
+   */
   score: req<typeof scoreParamsSchema, ScoreOutput>(scoreParamsSchema),
   ...datasetRequests,
   ...finetuneRequests,
@@ -302,6 +314,17 @@ const generationOutputSchema = z.object({
   text: z.string(),
   stoppedBy: z.enum(['length', 'stop', 'eos', 'cancelled']),
 });
+/**
+ * job.done of a `score` job (a `score` or `console.score` request): a summary only, the scores
+ * themselves are the request's result.
+ */
+const scoreJobResultSchema = z.object({
+  type: z.literal('score.result'),
+  request: z.enum(['score', 'console.score']),
+  /** Tokens scored. */
+  tokens: num,
+});
+export type ScoreJobResult = z.infer<typeof scoreJobResultSchema>;
 
 // the schemas and the hand-written engine types must agree
 const _trainEventCheck: z.ZodType<TrainEvent> = trainEventSchema;
@@ -314,12 +337,41 @@ export const jobKindSchema = z.enum([
   'pretrain',
   'resume',
   'generate',
+  /** A `score` or `console.score` request while it runs (the request answers with the scores). */
+  'score',
   ...DATASET_JOB_KINDS,
   ...FINETUNE_JOB_KINDS,
   ...CONSOLE_JOB_KINDS,
   ...CHECKPOINT_JOB_KINDS,
 ]);
 export type JobKind = z.infer<typeof jobKindSchema>;
+
+/** Jobs that write a run or fine-tune with checkpoints: a crash leaves their last one. */
+export const CHECKPOINTED_JOB_KINDS: readonly JobKind[] = [
+  'pretrain',
+  'resume',
+  'finetune',
+  'ablation',
+];
+
+/** The engine host's exit code after a backend abort: "restart me with a fresh backend". */
+export const BACKEND_ABORT_EXIT_CODE = 70;
+
+/** What the parent (the server, Electron's main) says when the engine host exits unasked. */
+export function hostStoppedMessage(code: number | null, signal: string | null, restart: number) {
+  if (code === BACKEND_ABORT_EXIT_CODE) {
+    return `the engine host is restarting with a fresh compute backend after it crashed (restart ${restart})`;
+  }
+  const how = signal ? `signal ${signal}` : `exit code ${code}`;
+  return `the engine host stopped (${how}); restarting it (restart ${restart})`;
+}
+
+/** What a job is told when the engine host dies under it. */
+export function crashMessage(kind: JobKind): string {
+  return CHECKPOINTED_JOB_KINDS.includes(kind)
+    ? 'the engine host crashed; the run keeps its last checkpoint and can be resumed'
+    : `the engine host crashed while this ${kind} job ran; nothing was saved by it, try again`;
+}
 
 /**
  * JSON has no NaN/Infinity (a step's loss can be NaN just before the engine stops the run):
@@ -354,6 +406,7 @@ export const apiEventSchema = z.discriminatedUnion('type', [
     result: z.union([
       trainResultSchema,
       generationOutputSchema,
+      scoreJobResultSchema,
       datasetResultSchema,
       finetuneResultSchema,
       consoleResultSchema,

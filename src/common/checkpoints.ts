@@ -3,6 +3,7 @@
  * directories. Owned by the checkpoints feature; api.ts spreads these tables in.
  */
 import { z } from 'zod';
+import { pathString } from './limits';
 import { modelRef, req, runIdSchema, type JobRef } from './schema';
 
 export const EXPORT_FORMATS = ['hf', 'gguf', 'cluster'] as const;
@@ -14,7 +15,7 @@ const exportParamsSchema = z
   .object({
     model: modelRef,
     /** Destination folder (absolute, or relative to the workspace); default workspace/exports/<model>-<format>. */
-    out: z.string().min(1).optional(),
+    out: pathString.optional(),
     format: z.enum(EXPORT_FORMATS).default('hf'),
     dtype: z.enum(EXPORT_DTYPES).default('float32'),
     /** The model's name in the model card / GGUF metadata. */
@@ -24,11 +25,11 @@ const exportParamsSchema = z
 const importParamsSchema = z
   .object({
     /** A local Hugging Face GPT-2 folder. */
-    from: z.string().min(1),
+    from: pathString,
     /** Folder name under workspace/models (default: the source folder's name). */
     name: runIdSchema.optional(),
     /** An explicit destination instead of workspace/models/<name>. */
-    out: z.string().min(1).optional(),
+    out: pathString.optional(),
   })
   .strict();
 const inspectParamsSchema = z.object({ model: modelRef }).strict();

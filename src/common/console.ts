@@ -4,12 +4,13 @@
  * feature; api.ts spreads these tables in.
  */
 import { z } from 'zod';
+import { itemString, pathString, promptString, shortString } from './limits';
 import { modelRef, nonNegInt, posInt, req, samplingSchema, type JobRef } from './schema';
 
 export const promptModeSchema = z.enum(['completion', 'zero-shot', 'few-shot']);
 export type PromptMode = z.infer<typeof promptModeSchema>;
 
-export const demoSchema = z.object({ input: z.string(), output: z.string() }).strict();
+export const demoSchema = z.object({ input: promptString, output: promptString }).strict();
 export type Demo = z.infer<typeof demoSchema>;
 
 const assembleParamsSchema = z
@@ -17,13 +18,13 @@ const assembleParamsSchema = z
     model: modelRef,
     mode: promptModeSchema,
     /** The prompt (completion) or the input (zero-/few-shot). */
-    text: z.string(),
+    text: promptString,
     /** Zero-shot: the template with {input}. Few-shot: an optional task description. */
-    instruction: z.string().optional(),
+    instruction: promptString.optional(),
     /** Few-shot: a demonstration's format with {input} and {output}. */
-    format: z.string().optional(),
+    format: shortString.optional(),
     demos: z.array(demoSchema).max(512).optional(),
-    separator: z.string().optional(),
+    separator: shortString.optional(),
     /** Tokens kept free for the answer (max new tokens); at most half the context. */
     reserve: nonNegInt.optional(),
   })
@@ -45,10 +46,10 @@ export interface AssembledPrompt {
 const scoreChoicesParamsSchema = z
   .object({
     model: modelRef,
-    context: z.string(),
-    candidates: z.array(z.string().min(1)).min(1).max(32),
+    context: promptString,
+    candidates: z.array(itemString.min(1)).min(1).max(32),
     /** The neutral prompt of the normalized score (default "Answer:"). */
-    neutral: z.string().optional(),
+    neutral: itemString.optional(),
   })
   .strict();
 
@@ -70,9 +71,9 @@ const tokensParamsSchema = z
 
 const datasetParamsSchema = z
   .object({
-    file: z.string().min(1),
-    textColumn: z.string().min(1).optional(),
-    labelColumn: z.string().min(1).optional(),
+    file: pathString,
+    textColumn: shortString.min(1).optional(),
+    labelColumn: shortString.min(1).optional(),
     /** Draw this many demonstrations (balanced across labels, seeded). */
     k: nonNegInt.max(256).optional(),
     seed: z.number().int().optional(),
@@ -175,22 +176,22 @@ const presetSaveParamsSchema = z
 const presetDeleteParamsSchema = z.object({ name: samplingPresetNameSchema }).strict();
 
 export const labelWordSchema = z
-  .object({ label: z.string().min(1), word: z.string().min(1) })
+  .object({ label: itemString.min(1), word: itemString.min(1) })
   .strict();
 
 const evalParamsSchema = z
   .object({
     model: modelRef,
     /** A labeled table: CSV, TSV, JSONL or JSON. */
-    data: z.string().min(1),
+    data: pathString,
     labels: z.array(labelWordSchema).min(2).max(64),
     shots: z.union([z.literal('auto'), z.array(nonNegInt.max(256)).min(1).max(16)]).default('auto'),
-    format: z.string().optional(),
-    separator: z.string().optional(),
+    format: shortString.optional(),
+    separator: shortString.optional(),
     seed: z.number().int().default(1),
     limit: posInt.max(100_000).default(100),
-    textColumn: z.string().min(1).optional(),
-    labelColumn: z.string().min(1).optional(),
+    textColumn: shortString.min(1).optional(),
+    labelColumn: shortString.min(1).optional(),
     /** A fine-tuned classifier scored on the same examples, drawn beside the curve. */
     compare: modelRef.optional(),
   })
@@ -200,7 +201,10 @@ const evalParamsSchema = z
 export const consoleRequests = {
   /** Builds a prompt (completion, zero-shot or few-shot) and counts it with the model's tokenizer. */
   'console.assemble': req<typeof assembleParamsSchema, AssembledPrompt>(assembleParamsSchema),
-  /** Ranks candidate answers by log-likelihood: sum, per-token mean, and normalized. */
+  /**
+   * Ranks candidate answers by log-likelihood: sum, per-token mean, and normalized. Runs as a
+   * `score` job that `job.cancel` stops (the reply is then a `cancelled` error).
+   */
   'console.score': req<typeof scoreChoicesParamsSchema, { choices: ChoiceScore[] }>(
     scoreChoicesParamsSchema,
   ),

@@ -4,6 +4,7 @@
  * delete). Owned by the datasets feature; api.ts spreads these tables in.
  */
 import { z } from 'zod';
+import { pathString, shortString } from './limits';
 import {
   empty,
   jobIdSchema,
@@ -136,11 +137,11 @@ export const datasetIdSchema = runIdSchema;
 const importParams = z
   .object({
     /** Files or folders the engine can read (uploads land in workspace/uploads). */
-    paths: z.array(z.string().min(1)).min(1),
+    paths: z.array(pathString).min(1).max(1000),
     /** The names the user sees (an upload's original file name), one per path. */
-    names: z.array(z.string()).optional(),
+    names: z.array(shortString).max(1000).optional(),
     name: z.string().max(100).optional(),
-    field: z.string().min(1).optional(),
+    field: shortString.min(1).optional(),
   })
   .strict();
 const modelShape = {
@@ -178,7 +179,7 @@ const runById = z.object({ id: runIdSchema }).strict();
 const getParams = z
   .object({ id: datasetIdSchema, valFraction: z.number().min(0).lt(1).optional() })
   .strict();
-const inspectParams = z.object({ path: z.string().min(1) }).strict();
+const inspectParams = z.object({ path: pathString }).strict();
 const tokensParams = z.object({ id: datasetIdSchema, tokenizer: datasetIdSchema }).strict();
 const tokenizerTrainParams = z
   .object({

@@ -3,6 +3,7 @@
  * evaluation and classification. Owned by the finetune feature; api.ts spreads these tables in.
  */
 import { z } from 'zod';
+import { itemString, pathString, shortString } from './limits';
 import { modelRef, posInt, req, type JobRef } from './schema';
 
 export const FINETUNE_TASKS = [
@@ -14,7 +15,7 @@ export const FINETUNE_TASKS = [
 export const finetuneTaskSchema = z.enum(FINETUNE_TASKS);
 export type FinetuneTask = z.infer<typeof finetuneTaskSchema>;
 
-const column = z.string().min(1);
+const column = shortString.min(1);
 /** Which column of the labeled file holds what; the task says which are needed. */
 export const columnMapSchema = z
   .object({
@@ -74,9 +75,9 @@ const dataParams = {
   task: finetuneTaskSchema,
   columns: columnMapSchema,
   /** The labeled file (CSV, TSV or JSONL). */
-  data: z.string().min(1),
+  data: pathString,
   /** A separate validation file (same columns); otherwise a split of `data`. */
-  valData: z.string().min(1).optional(),
+  valData: pathString.optional(),
 };
 const previewParamsSchema = z
   .object({ ...dataParams, valFraction: z.number().min(0).lt(1).optional() })
@@ -93,17 +94,17 @@ const startParamsSchema = z
   })
   .strict();
 const evaluateParamsSchema = z
-  .object({ model: modelRef, data: z.string().min(1), columns: columnMapSchema.optional() })
+  .object({ model: modelRef, data: pathString, columns: columnMapSchema.optional() })
   .strict();
 export const classifyInputSchema = z.union([
-  z.object({ text: z.string() }).strict(),
-  z.object({ premise: z.string(), hypothesis: z.string() }).strict(),
-  z.object({ a: z.string(), b: z.string() }).strict(),
-  z.object({ context: z.string(), answers: z.array(z.string()).min(1) }).strict(),
+  z.object({ text: itemString }).strict(),
+  z.object({ premise: itemString, hypothesis: itemString }).strict(),
+  z.object({ a: itemString, b: itemString }).strict(),
+  z.object({ context: itemString, answers: z.array(itemString).min(1).max(32) }).strict(),
 ]);
 export type ClassifyInput = z.infer<typeof classifyInputSchema>;
 const classifyParamsSchema = z.object({ model: modelRef, input: classifyInputSchema }).strict();
-const columnsParamsSchema = z.object({ file: z.string().min(1) }).strict();
+const columnsParamsSchema = z.object({ file: pathString }).strict();
 
 export interface RowProblemInfo {
   row: number;

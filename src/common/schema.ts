@@ -4,12 +4,17 @@
  * Pure: no Node APIs.
  */
 import { z } from 'zod';
+import { pathString, shortString } from './limits';
 
 // ─── Errors ────────────────────────────────────────────────────────────────────────────────────
 
 export const ERROR_CODES = [
   'bad-request',
   'not-found',
+  /** A path outside what this host may read or write (browser mode's allow-list). */
+  'forbidden',
+  /** A request or message larger than its documented limit. */
+  'too-large',
   'busy',
   'engine',
   'cancelled',
@@ -46,7 +51,7 @@ export const runIdSchema = z
   );
 export const presetNameSchema = z.enum(['tiny', 'small', 'gpt1']);
 export const tokenizerKindSchema = z.enum(['char', 'bpe']);
-export const jobIdSchema = z.string().min(1);
+export const jobIdSchema = z.string().min(1).max(200);
 
 export const modelOverridesSchema = z
   .object({
@@ -89,7 +94,7 @@ export const samplingSchema = z
     topK: nonNegInt,
     topP: z.number().gt(0).max(1),
     repetitionPenalty: z.number().positive(),
-    stop: z.array(z.string().min(1)).max(16),
+    stop: z.array(shortString.min(1)).max(16),
     seed: z.number().int(),
     topAlternatives: nonNegInt.max(20),
   })
@@ -175,7 +180,7 @@ export interface JobRef {
 
 export const empty = z.object({}).strict();
 /** A model: a run id under workspace/runs, or a model directory's absolute path. */
-export const modelRef = z.string().min(1);
+export const modelRef = pathString;
 
 /** Every request: its params schema and (as a phantom) its result type. */
 export function req<P extends z.ZodType, R>(params: P): { params: P; result: R } {

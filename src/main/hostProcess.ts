@@ -6,6 +6,8 @@
  */
 import {
   apiError,
+  crashMessage,
+  hostStoppedMessage,
   replyMessageSchema,
   type ApiEvent,
   type InvokeMessage,
@@ -30,9 +32,6 @@ export interface HostProcessOptions {
   /** Timers, injectable for tests. */
   setTimeout?: (fn: () => void, ms: number) => unknown;
 }
-
-export const CRASH_MESSAGE =
-  'the engine host crashed; the run keeps its last checkpoint and can be resumed';
 
 export class HostProcess {
   private child: HostChild | null = null;
@@ -73,7 +72,7 @@ export class HostProcess {
         type: 'job.failed',
         jobId,
         kind,
-        error: apiError('internal', CRASH_MESSAGE),
+        error: apiError('internal', crashMessage(kind)),
       });
     }
     this.jobs.clear();
@@ -82,7 +81,7 @@ export class HostProcess {
     this.opts.onEvent({
       type: 'log',
       level: 'error',
-      message: `the engine host stopped (exit code ${code}); restarting it (restart ${this.restarts})`,
+      message: hostStoppedMessage(code, null, this.restarts),
     });
     // back off a little if it keeps dying
     const later = this.opts.setTimeout ?? ((fn, ms) => setTimeout(fn, ms));

@@ -68,7 +68,15 @@ function startHost() {
     spawn: (): HostChild => {
       const child = utilityProcess.fork(
         hostMainPath,
-        ['--workspace', settings.get('workspace'), '--backend', settings.get('backend')],
+        // the renderer's paths come from native dialogs the user answered (docs/security.md)
+        [
+          '--workspace',
+          settings.get('workspace'),
+          '--backend',
+          settings.get('backend'),
+          '--paths',
+          'unrestricted',
+        ],
         {
           serviceName: 'GPT Studio engine',
           stdio: 'inherit',

@@ -13,7 +13,10 @@ import type {
   RequestName,
   Result,
 } from '../common/api';
-import type { LoadedModel } from '../engine/checkpoint/modelDir';
+import type { ModelLease } from './modelCache';
+import type { PathGuard } from './paths';
+
+export type { ModelLease };
 
 export class HostError extends Error {
   constructor(readonly apiError: ApiError) {
@@ -59,10 +62,29 @@ export interface HostContext {
       jobId: string,
     ) => Promise<JobResult>,
   ): JobRef;
+  /**
+   * Runs a request's work as a job while the request waits for it: job.started (with `subject`) at
+   * once, then job.done with `summary(value)` or job.failed, so the status bar shows it and
+   * `job.cancel` aborts `signal`. Resolves with the work's value (the request's result); once
+   * cancelled, rejects with a `cancelled` error.
+   */
+  runJob<R>(
+    kind: JobKind,
+    options: JobOptions,
+    work: (signal: AbortSignal, jobId: string) => Promise<R>,
+    summary: (value: R) => JobResult,
+  ): Promise<R>;
   /** The id of the job writing this run, if one runs. */
   jobFor(runId: string): string | undefined;
   /** A model reference (absolute dir, or a run id under runs/) → its directory; 404 if none. */
   modelDir(ref: string): Promise<string>;
-  /** Loads a model directory; the caller disposes `model`. */
-  loadModel(ref: string): Promise<LoadedModel>;
+  /** Which paths requests may name: every path from a request goes through it. */
+  readonly paths: PathGuard;
+  /** Removes an ended upload's copy (a path this host handed out); any other path is left alone. */
+  releaseUpload(file: string): Promise<void>;
+  /**
+   * A model directory, loaded or from the host's cache of loaded models. The model is shared:
+   * call `release()` once done with it (in a finally), never `model.dispose()`.
+   */
+  loadModel(ref: string): Promise<ModelLease>;
 }

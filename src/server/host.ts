@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   apiError,
+  BACKEND_ABORT_EXIT_CODE,
+  CHECKPOINTED_JOB_KINDS,
   coalesce,
   invokeMessageSchema,
   isApiError,
@@ -30,6 +32,7 @@ import {
 } from '../common/api';
 import type { TrainEvent, TrainResult } from '../common/events';
 import { getBackendReport, initBackend, type BackendPreference } from '../engine/backend';
+import { BackendAbortError, isBackendAbort } from '../engine/backendAbort';
 import {
   HostError,
   type Handlers,
@@ -42,8 +45,11 @@ import { checkpointHandlers } from './features/checkpoints';
 import { consoleHandlers } from './features/console';
 import { datasetHandlers } from './features/datasets';
 import { finetuneHandlers } from './features/finetune';
+import { defaultModelCacheBytes, ModelCache, type ModelLease } from './modelCache';
 import { listModels } from './models';
-import { Uploads } from './uploads';
+import { PathGuard, type PathAccess } from './paths';
+import { Uploads, type UploadLimits } from './uploads';
+import { describeSweep, sweepLeftovers } from '../engine/util/leftovers';
 import { exists } from '../engine/util/fs';
 
 export interface HostOptions {
@@ -54,13 +60,32 @@ export interface HostOptions {
   progressIntervalMs?: number;
   /** The app's bundled resources (default: the package's resources/ folder). */
   resourcesDir?: string;
+  /** Which paths requests may name (default: the workspace and the resources only). */
+  paths?: PathAccess;
+  uploadLimits?: Partial<UploadLimits>;
+  /**
+   * Ends the process after a backend abort, so the parent (server.ts HostProcess, Electron's
+   * main) starts a fresh host (default `process.exit`; tests pass a spy).
+   */
+  exit?: (code: number) => void;
+  /** Resolves once what `send` was given has left the process (default: a short delay). */
+  flush?: () => Promise<void>;
+  /**
+   * Bytes of loaded models kept for later requests (default: GPT_STUDIO_MODEL_CACHE_MB, else
+   * the smaller of 1 GiB and a quarter of the backend's memory).
+   */
+  modelCacheBytes?: number;
 }
+
+export { BACKEND_ABORT_EXIT_CODE };
 
 interface Job {
   id: string;
   kind: JobKind;
   runId?: string;
   controller: AbortController;
+  /** Already failed by a backend abort elsewhere: its own end sends nothing. */
+  ended?: boolean;
 }
 
 export function appVersion(): string {
@@ -91,22 +116,45 @@ export class EngineHost {
   readonly context: HostContext;
   private readonly handlers: Handlers;
   private readonly uploads: Uploads;
+  readonly paths: PathGuard;
+  /** Leftovers of dead processes removed at start (a promise: the sweep runs in the background). */
+  readonly swept: Promise<string | null>;
+  /** Loaded models shared by the requests that need weights. */
+  readonly models: ModelCache;
+  /** Set by a backend abort: the host answers nothing more and exits. */
+  private restarting: string | null = null;
 
   constructor(private readonly opts: HostOptions) {
     this.workspace = path.resolve(opts.workspace);
     this.resourcesDir = path.resolve(opts.resourcesDir ?? defaultResourcesDir());
     this.coalescer = coalesce<ProgressEvent>(opts.progressIntervalMs ?? 100);
+    this.paths = new PathGuard(
+      opts.paths ?? { mode: 'allow-list', allow: [] },
+      this.workspace,
+      this.resourcesDir,
+    );
     this.context = {
       workspace: this.workspace,
       runsDir: this.runsDir,
       resourcesDir: this.resourcesDir,
       emit: (e) => this.emit(e),
       startJob: (kind, options, work) => this.startJob(kind, options, work),
+      runJob: (kind, options, work, summary) => this.runJob(kind, options, work, summary),
       jobFor: (runId) => [...this.jobs.values()].find((j) => j.runId === runId)?.id,
       modelDir: (ref) => this.modelDir(ref),
+      paths: this.paths,
+      releaseUpload: (file) => this.uploads.release(file),
       loadModel: (ref) => this.loadModel(ref),
     };
-    this.uploads = new Uploads(path.join(this.workspace, 'uploads'));
+    this.uploads = new Uploads(path.join(this.workspace, 'uploads'), opts.uploadLimits);
+    this.models = new ModelCache({
+      load: async (dir) => {
+        const { loadModelDir } = await import('../engine/checkpoint/modelDir');
+        return loadModelDir(dir);
+      },
+      budgetBytes: () =>
+        opts.modelCacheBytes ?? defaultModelCacheBytes(getBackendReport()?.memoryLimitBytes),
+    });
     this.handlers = {
       ...this.coreHandlers(),
       ...datasetHandlers(this.context),
@@ -114,6 +162,7 @@ export class EngineHost {
       ...consoleHandlers(this.context),
       ...checkpointHandlers(this.context),
     };
+    this.swept = this.sweep();
     this.backendReady = initBackend(opts.backend).catch((err: unknown) => {
       this.emit({
         type: 'log',
@@ -121,6 +170,16 @@ export class EngineHost {
         message: `backend: ${(err as Error).message}`,
       });
     });
+  }
+
+  /** Removes what crashed processes left in the workspace, and says so. */
+  private async sweep(): Promise<string | null> {
+    const removed = await sweepLeftovers([this.workspace]).catch(() => []);
+    if (removed.length === 0) return null;
+    const message = describeSweep(removed, this.workspace);
+    process.stderr.write(`gpt-studio: ${message}\n`);
+    this.emit({ type: 'log', level: 'info', message });
+    return message;
   }
 
   get runsDir() {
@@ -147,16 +206,69 @@ export class EngineHost {
       this.opts.send({ id, type: 'error', error: parsed.error });
       return;
     }
+    if (this.restarting !== null) {
+      // the backend is broken: touch nothing, the process is about to exit
+      this.opts.send({ id, type: 'error', error: restartingError(this.restarting) });
+      return;
+    }
     try {
       const result = await this.dispatch(name as RequestName, parsed.params);
       this.opts.send({ id, type: 'result', result: jsonSafe(result) });
     } catch (err) {
+      if (isBackendAbort(err)) {
+        this.opts.send({ id, type: 'error', error: backendAbortError(err) });
+        this.restartAfterAbort(err, `request "${name}"`);
+        return;
+      }
       this.opts.send({ id, type: 'error', error: toApiError(err) });
     }
   }
 
+  /**
+   * After a backend abort nothing in this process can be trusted (the wasm heap is exhausted or
+   * corrupt): fail the jobs still running, say why in a log event, let the messages leave, then
+   * exit with BACKEND_ABORT_EXIT_CODE so the parent starts a fresh host. Called once per abort
+   * source; only the first does anything.
+   */
+  private restartAfterAbort(err: unknown, where: string): void {
+    if (this.restarting !== null) return;
+    const reason = abortReason(err);
+    this.restarting = reason;
+    // The other jobs are not cancelled (a training run would save a checkpoint read from the
+    // broken backend): they end with the process, their last checkpoints untouched. This runs on
+    // the next turn, so the failing request's or job's own error goes out first.
+    setImmediate(() => {
+      for (const j of [...this.jobs.values()]) {
+        if (j.ended) continue;
+        j.ended = true;
+        this.emit({
+          type: 'job.failed',
+          jobId: j.id,
+          kind: j.kind,
+          error: bystanderError(j.kind, reason),
+        });
+      }
+      this.emit({
+        type: 'log',
+        level: 'error',
+        message:
+          `the compute backend crashed (${reason}) during ${where}; the engine host restarts ` +
+          `(exit code ${BACKEND_ABORT_EXIT_CODE}) with a fresh backend`,
+      });
+      // at most 2 s for the messages to leave: a stuck channel must not keep a broken host up
+      let timer: NodeJS.Timeout | undefined;
+      const limit = new Promise<void>((r) => (timer = setTimeout(r, 2000)));
+      const flush = this.opts.flush?.() ?? new Promise<void>((r) => setTimeout(r, 50));
+      void Promise.race([flush.catch(() => undefined), limit]).then(() => {
+        clearTimeout(timer);
+        (this.opts.exit ?? ((code: number) => process.exit(code)))(BACKEND_ABORT_EXIT_CODE);
+      });
+    });
+  }
+
   private async dispatch(name: RequestName, p: unknown): Promise<unknown> {
     await this.backendReady;
+    await this.swept;
     const handler = this.handlers[name] as ((p: unknown) => unknown) | undefined;
     if (!handler) throw new HostError(apiError('internal', `no handler for request "${name}"`));
     return handler(p);
@@ -198,6 +310,8 @@ export class EngineHost {
     for (const j of this.jobs.values()) j.controller.abort();
     const until = Date.now() + maxMs;
     while (this.jobs.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+    // cached models go now; one still leased by a job that outlived maxMs goes when released
+    this.models.clear();
   }
 
   private async presets(): Promise<PresetInfo[]> {
@@ -287,10 +401,6 @@ export class EngineHost {
     return job;
   }
 
-  private resolveCorpus(p: string): string {
-    return path.isAbsolute(p) ? p : path.join(this.workspace, p);
-  }
-
   private async startPretrain(p: ParsedParams<'pretrain.start'>): Promise<{ jobId: string }> {
     const dir = path.join(this.runsDir, p.name);
     if (await exists(path.join(dir, 'state.json'))) {
@@ -298,11 +408,9 @@ export class EngineHost {
         apiError('bad-request', `params.name: run "${p.name}" already exists; choose another name`),
       );
     }
-    const corpus = p.corpus.map((c) => this.resolveCorpus(c));
-    for (const [i, c] of corpus.entries()) {
-      if (!(await exists(c))) {
-        throw new HostError(apiError('not-found', `params.corpus.${i}: ${c} does not exist`));
-      }
+    const corpus: string[] = [];
+    for (const [i, c] of p.corpus.entries()) {
+      corpus.push(await this.paths.existing(c, `params.corpus.${i}`, 'file'));
     }
     const { pretrain } = await import('../engine/train/pretrain');
     return this.startTraining('pretrain', p.name, (onEvent, signal) =>
@@ -390,10 +498,17 @@ export class EngineHost {
       running.then(
         (result) => {
           finish();
+          if (job.ended) return;
           this.emit({ type: 'job.done', jobId, kind: job.kind, result });
         },
         (err: unknown) => {
           finish();
+          if (job.ended) return;
+          if (isBackendAbort(err)) {
+            this.emit({ type: 'job.failed', jobId, kind: job.kind, error: backendAbortError(err) });
+            this.restartAfterAbort(err, `a ${job.kind} job`);
+            return;
+          }
           const error = job.controller.signal.aborted
             ? apiError('cancelled', (err as Error).message)
             : toApiError(err);
@@ -404,6 +519,34 @@ export class EngineHost {
     return { jobId };
   }
 
+  /**
+   * A request's work as a job (HostContext.runJob): the request waits for the value while the
+   * job's events tell the status bar, and job.cancel stops it with a `cancelled` error.
+   */
+  private runJob<R>(
+    kind: JobKind,
+    options: JobOptions,
+    work: (signal: AbortSignal, jobId: string) => Promise<R>,
+    summary: (value: R) => JobResult,
+  ): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.startJob(kind, options, async (_push, signal, jobId) => {
+        try {
+          const value = await work(signal, jobId);
+          resolve(value);
+          return summary(value);
+        } catch (err) {
+          reject(
+            signal.aborted && !isBackendAbort(err)
+              ? new HostError(apiError('cancelled', `${kind} job ${jobId} was cancelled`))
+              : err,
+          );
+          throw err;
+        }
+      });
+    });
+  }
+
   private cancel(jobId: string): { cancelled: true } {
     const job = this.jobs.get(jobId);
     if (!job) throw new HostError(apiError('not-found', `params.jobId: no running job ${jobId}`));
@@ -412,7 +555,9 @@ export class EngineHost {
   }
 
   private async modelDir(ref: string): Promise<string> {
-    const dir = path.isAbsolute(ref) ? ref : path.join(this.runsDir, ref);
+    const dir = path.normalize(path.isAbsolute(ref) ? ref : path.join(this.runsDir, ref));
+    // checked on its real path; the ref as given stays the model's name (history, caches)
+    await this.paths.existing(dir, 'params.model', 'dir');
     if (!(await exists(path.join(dir, 'config.json')))) {
       throw new HostError(
         apiError('not-found', `params.model: ${dir} is not a model directory (no config.json)`),
@@ -421,14 +566,14 @@ export class EngineHost {
     return dir;
   }
 
-  private async loadModel(ref: string) {
-    const { loadModelDir } = await import('../engine/checkpoint/modelDir');
-    return loadModelDir(await this.modelDir(ref));
+  /** A lease on a model from the cache (HostContext.loadModel): release it, never dispose it. */
+  private async loadModel(ref: string): Promise<ModelLease> {
+    return this.models.acquire(await this.modelDir(ref));
   }
 
   private async startGenerate(p: ParsedParams<'generate.start'>): Promise<{ jobId: string }> {
-    const loaded = await this.loadModel(p.model);
     const { generateTokens } = await import('../engine/generate');
+    const loaded = await this.loadModel(p.model);
     const job = this.newJob('generate');
     const jobId = job.id;
     setImmediate(async () => {
@@ -445,32 +590,94 @@ export class EngineHost {
           const r = await it.next();
           if (r.done) {
             this.jobs.delete(jobId);
-            this.emit({ type: 'job.done', jobId, kind: 'generate', result: r.value });
+            if (!job.ended) {
+              this.emit({ type: 'job.done', jobId, kind: 'generate', result: r.value });
+            }
             break;
           }
+          if (job.ended) break;
           this.emit({ type: 'generate.token', jobId, ...r.value });
         }
       } catch (err) {
         this.jobs.delete(jobId);
-        this.emit({ type: 'job.failed', jobId, kind: 'generate', error: toApiError(err) });
+        if (!job.ended) {
+          const abort = isBackendAbort(err);
+          this.emit({
+            type: 'job.failed',
+            jobId,
+            kind: 'generate',
+            error: abort ? backendAbortError(err) : toApiError(err),
+          });
+          if (abort) this.restartAfterAbort(err, 'a generate job');
+        }
       } finally {
-        loaded.model.dispose();
+        this.jobs.delete(jobId);
+        loaded.release();
       }
     });
     return { jobId };
   }
 
+  /** A `score` job: the request waits for the scores; job.cancel stops it between batches. */
   private async score(p: ParsedParams<'score'>): Promise<Result<'score'>> {
-    const loaded = await this.loadModel(p.model);
+    const dir = await this.modelDir(p.model);
     const { scoreContinuation, scoreText } = await import('../engine/score');
-    try {
-      return 'text' in p
-        ? await scoreText(loaded.model, loaded.tokenizer, p.text)
-        : await scoreContinuation(loaded.model, loaded.tokenizer, p.prompt, p.continuation);
-    } finally {
-      loaded.model.dispose();
-    }
+    return this.runJob(
+      'score',
+      { subject: path.basename(dir) },
+      async (signal) => {
+        const loaded = await this.models.acquire(dir);
+        try {
+          signal.throwIfAborted();
+          return 'text' in p
+            ? await scoreText(loaded.model, loaded.tokenizer, p.text, { signal })
+            : await scoreContinuation(loaded.model, loaded.tokenizer, p.prompt, p.continuation, {
+                signal,
+              });
+        } finally {
+          loaded.release();
+        }
+      },
+      (r) => ({ type: 'score.result', request: 'score', tokens: r.tokens.length }),
+    );
   }
+}
+
+/** What a request or job gets when the backend crashed under it. */
+function backendAbortError(err: unknown): ApiError {
+  return apiError(
+    'engine',
+    `the compute backend crashed (${abortReason(err)}); the engine is restarting, try again`,
+    { backendAbort: true },
+  );
+}
+
+/** What a job still running gets when the backend crashed under another request or job. */
+function bystanderError(kind: JobKind, reason: string): ApiError {
+  return apiError(
+    'engine',
+    `the compute backend crashed (${reason}) under another request; the engine is restarting` +
+      (CHECKPOINTED_JOB_KINDS.includes(kind)
+        ? '; the run keeps its last checkpoint and can be resumed'
+        : ', try again'),
+    { backendAbort: true },
+  );
+}
+
+/** What a request gets while the host is on its way out after a backend abort. */
+function restartingError(reason: string): ApiError {
+  return apiError(
+    'engine',
+    `the compute backend crashed (${reason}); the engine is restarting, try again in a moment`,
+    { backendAbort: true },
+  );
+}
+
+/** The backend's own words for an abort ("Aborted()"), short. */
+function abortReason(err: unknown): string {
+  const raw =
+    err instanceof BackendAbortError ? err.raw : String((err as Error)?.message ?? err ?? '');
+  return raw.trim().slice(0, 200) || 'aborted';
 }
 
 function toApiError(err: unknown): ApiError {
@@ -481,15 +688,23 @@ function toApiError(err: unknown): ApiError {
   return apiError('engine', e?.message ?? String(err));
 }
 
-/** Reads `--workspace DIR` / `--backend NAME` (or GPT_STUDIO_WORKSPACE / GPT_STUDIO_BACKEND). */
+/**
+ * Reads `--workspace DIR`, `--backend NAME` (or GPT_STUDIO_WORKSPACE / GPT_STUDIO_BACKEND), and
+ * which paths requests may name: `--paths unrestricted` (Electron, whose paths come from native
+ * dialogs) or the default allow-list, the workspace plus each `--allow-path DIR`.
+ */
 export function hostArgs(argv: readonly string[], env: NodeJS.ProcessEnv) {
   const get = (flag: string) => {
     const i = argv.indexOf(flag);
     return i >= 0 ? argv[i + 1] : undefined;
   };
+  const allow = argv.flatMap((a, i) => (a === '--allow-path' && argv[i + 1] ? [argv[i + 1]!] : []));
+  const paths: PathAccess =
+    get('--paths') === 'unrestricted' ? { mode: 'unrestricted' } : { mode: 'allow-list', allow };
   return {
     workspace: get('--workspace') ?? env.GPT_STUDIO_WORKSPACE ?? './workspace',
     backend: (get('--backend') ?? env.GPT_STUDIO_BACKEND ?? 'auto') as BackendPreference,
+    paths,
   };
 }
 
@@ -522,10 +737,21 @@ export function runHostProcess() {
     return;
   }
   if (!process.send) throw new Error('the engine host must be started with child_process.fork');
+  // messages not yet handed to the channel, so a restart after a backend abort sends them first
+  let unsent = 0;
+  let drained: Array<() => void> = [];
   const send = (msg: ReplyMessage) => {
-    if (process.connected) process.send!(msg);
+    if (!process.connected) return;
+    unsent++;
+    process.send!(msg, undefined, undefined, () => {
+      if (--unsent > 0) return;
+      for (const done of drained) done();
+      drained = [];
+    });
   };
-  const host = new EngineHost({ ...args, send });
+  const flush = () =>
+    unsent === 0 ? Promise.resolve() : new Promise<void>((resolve) => drained.push(resolve));
+  const host = new EngineHost({ ...args, send, flush });
   process.on('message', (m) => void host.handle(m));
   // Ctrl-C in a terminal reaches the whole process group: the server decides when the host stops
   process.on('SIGINT', () => {});

@@ -3,9 +3,12 @@
  * a WebSocket at /api?token=…. Engine work runs in a forked engine host (src/server/hostMain.ts),
  * restarted if it crashes.
  *
- * Security: loopback unless a host is given explicitly; a random 32-byte token in the URL; the
- * WebSocket upgrade is refused (401) without the token, and (403) when a browser's Origin is not
- * this server's own, so no other local process or web page can drive the engine.
+ * Security (docs/security.md): loopback unless a host is given explicitly; a random 32-byte token
+ * in the URL; the WebSocket upgrade is refused (401) without the token, and (403) when a browser's
+ * Origin is not this server's own, so no other local process or web page can drive the engine.
+ * The host may touch only the workspace and the `--allow-path` folders. A bad frame (too large,
+ * invalid UTF-8) closes that connection alone, with a close reason; a client that goes away has
+ * its open uploads aborted.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
@@ -23,10 +26,15 @@ import {
   replyMessageSchema,
   type ApiError,
   type ApiEvent,
+  crashMessage,
+  hostStoppedMessage,
+  LIMITS,
   type JobKind,
   type ReplyMessage,
 } from '../common/api';
+import { formatBytes } from '../common/format';
 import { MIME_TYPES } from '../common/mime';
+import { describeSweep, sweepLeftovers } from '../engine/util/leftovers';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -42,6 +50,10 @@ export interface ServeOptions {
   token?: string;
   /** Where to note host restarts and such; default stderr. */
   log?: (msg: string) => void;
+  /** Folders besides the workspace that requests may read and write (`--allow-path DIR`). */
+  allowPaths?: string[];
+  /** The largest WebSocket message accepted (default LIMITS.messageBytes). */
+  maxMessageBytes?: number;
 }
 
 export interface StudioServer {
@@ -54,7 +66,13 @@ export interface StudioServer {
   close(): Promise<void>;
 }
 
-type Pending = { ws: WebSocket; clientId: string | number };
+/** A request waiting for the host's reply; `ws` null for the server's own (an upload's abort). */
+type Pending = {
+  ws: WebSocket | null;
+  clientId: string | number;
+  name: string;
+  uploadId?: string;
+};
 
 /** The forked engine host, restarted when it exits unexpectedly. */
 class HostProcess {
@@ -103,20 +121,16 @@ class HostProcess {
           type: 'job.failed',
           jobId,
           kind,
-          error: apiError(
-            'internal',
-            'the engine host crashed; the run keeps its last checkpoint and can be resumed',
-          ),
+          error: apiError('internal', crashMessage(kind)),
         });
       }
       this.jobs.clear();
       if (this.closing) return;
       this.restarts += 1;
-      const how = signal ? `signal ${signal}` : `exit code ${code}`;
       this.onEvent({
         type: 'log',
         level: 'error',
-        message: `the engine host stopped (${how}); restarting it (restart ${this.restarts})`,
+        message: hostStoppedMessage(code, signal, this.restarts),
       });
       // back off a little if it keeps dying
       setTimeout(() => this.closing || this.start(), Math.min(5000, 200 * this.restarts));
@@ -147,7 +161,8 @@ class HostProcess {
     this.onReply(p, { ...msg, id: p.clientId });
   }
 
-  invoke(p: Pending, name: string, params: unknown) {
+  invoke(p: Pending, params: unknown) {
+    const name = p.name;
     if (!this.child?.connected) {
       this.onReply(p, {
         id: p.clientId,
@@ -255,11 +270,24 @@ export async function startServer(opts: ServeOptions = {}): Promise<StudioServer
       res.end(PLACEHOLDER);
     }
   });
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
+
   const clients = new Set<WebSocket>();
 
-  const sendTo = (ws: WebSocket, msg: ReplyMessage) => {
-    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
+  const sendTo = (ws: WebSocket | null, msg: ReplyMessage) => {
+    if (ws && ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
+  };
+  /** Each client's open uploads, aborted when it goes away (so their handles close). */
+  const uploadsOf = new Map<WebSocket, Set<string>>();
+  const onReply = (p: Pending, msg: ReplyMessage) => {
+    if (p.ws && msg.type === 'result') {
+      const mine = uploadsOf.get(p.ws);
+      const id = (msg.result as { uploadId?: unknown } | null)?.uploadId;
+      if (p.name === 'upload.begin' && typeof id === 'string') mine?.add(id);
+      if (p.uploadId && (p.name === 'upload.end' || p.name === 'upload.abort')) {
+        mine?.delete(p.uploadId);
+      }
+    }
+    sendTo(p.ws, msg);
   };
   const broadcast = (event: ApiEvent) => {
     if (!apiEventSchema.safeParse(event).success) return;
@@ -267,13 +295,19 @@ export async function startServer(opts: ServeOptions = {}): Promise<StudioServer
     for (const ws of clients) sendTo(ws, { type: 'event', event });
   };
 
+  const workspace = path.resolve(opts.workspace ?? 'workspace');
+  // what crashed processes left in the workspace goes before anything new starts there
+  const removed = await sweepLeftovers([workspace]).catch(() => []);
+  if (removed.length > 0) log(`gpt-studio: ${describeSweep(removed, workspace)}`);
   const hostArgs = [
     '--workspace',
-    path.resolve(opts.workspace ?? 'workspace'),
+    workspace,
     '--backend',
     opts.backend ?? 'auto',
+    ...(opts.allowPaths ?? []).flatMap((p) => ['--allow-path', path.resolve(p)]),
   ];
-  const host = new HostProcess(hostArgs, (p, msg) => sendTo(p.ws, msg), broadcast);
+  const host = new HostProcess(hostArgs, onReply, broadcast);
+  const maxPayload = opts.maxMessageBytes ?? LIMITS.messageBytes;
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -287,7 +321,17 @@ export async function startServer(opts: ServeOptions = {}): Promise<StudioServer
   const loopback = bind === '127.0.0.1' || bind === '::1' || bind === 'localhost';
   if (loopback) origins.add(`http://localhost:${port}`);
 
+  const wss = new WebSocketServer({ noServer: true, maxPayload });
+  // a failure of the listening machinery is logged, never a crash
+  wss.on('error', (err) => log(`gpt-studio: websocket server: ${err.message}`));
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+
   server.on('upgrade', (req, socket, head) => {
+    // a socket that errors before or during the handshake is dropped, alone
+    socket.on('error', () => socket.destroy());
     const refuse = (status: number, text: string) => {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };
@@ -312,9 +356,26 @@ export async function startServer(opts: ServeOptions = {}): Promise<StudioServer
 
   wss.on('connection', (ws: WebSocket) => {
     clients.add(ws);
+    uploadsOf.set(ws, new Set());
+    // Too large a message (1009), invalid UTF-8 (1007), a protocol error (1002): `ws` closes this
+    // connection with that code (its own close carries no reason, so one is added here) and emits
+    // the error, which is noted and goes no further.
+    const close = ws.close.bind(ws);
+    ws.close = (code?: number, reason?: string | Buffer) =>
+      close(code, reason ?? (code !== undefined ? closeReason(code, maxPayload) : undefined));
+    ws.on('error', (err: Error & { code?: string }) => {
+      log(
+        `gpt-studio: a client connection was closed: ${err.message}${err.code ? ` (${err.code})` : ''}`,
+      );
+    });
     ws.on('close', () => {
       clients.delete(ws);
       host.forget(ws);
+      // its unfinished uploads go too (the host closes their files and removes them)
+      for (const uploadId of uploadsOf.get(ws) ?? []) {
+        host.invoke({ ws: null, clientId: 0, name: 'upload.abort' }, { uploadId });
+      }
+      uploadsOf.delete(ws);
     });
     ws.on('message', (data) => {
       let raw: unknown;
@@ -341,7 +402,8 @@ export async function startServer(opts: ServeOptions = {}): Promise<StudioServer
       // validated here too, so a bad request never reaches the engine host
       const parsed = parseRequest(name, params);
       if (!parsed.ok) return sendTo(ws, { id, type: 'error', error: parsed.error });
-      host.invoke({ ws, clientId: id }, name, params ?? {});
+      const uploadId = (parsed.params as { uploadId?: string }).uploadId;
+      host.invoke({ ws, clientId: id, name, ...(uploadId ? { uploadId } : {}) }, params ?? {});
     });
   });
 
@@ -361,7 +423,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<StudioServer
   };
 }
 
-/** `npm run serve -- [--host H] [--port N] [--workspace DIR] [--backend NAME]` */
+/** `npm run serve -- [--host H] [--port N] [--workspace DIR] [--backend NAME] [--allow-path DIR]…` */
 export function parseServeArgs(argv: readonly string[]): ServeOptions {
   const opts: ServeOptions = {};
   for (let i = 0; i < argv.length; i++) {
@@ -393,12 +455,44 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
       case '--backend':
         opts.backend = value();
         break;
+      case '--allow-path':
+        (opts.allowPaths ??= []).push(path.resolve(value()));
+        break;
       default:
-        throw new Error(`unknown option ${a} (options: --host, --port, --workspace, --backend)`);
+        throw new Error(
+          `unknown option ${a} (options: --host, --port, --workspace, --backend, --allow-path)`,
+        );
     }
   }
   opts.workspace ??= process.env.GPT_STUDIO_WORKSPACE ?? './workspace';
   return opts;
+}
+
+/** Why a connection was closed, for the close frame (at most 123 bytes). */
+export function closeReason(code: number, maxPayload: number): string | undefined {
+  switch (code) {
+    case 1009:
+      return `message too large: at most ${formatBytes(maxPayload)} per message`;
+    case 1007:
+      return 'invalid UTF-8 in a text message';
+    case 1002:
+      return 'WebSocket protocol error';
+    default:
+      return undefined;
+  }
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+/** What to say when the server is bound beyond loopback: the token travels in clear text. */
+export function exposureWarning(host: string | undefined): string | null {
+  if (host === undefined || LOOPBACK.test(host)) return null;
+  return (
+    `warning: bound to ${host}, not loopback. The page and its token travel over plain HTTP, so ` +
+    `anyone who can watch the network can take the token and drive the engine with this ` +
+    `workspace's file access. Prefer binding to 127.0.0.1 and reaching it through an SSH tunnel:\n` +
+    `  ssh -L 8080:127.0.0.1:PORT user@this-machine   then open http://127.0.0.1:8080/?token=…\n`
+  );
 }
 
 /** The `serve` entry: starts the server and prints its URL. */
@@ -411,10 +505,24 @@ export async function serveMain(argv: readonly string[]): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  for (const dir of opts.allowPaths ?? []) {
+    const st = await fs.stat(dir).catch(() => null);
+    if (!st?.isDirectory()) {
+      process.stderr.write(`gpt-studio serve: --allow-path ${dir}: not a folder\n`);
+      process.exitCode = 2;
+      return;
+    }
+  }
   const s = await startServer(opts);
   process.stdout.write(
     `GPT Studio is running at\n  ${s.url}\n(workspace: ${path.resolve(opts.workspace!)})\n`,
   );
+  const allowed = opts.allowPaths?.length ? `, and ${opts.allowPaths.join(', ')}` : '';
+  process.stdout.write(
+    `Requests may read and write only the workspace${allowed} (add folders with --allow-path DIR).\n`,
+  );
+  const warning = exposureWarning(opts.host);
+  if (warning) process.stderr.write(warning);
   let stopping = false;
   const stop = () => {
     if (stopping) process.exit(130);

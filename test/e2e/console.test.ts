@@ -198,6 +198,16 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
       await page.getByRole('radio', { name: '归一化' }).check();
       const byNorm = [...choices].sort((x, y) => y.normalized - x.normalized).map((c) => c.text);
       await expect.poll(() => rows.locator('code').allTextContents()).toEqual(byNorm);
+      // past the contract's limits the panel says so and does not send
+      await fill(
+        page,
+        'scoring-candidates',
+        Array.from({ length: 33 }, (_, i) => `c${i}`).join('\n'),
+      );
+      await page.getByTestId('scoring-too-long').filter({ hasText: '33' }).waitFor();
+      expect(await page.getByTestId('scoring-rank').isDisabled()).toBe(true);
+      await fill(page, 'scoring-candidates', 'great');
+      await page.getByTestId('scoring-too-long').waitFor({ state: 'detached' });
       expect(errors).toEqual([]);
     } finally {
       await ctx.close();

@@ -69,6 +69,44 @@ describe('the renderer shell in Chromium', { timeout: TIMEOUT }, () => {
     expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
   });
 
+  it('takes the token out of the address bar and history, and still connects after a reload', async () => {
+    const { ctx, page, errors } = await openShell('en-US');
+    try {
+      await page.getByTestId('backend').filter({ hasText: 'Backend: wasm' }).waitFor();
+      expect(page.url()).not.toContain('token');
+      expect(page.url()).not.toContain(studio.server.token);
+      await page.reload();
+      await page.getByTestId('backend').filter({ hasText: 'Backend: wasm' }).waitFor();
+      expect(page.url()).not.toContain(studio.server.token);
+      expect(errors).toEqual([]);
+      // the entry with the token was replaced, not pushed: back leads to where the tab was before
+      await page.goBack();
+      expect(page.url()).toBe('about:blank');
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('the console refuses a prompt past the contract limit before sending it', async () => {
+    const { ctx, page } = await openShell('en-US');
+    try {
+      await page.goto(`${studio.server.origin}/#/console`);
+      const input = page.getByTestId('prompt-input');
+      await input.waitFor();
+      await input.fill('x'.repeat(100_001));
+      await page
+        .getByTestId('prompt-too-long')
+        .filter({ hasText: '1 characters too long' })
+        .waitFor();
+      expect(await page.getByTestId('send').isDisabled()).toBe(true);
+      await input.fill('x'.repeat(100_000));
+      await page.getByTestId('prompt-too-long').waitFor({ state: 'detached' });
+      expect(await page.getByTestId('send').isDisabled()).toBe(false);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   it('English: loads cleanly, shows the backend, navigates, and a streamed job reaches the status bar', async () => {
     const { ctx, page, errors } = await openShell('en-US');
     try {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ApiEvent, InvokeMessage } from '../../src/common/api';
-import { CRASH_MESSAGE, HostProcess, type HostChild } from '../../src/main/hostProcess';
+import { crashMessage } from '../../src/common/api';
+import { HostProcess, type HostChild } from '../../src/main/hostProcess';
 
 class FakeChild implements HostChild {
   static n = 100;
@@ -99,9 +100,12 @@ describe('engine host process (main)', () => {
       type: 'job.failed',
       jobId: 'j1',
       kind: 'pretrain',
-      error: { code: 'internal', message: CRASH_MESSAGE },
+      error: { code: 'internal', message: crashMessage('pretrain') },
     });
-    expect(CRASH_MESSAGE).toMatch(/checkpoint.*resumed/);
+    expect(crashMessage('pretrain')).toMatch(/checkpoint.*resumed/);
+    // a job that writes no checkpoint is not told it has one
+    expect(crashMessage('generate')).not.toMatch(/checkpoint/);
+    expect(crashMessage('dataset.import')).toMatch(/dataset.import job.*try again/);
     expect(events.at(-1)).toMatchObject({ type: 'log', level: 'error' });
     expect((events.at(-1) as { message: string }).message).toMatch(/exit code 134.*restart/);
     // while restarting, a request fails fast

@@ -63,6 +63,8 @@ beforeAll(async () => {
   await fs.writeFile(path.join(resources, 'samples/austen.txt'), 'It is a truth.\n'.repeat(50));
   host = new EngineHost({
     workspace: path.join(dir, 'ws'),
+    // the test's files sit beside the workspace, as a folder given with --allow-path
+    paths: { mode: 'allow-list', allow: [dir] },
     backend: 'wasm',
     resourcesDir: resources,
     progressIntervalMs: 0,

@@ -6,10 +6,9 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import type { ApiError, ApiEvent, Params, RequestName, Result } from '../../src/common/api';
-import { ApiClient, ApiRequestError } from '../../src/common/client';
+import type { ApiEvent, Result } from '../../src/common/api';
 import { startServer, type StudioServer } from '../../src/server/server';
+import { Client, done } from './wsClient';
 
 const TEXT =
   'the cat sat on the mat. the dog sat on the log. a cat and a dog met on a mat by the log.\n' +
@@ -24,73 +23,6 @@ const TINY_TRAIN = {
   saveEvery: 0,
   warmup: 1,
 };
-
-/** ApiClient over a `ws` socket, recording every event with its arrival time. */
-class Client {
-  readonly api: ApiClient;
-  readonly events: Array<{ at: number; event: ApiEvent }> = [];
-  private listeners: Array<() => void> = [];
-
-  constructor(readonly ws: WebSocket) {
-    this.api = new ApiClient({ send: (m) => ws.send(JSON.stringify(m)) });
-    ws.on('message', (d) => this.api.receive(JSON.parse(String(d))));
-    ws.on('close', () => this.api.disconnected());
-    this.api.onAny((event) => {
-      this.events.push({ at: Date.now(), event });
-      for (const l of this.listeners) l();
-    });
-  }
-
-  static open(url: string, headers: Record<string, string> = {}): Promise<Client> {
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { headers });
-      ws.once('open', () => resolve(new Client(ws)));
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
-      ws.once('error', reject);
-    });
-  }
-
-  invoke<K extends RequestName>(name: K, params: Params<K>): Promise<Result<K>> {
-    return this.api.invoke(name, params);
-  }
-
-  /** Sends a request, unchecked, and returns its result or typed error. */
-  async raw(name: string, params: unknown): Promise<{ result?: unknown; error?: ApiError }> {
-    try {
-      return { result: await this.api.invoke(name as RequestName, params as never) };
-    } catch (err) {
-      if (err instanceof ApiRequestError) return { error: err.error };
-      throw err;
-    }
-  }
-
-  /** Resolves with the first event (from now on or already seen) that matches. */
-  waitFor(pred: (e: ApiEvent) => boolean, timeoutMs = 30_000): Promise<ApiEvent> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const hit = this.events.find((x) => pred(x.event));
-        if (hit) {
-          this.listeners = this.listeners.filter((l) => l !== check);
-          clearTimeout(timer);
-          resolve(hit.event);
-        }
-      };
-      const timer = setTimeout(
-        () => reject(new Error('timed out waiting for an event')),
-        timeoutMs,
-      );
-      this.listeners.push(check);
-      check();
-    });
-  }
-
-  jobEvents(jobId: string) {
-    return this.events.filter((x) => 'jobId' in x.event && x.event.jobId === jobId);
-  }
-}
-
-const done = (jobId: string) => (e: ApiEvent) =>
-  (e.type === 'job.done' || e.type === 'job.failed') && e.jobId === jobId;
 
 let dir: string;
 let server: StudioServer;

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReplyMessage } from '../../src/common/api';
 import { EngineHost } from '../../src/server/host';
+import { Uploads } from '../../src/server/uploads';
 
 let dir: string;
 let host: EngineHost;
@@ -60,7 +61,8 @@ describe('uploads (browser mode hands the engine a file in chunks)', () => {
       data: bytes.subarray(half).toString('base64'),
     });
     const { path: p } = (await call('upload.end', { uploadId })) as { path: string };
-    expect(p).toBe(path.join(dir, 'uploads', uploadId, 'corpus.txt'));
+    // the folder carries the host's pid, so a later host can tell a dead one's leftovers
+    expect(p).toBe(path.join(dir, 'uploads', `${process.pid}-${uploadId}`, 'corpus.txt'));
     expect(await fs.readFile(p)).toEqual(bytes);
     await expect(call('upload.end', { uploadId })).rejects.toThrow(/no open upload/);
   });
@@ -76,7 +78,52 @@ describe('uploads (browser mode hands the engine a file in chunks)', () => {
       'more bytes than the 2 announced',
     );
     await call('upload.abort', { uploadId });
-    await expect(fs.access(path.join(dir, 'uploads', uploadId))).rejects.toThrow();
+    await expect(
+      fs.access(path.join(dir, 'uploads', `${process.pid}-${uploadId}`)),
+    ).rejects.toThrow();
+  });
+
+  it('caps open uploads in number and declared bytes, and frees a slot on abort', async () => {
+    const capped = new Uploads(path.join(dir, 'capped'), { maxOpen: 2, maxOpenBytes: 1000 });
+    const a = await capped.begin('a.txt', 400);
+    await capped.begin('b.txt', 400);
+    await expect(capped.begin('c.txt', 1)).rejects.toThrow(
+      /upload c.txt: 2 uploads are open already \(at most 2\)/,
+    );
+    await capped.abort(a.uploadId);
+    await expect(capped.begin('d.txt', 700)).rejects.toThrow(
+      /upload d.txt: 700.*past the .* allowed at once/,
+    );
+    await expect(capped.begin('e.txt', 600)).resolves.toHaveProperty('uploadId');
+    expect(capped.openCount).toBe(2);
+    await capped.closeAll();
+    expect(capped.openCount).toBe(0);
+    expect(await fs.readdir(path.join(dir, 'capped'))).toEqual([]);
+  });
+
+  it('refuses a declared size that the disk cannot hold', async () => {
+    const u = new Uploads(path.join(dir, 'disk'));
+    await expect(u.begin('huge.bin', 2 ** 52)).rejects.toThrow(
+      /upload huge.bin: .*(does not fit in the .* free|past the .* allowed)/,
+    );
+  });
+
+  it('release removes only the uploads this host handed out, never a path it is given', async () => {
+    const u = new Uploads(path.join(dir, 'rel', 'uploads'));
+    const victim = path.join(dir, 'rel', 'keep', 'file.txt');
+    await fs.mkdir(path.dirname(victim), { recursive: true });
+    await fs.writeFile(victim, 'mine');
+    // a path that *looks* like an upload (under uploads/, via ..) is not one
+    await u.release(path.join(dir, 'rel', 'uploads', '..', 'keep', 'file.txt'));
+    await u.release(victim);
+    expect(await fs.readFile(victim, 'utf8')).toBe('mine');
+    const { uploadId } = await u.begin('x.txt', 1);
+    await u.chunk(uploadId, 0, Buffer.from('x').toString('base64'));
+    const { path: p } = await u.end(uploadId);
+    expect(u.isUpload(p)).toBe(true);
+    await u.release(p);
+    await expect(fs.access(path.dirname(p))).rejects.toThrow();
+    expect(u.isUpload(p)).toBe(false);
   });
 
   it('app.info names the bundled resources folder', async () => {

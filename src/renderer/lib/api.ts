@@ -40,8 +40,40 @@ function overBridge(bridge: GptStudioBridge): Connection {
   return { client, mode: 'electron', onState: (fn) => (fn('open'), () => {}) };
 }
 
+const TOKEN_KEY = 'gpt-studio.token';
+
+/**
+ * The browser-mode token: taken from the address bar once, kept for this tab (sessionStorage, so
+ * a reload still connects) and removed from the address bar and the history entry, so it is not
+ * left in the browser's history or shown over the user's shoulder.
+ */
+export function takeToken(): string {
+  const params = new URLSearchParams(location.search);
+  const fromUrl = params.get('token');
+  if (fromUrl !== null) {
+    try {
+      sessionStorage.setItem(TOKEN_KEY, fromUrl);
+    } catch {
+      // storage refused: the token still works for this page's life
+    }
+    params.delete('token');
+    const rest = params.toString();
+    history.replaceState(
+      history.state,
+      '',
+      `${location.pathname}${rest ? `?${rest}` : ''}${location.hash}`,
+    );
+    return fromUrl;
+  }
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) ?? '';
+  } catch {
+    return '';
+  }
+}
+
 function overWebSocket(): Connection {
-  const token = new URLSearchParams(location.search).get('token') ?? '';
+  const token = takeToken();
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const url = `${proto}//${location.host}/api?token=${encodeURIComponent(token)}`;
   const listeners = new Set<(s: ConnectionState) => void>();

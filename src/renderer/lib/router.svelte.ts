@@ -1,4 +1,4 @@
-/** Hash routing (#/runs): real links, the back button works, and the ?token stays in the URL. */
+/** Hash routing (#/runs): real links and the back button work; the token lives in sessionStorage. */
 export const PAGES = ['data', 'pretrain', 'finetune', 'console', 'runs'] as const;
 export type Page = (typeof PAGES)[number];
 

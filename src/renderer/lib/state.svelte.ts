@@ -76,7 +76,8 @@ const isTraining = (j: JobState | null) =>
 function onEvent(e: ApiEvent): void {
   switch (e.type) {
     case 'job.started':
-      if (e.kind === 'generate' && app.job?.phase === 'running') return;
+      // a generation or a scoring request does not hide a job with progress from the status bar
+      if ((e.kind === 'generate' || e.kind === 'score') && app.job?.phase === 'running') return;
       // a side job (an import, a tokenizer) does not hide a training run from the status bar
       if (isSideJob(e.kind) && isTraining(app.job)) return;
       app.job = {
@@ -90,7 +91,8 @@ function onEvent(e: ApiEvent): void {
         memoryMB: null,
         phase: 'starting',
       };
-      void refreshRuns();
+      // a scoring request writes no run
+      if (e.kind !== 'score') void refreshRuns();
       return;
     case 'job.progress': {
       const job = app.job;
@@ -122,7 +124,7 @@ function onEvent(e: ApiEvent): void {
         app.job.phase = e.type === 'job.done' ? 'done' : 'failed';
         if (e.type === 'job.done' && 'step' in e.result) app.job.step = e.result.step;
       }
-      void refreshRuns();
+      if (e.kind !== 'score') void refreshRuns();
       return;
     default:
       return;

@@ -24,7 +24,6 @@ async function hasCorpus(dir: string): Promise<boolean> {
 }
 
 export function checkpointHandlers(ctx: HostContext): Handlers {
-  const resolve = (p: string) => (path.isAbsolute(p) ? p : path.join(ctx.workspace, p));
   const exportsDir = path.join(ctx.workspace, 'exports');
   const suggested = (name: string, format: ExportFormat) =>
     path.join(exportsDir, `${name}-${format}`);
@@ -71,7 +70,10 @@ export function checkpointHandlers(ctx: HostContext): Handlers {
 
     'checkpoints.export': async (p) => {
       const dir = await ctx.modelDir(p.model);
-      const out = p.out ? resolve(p.out) : suggested(path.basename(dir), p.format);
+      const out = await ctx.paths.destination(
+        p.out ?? suggested(path.basename(dir), p.format),
+        'params.out',
+      );
       await badOut(out, 'params.out');
       if (p.format === 'gguf') {
         const { ggufRefusal } = await import('../../engine/checkpoint/export');
@@ -94,15 +96,17 @@ export function checkpointHandlers(ctx: HostContext): Handlers {
     },
 
     'checkpoints.import': async (p) => {
-      const from = resolve(p.from);
-      const stat = await fs.stat(from).catch(() => undefined);
-      if (!stat?.isDirectory()) {
-        throw new HostError(
-          apiError('not-found', `params.from: ${from} is not a folder (expected a GPT-2 folder)`),
-        );
-      }
+      const from = await ctx.paths.existing(p.from, 'params.from', 'dir').catch((err: unknown) => {
+        if (err instanceof HostError && err.apiError.code !== 'forbidden') {
+          throw new HostError(apiError('not-found', `${err.message} (expected a GPT-2 folder)`));
+        }
+        throw err;
+      });
       const name = p.name ?? path.basename(from).replace(/[^A-Za-z0-9._-]+/g, '-');
-      const out = p.out ? resolve(p.out) : path.join(ctx.workspace, 'models', name);
+      const out = await ctx.paths.destination(
+        p.out ?? path.join(ctx.workspace, 'models', name),
+        p.out ? 'params.out' : 'params.name',
+      );
       await badOut(out, p.out ? 'params.out' : 'params.name');
       const { importModel } = await import('../../engine/checkpoint/import');
       return ctx.startJob('import', { subject: path.basename(from) }, async (push, signal) => {

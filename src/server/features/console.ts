@@ -114,30 +114,49 @@ export function consoleHandlers(ctx: HostContext): Handlers {
       }
     },
 
+    // a `score` job while it runs (status bar, job.cancel); the request answers with the scores
     'console.score': async (p) => {
-      const loaded = await ctx.loadModel(p.model);
+      const dir = await ctx.modelDir(p.model);
       const { scoreChoices } = await import('../../engine/console/choices');
       const { tokenPiece } = await import('../../engine/console/prompt');
-      try {
-        const scores = await scoreChoices(
-          loaded.model,
-          loaded.tokenizer,
-          p.context,
-          p.candidates,
-          p.neutral,
-        );
-        return {
-          choices: scores.map((s) => ({
-            ...s,
-            pieces: s.tokens.map((id) => tokenPiece(loaded.tokenizer, id)),
-          })),
-        };
-      } catch (err) {
-        const m = (err as Error).message;
-        throw new HostError(apiError('bad-request', /^candidates\./.test(m) ? `params.${m}` : m));
-      } finally {
-        loaded.model.dispose();
-      }
+      const { isBackendAbort } = await import('../../engine/backendAbort');
+      return ctx.runJob(
+        'score',
+        { subject: path.basename(dir) },
+        async (signal) => {
+          const loaded = await ctx.loadModel(dir);
+          try {
+            const scores = await scoreChoices(
+              loaded.model,
+              loaded.tokenizer,
+              p.context,
+              p.candidates,
+              p.neutral,
+              { signal },
+            );
+            return {
+              choices: scores.map((s) => ({
+                ...s,
+                pieces: s.tokens.map((id) => tokenPiece(loaded.tokenizer, id)),
+              })),
+            };
+          } catch (err) {
+            // a cancel or a backend crash is not the input's fault
+            if (signal.aborted || isBackendAbort(err)) throw err;
+            const m = (err as Error).message;
+            throw new HostError(
+              apiError('bad-request', /^candidates\./.test(m) ? `params.${m}` : m),
+            );
+          } finally {
+            loaded.release();
+          }
+        },
+        (r) => ({
+          type: 'score.result',
+          request: 'console.score',
+          tokens: r.choices.reduce((n, c) => n + c.tokens.length, 0),
+        }),
+      );
     },
 
     'console.tokens': async (p) => {
@@ -147,13 +166,10 @@ export function consoleHandlers(ctx: HostContext): Handlers {
     },
 
     'console.dataset': async (p) => {
-      const file = path.isAbsolute(p.file) ? p.file : path.join(ctx.workspace, p.file);
+      const file = await ctx.paths.existing(p.file, 'params.file', 'file');
       const { readLabeled } = await import('../../engine/console/dataset');
       const { drawDemos } = await import('../../engine/console/icl');
       const { Rng } = await import('../../engine/util/rng');
-      if (!(await fs.stat(file).catch(() => null))?.isFile()) {
-        throw new HostError(apiError('not-found', `params.file: ${file} does not exist`));
-      }
       let t;
       try {
         t = await readLabeled(file, {
@@ -241,10 +257,7 @@ export function consoleHandlers(ctx: HostContext): Handlers {
 
     'console.eval.start': async (p) => {
       const dir = await ctx.modelDir(p.model);
-      const data = path.isAbsolute(p.data) ? p.data : path.join(ctx.workspace, p.data);
-      if (!(await fs.stat(data).catch(() => null))?.isFile()) {
-        throw new HostError(apiError('not-found', `params.data: ${data} does not exist`));
-      }
+      const data = await ctx.paths.existing(p.data, 'params.data', 'file');
       const compareDir = p.compare ? await ctx.modelDir(p.compare) : null;
       return ctx.startJob('eval-icl', { subject: path.basename(dir) }, async (push, signal) => {
         const { readLabeled } = await import('../../engine/console/dataset');
@@ -280,7 +293,7 @@ export function consoleHandlers(ctx: HostContext): Handlers {
           }
           return result;
         } finally {
-          loaded.model.dispose();
+          loaded.release();
         }
       });
     },

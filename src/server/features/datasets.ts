@@ -145,29 +145,39 @@ export function datasetHandlers(ctx: HostContext): Handlers {
         split: { valFraction, trainBytes: m.stats.bytes - valBytes, valBytes, valPreview },
       };
     },
-    'datasets.inspect': async (p) => {
-      if (!(await exists(p.path))) {
-        throw new HostError(apiError('not-found', `params.path: ${p.path} does not exist`));
-      }
-      return inspectFile(p.path);
-    },
+    'datasets.inspect': async (p) =>
+      inspectFile(await ctx.paths.existing(p.path, 'params.path', 'file')),
     'datasets.import': async (p) => {
-      for (const [i, f] of p.paths.entries()) {
-        if (!(await exists(f))) {
-          throw new HostError(apiError('not-found', `params.paths.${i}: ${f} does not exist`));
+      // browser uploads are copies: imported or refused, they are not needed any more. Only
+      // paths this host handed out for an upload are removed, never anything else a request names.
+      const releaseUploads = () => Promise.all(p.paths.map((f) => ctx.releaseUpload(f)));
+      const real: string[] = [];
+      try {
+        for (const [i, f] of p.paths.entries()) {
+          real.push(await ctx.paths.existing(f, `params.paths.${i}`, 'any'));
         }
+      } catch (err) {
+        await releaseUploads();
+        throw err;
       }
       await seed();
-      const uploads = path.join(ctx.workspace, 'uploads') + path.sep;
       /** Messages name the user's own file, not the upload's copy of it. */
       const named = (message: string) =>
-        p.paths.reduce((m, f, i) => (p.names?.[i] ? m.split(f).join(p.names[i]) : m), message);
+        p.paths.reduce(
+          (m, f, i) =>
+            p.names?.[i] ? m.split(real[i]!).join(p.names[i]).split(f).join(p.names[i]) : m,
+          message,
+        );
       const subject = p.name ?? p.names?.[0] ?? path.basename(p.paths[0] ?? '');
       return ctx.startJob('dataset.import', { subject }, async (push, signal) => {
         try {
           const r = await importDataset({
             root,
-            paths: p.paths,
+            paths: real,
+            // a folder's links must not lead out of what this host may read
+            mayRead: async (file, shown) => {
+              await ctx.paths.existing(file, shown, 'file');
+            },
             ...(p.names ? { displayNames: p.names } : {}),
             ...(p.name ? { name: p.name } : {}),
             ...(p.field ? { field: p.field } : {}),
@@ -179,12 +189,7 @@ export function datasetHandlers(ctx: HostContext): Handlers {
         } catch (err) {
           throw new Error(named((err as Error).message));
         } finally {
-          // browser uploads are copies: imported or refused, they are not needed any more
-          for (const f of p.paths) {
-            if (f.startsWith(uploads)) {
-              await fs.rm(path.dirname(f), { recursive: true, force: true });
-            }
-          }
+          await releaseUploads();
         }
       });
     },

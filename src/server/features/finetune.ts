@@ -21,13 +21,7 @@ async function userInput<T>(work: () => Promise<T>): Promise<T> {
 
 export function finetuneHandlers(ctx: HostContext): Handlers {
   const finetunesDir = path.join(ctx.workspace, 'finetunes');
-  const resolveFile = async (p: string, field: string) => {
-    const file = path.isAbsolute(p) ? p : path.join(ctx.workspace, p);
-    if (!(await exists(file))) {
-      throw new HostError(apiError('not-found', `${field}: ${file} does not exist`));
-    }
-    return file;
-  };
+  const resolveFile = (p: string, field: string) => ctx.paths.existing(p, field, 'file');
 
   // the classifier the console last used, kept loaded while its files do not change
   let cached: { key: string; c: LoadedClassifier } | null = null;
