@@ -8,14 +8,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compactHistory } from '../../src/common/console';
-import type {
-  ApiError,
-  ApiEvent,
-  Params,
-  ReplyMessage,
-  RequestName,
-  Result,
-} from '../../src/common/api';
+import type { ApiEvent } from '../../src/common/api';
 import { saveModelDir } from '../../src/engine/checkpoint/modelDir';
 import { finetunedAccuracy } from '../../src/engine/console/compare';
 import { evaluationSplit } from '../../src/engine/console/icl';
@@ -24,66 +17,10 @@ import { scoreContinuation } from '../../src/engine/score';
 import { loadModelDir } from '../../src/engine/checkpoint/modelDir';
 import { GPT } from '../../src/engine/model/gpt';
 import { historyFile } from '../../src/server/features/console';
-import { EngineHost } from '../../src/server/host';
+import { TestHost as Host } from './testHost';
 import { charTokenizer, randomWeights, removeDir, tempDir, tinyConfig } from '../engine/helpers';
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ.,!?:=>\n0123456789';
-
-class Host {
-  readonly events: ApiEvent[] = [];
-  private next = 1;
-  private pending = new Map<number, (m: ReplyMessage) => void>();
-  private waiters: Array<() => void> = [];
-  readonly host: EngineHost;
-
-  constructor(workspace: string) {
-    this.host = new EngineHost({
-      workspace,
-      backend: 'wasm',
-      progressIntervalMs: 20,
-      send: (m) => {
-        if (m.type === 'event') {
-          this.events.push(m.event);
-          for (const w of this.waiters) w();
-        } else this.pending.get(m.id as number)?.(m);
-      },
-    });
-  }
-
-  async call<K extends RequestName>(name: K, params: Params<K>): Promise<Result<K>> {
-    const r = await this.raw(name, params);
-    if (r.error) throw new Error(`${r.error.code}: ${r.error.message}`);
-    return r.result as Result<K>;
-  }
-
-  raw(name: string, params: unknown): Promise<{ result?: unknown; error?: ApiError }> {
-    const id = this.next++;
-    return new Promise((resolve) => {
-      this.pending.set(id, (m) => {
-        this.pending.delete(id);
-        resolve(
-          m.type === 'result' ? { result: m.result } : { error: (m as { error: ApiError }).error },
-        );
-      });
-      void this.host.handle({ id, type: 'invoke', name, params });
-    });
-  }
-
-  waitFor(pred: (e: ApiEvent) => boolean, ms = 30_000): Promise<ApiEvent> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const hit = this.events.find(pred);
-        if (!hit) return false;
-        this.waiters = this.waiters.filter((w) => w !== check);
-        clearTimeout(timer);
-        resolve(hit);
-        return true;
-      };
-      const timer = setTimeout(() => reject(new Error('timed out waiting for an event')), ms);
-      if (!check()) this.waiters.push(check);
-    });
-  }
-}
 
 let ws: string;
 let modelDir: string;

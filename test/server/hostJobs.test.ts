@@ -8,89 +8,16 @@
  */
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type {
-  ApiError,
-  ApiEvent,
-  EventOf,
-  Params,
-  ReplyMessage,
-  RequestName,
-  Result,
-} from '../../src/common/api';
+import type { ApiEvent, EventOf } from '../../src/common/api';
 import { saveModelDir } from '../../src/engine/checkpoint/modelDir';
 import { GPT } from '../../src/engine/model/gpt';
 import * as tf from '../../src/engine/tf';
 import type { JobResult } from '../../src/server/context';
-import { BACKEND_ABORT_EXIT_CODE, EngineHost, type HostOptions } from '../../src/server/host';
+import { BACKEND_ABORT_EXIT_CODE } from '../../src/server/host';
+import { TestHost as Host } from './testHost';
 import { charTokenizer, randomWeights, removeDir, tempDir, tinyConfig } from '../engine/helpers';
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz .,\n';
-
-class Host {
-  readonly events: ApiEvent[] = [];
-  readonly exits: number[] = [];
-  private next = 1;
-  private pending = new Map<number, (m: ReplyMessage) => void>();
-  private waiters: Array<() => void> = [];
-  readonly host: EngineHost;
-
-  constructor(workspace: string, opts: Partial<HostOptions> = {}) {
-    this.host = new EngineHost({
-      workspace,
-      backend: 'wasm',
-      progressIntervalMs: 20,
-      exit: (code) => this.exits.push(code),
-      flush: () => Promise.resolve(),
-      ...opts,
-      send: (m) => {
-        if (m.type === 'event') {
-          this.events.push(m.event);
-          for (const w of [...this.waiters]) w();
-        } else this.pending.get(m.id as number)?.(m);
-      },
-    });
-  }
-
-  async call<K extends RequestName>(name: K, params: Params<K>): Promise<Result<K>> {
-    const r = await this.raw(name, params);
-    if (r.error) throw new Error(`${r.error.code}: ${r.error.message}`);
-    return r.result as Result<K>;
-  }
-
-  raw(name: string, params: unknown): Promise<{ result?: unknown; error?: ApiError }> {
-    const id = this.next++;
-    return new Promise((resolve) => {
-      this.pending.set(id, (m) => {
-        this.pending.delete(id);
-        resolve(
-          m.type === 'result' ? { result: m.result } : { error: (m as { error: ApiError }).error },
-        );
-      });
-      // as a message from another process: a macrotask, which a busy host would not get to
-      setImmediate(() => void this.host.handle({ id, type: 'invoke', name, params }));
-    });
-  }
-
-  waitFor<E extends ApiEvent>(pred: (e: ApiEvent) => e is E, ms?: number): Promise<E>;
-  waitFor(pred: (e: ApiEvent) => boolean, ms?: number): Promise<ApiEvent>;
-  waitFor(pred: (e: ApiEvent) => boolean, ms = 30_000): Promise<ApiEvent> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const hit = this.events.find(pred);
-        if (!hit) return false;
-        this.waiters = this.waiters.filter((w) => w !== check);
-        clearTimeout(timer);
-        resolve(hit);
-        return true;
-      };
-      const timer = setTimeout(
-        () => reject(new Error(`timed out waiting for an event: ${pred.toString()}`)),
-        ms,
-      );
-      if (!check()) this.waiters.push(check);
-    });
-  }
-}
 
 const started = (e: ApiEvent): e is EventOf<'job.started'> => e.type === 'job.started';
 
@@ -102,7 +29,7 @@ beforeAll(async () => {
   ws = await tempDir('gpt-studio-hostjobs-');
   const tok = charTokenizer(ALPHABET);
   const cfg = tinyConfig({ vocabSize: tok.vocabSize, blockSize: 64, nEmbd: 32, nHead: 4 });
-  host = new Host(ws);
+  host = new Host(ws, {}, true);
   await host.call('backend.report', {}); // the backend is up
   const model = new GPT(cfg, randomWeights(cfg, 5, 0.3));
   modelDir = path.join(ws, 'models', 'tiny');
@@ -202,7 +129,7 @@ describe('a backend abort restarts the host', () => {
 
   it('a request that fails with Aborted(): the reply says so, a log event, then exit code 70', async () => {
     const w = await tempDir('gpt-studio-abort-');
-    const h = new Host(w, { paths: { mode: 'unrestricted' } });
+    const h = new Host(w, { paths: { mode: 'unrestricted' } }, true);
     try {
       await h.call('backend.report', {});
       // a handler whose backend call aborts, as the wasm heap does once exhausted
@@ -234,7 +161,7 @@ describe('a backend abort restarts the host', () => {
 
   it('a job that fails with an abort: job.failed says so, other jobs fail too, then exit', async () => {
     const w = await tempDir('gpt-studio-abort-');
-    const h = new Host(w, { paths: { mode: 'unrestricted' } });
+    const h = new Host(w, { paths: { mode: 'unrestricted' } }, true);
     try {
       await h.call('backend.report', {});
       // another job, still running when the backend breaks; it ends by itself later
@@ -269,7 +196,7 @@ describe('a backend abort restarts the host', () => {
 
   it('a score that aborts: the reply and the job say so', async () => {
     const w = await tempDir('gpt-studio-abort-');
-    const h = new Host(w, { paths: { mode: 'unrestricted' } });
+    const h = new Host(w, { paths: { mode: 'unrestricted' } }, true);
     try {
       await h.call('backend.report', {});
       const r0 = await h.call('score', { model: modelDir, text: 'the cat' });
@@ -298,7 +225,7 @@ describe('a backend abort restarts the host', () => {
 describe('memory', () => {
   it('shutdown disposes the cached models', async () => {
     const w = await tempDir('gpt-studio-cache-');
-    const h = new Host(w, { paths: { mode: 'unrestricted' } });
+    const h = new Host(w, { paths: { mode: 'unrestricted' } }, true);
     try {
       await h.call('backend.report', {});
       await h.call('score', { model: modelDir, text: 'the cat' }); // the first: shapes cached

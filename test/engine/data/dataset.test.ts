@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { dir, root, useScratch, write } from './scratch';
 import {
   datasetShards,
   importDataset,
@@ -11,22 +11,7 @@ import {
   TextStats,
 } from '../../../src/engine/data/dataset';
 
-let dir: string;
-let root: string;
-beforeEach(async () => {
-  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'gpt-studio-ds-'));
-  root = path.join(dir, 'datasets');
-});
-afterEach(async () => {
-  await fs.rm(dir, { recursive: true, force: true });
-});
-
-const write = async (name: string, content: string | Uint8Array) => {
-  const p = path.join(dir, name);
-  await fs.mkdir(path.dirname(p), { recursive: true });
-  await fs.writeFile(p, content);
-  return p;
-};
+useScratch('gpt-studio-ds-');
 
 describe('TextStats', () => {
   it('counts characters, lines, distinct characters and repeated lines across chunk borders', () => {

@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { promises as fs, truncateSync, appendFileSync } from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { dir, root, useScratch, write } from './scratch';
 import { importDataset, inspectFile } from '../../../src/engine/data/dataset';
 import { MAX_JSON_DEPTH, readRows, readTable } from '../../../src/engine/data/records';
 import {
@@ -15,22 +15,7 @@ import {
 } from '../../../src/engine/data/text';
 import { assertRegularFile, describeFileType } from '../../../src/engine/util/fs';
 
-let dir: string;
-let root: string;
-beforeEach(async () => {
-  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'gpt-studio-limits-'));
-  root = path.join(dir, 'datasets');
-});
-afterEach(async () => {
-  await fs.rm(dir, { recursive: true, force: true });
-});
-
-const write = async (name: string, content: string | Uint8Array) => {
-  const p = path.join(dir, name);
-  await fs.mkdir(path.dirname(p), { recursive: true });
-  await fs.writeFile(p, content);
-  return p;
-};
+useScratch('gpt-studio-limits-');
 const drain = async (it: AsyncIterable<unknown>) => {
   for await (const _ of it) void _;
 };
