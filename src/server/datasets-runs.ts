@@ -35,7 +35,7 @@ export async function estimateModel(p: {
   const { getBackendReport } = await import('../engine/backend');
   const cfg = await modelConfig(p.vocabSize, p.preset, p.model);
   const batch = p.batchSize ?? 16;
-  const est = estimateTrainingMemory(cfg, batch);
+  const est = estimateTrainingMemory(cfg, batch, p.gradAccum ?? 1);
   const report = getBackendReport();
   const limitBytes = report?.memoryLimitBytes ?? Number.MAX_SAFE_INTEGER;
   const backend = report?.name ?? 'unknown';
@@ -85,9 +85,11 @@ export async function probeModel(o: ProbeOptions) {
   const tf = await import('../engine/tf');
   const { loadTokenizer, readCorpusChunks } = await import('../engine/tokenizer');
   const { GPT } = await import('../engine/model/gpt');
-  const { trainStep, DEFAULT_TRAIN, checkBackendMemory, newOptimizer } =
+  const { trainStep, DEFAULT_TRAIN, checkBackendMemory, newOptimizer, trainingAdvice } =
     await import('../engine/train/pretrain');
+  const { explainBackendAbort, isBackendAbort } = await import('../engine/backendAbort');
   const { Rng } = await import('../engine/util/rng');
+  const { gpt2ParamCount } = await import('../engine/checkpoint/config');
   const tokenizer = await loadTokenizer(o.tokenizerDir);
   const cfg = await modelConfig(tokenizer.vocabSize, o.preset, o.model);
   if (cfg.nEmbd % cfg.nHead !== 0) {
@@ -105,11 +107,13 @@ export async function probeModel(o: ProbeOptions) {
   if (ids.length === 0) throw new Error('the dataset has no tokens');
   while (ids.length < need) ids.push(...ids.slice(0, need));
   const data = Int32Array.from(ids);
-  const model = GPT.init(cfg, t.seed);
-  const opt = newOptimizer(model, t);
   const rng = new Rng(t.seed);
   const times: number[] = [];
+  let model: InstanceType<typeof GPT> | undefined;
+  let opt: ReturnType<typeof newOptimizer> | undefined;
   try {
+    model = GPT.init(cfg, t.seed);
+    opt = newOptimizer(model, t);
     for (let s = 0; s < o.steps; s++) {
       o.signal.throwIfAborted();
       const t0 = performance.now();
@@ -119,9 +123,16 @@ export async function probeModel(o: ProbeOptions) {
       times.push(ms);
       o.onStep(s + 1, ms);
     }
+  } catch (err) {
+    // a wasm abort becomes a message that says what to change
+    throw explainBackendAbort(err, 'The probe', trainingAdvice(cfg, t));
   } finally {
-    model.dispose();
-    opt.dispose();
+    try {
+      model?.dispose();
+      opt?.dispose();
+    } catch (e) {
+      if (!isBackendAbort(e)) throw e; // after an abort the backend cannot free anything
+    }
   }
   // the first step allocates and warms up: it is left out when there are others
   const timed = times.length > 1 ? times.slice(1) : times;
@@ -133,7 +144,7 @@ export async function probeModel(o: ProbeOptions) {
     secondsPerStep,
     tokensPerStep,
     tokensPerSecond: tokensPerStep / secondsPerStep,
-    params: model.numParams(),
+    params: gpt2ParamCount(cfg),
     backend: tf.getBackend(),
   };
 }

@@ -5,13 +5,21 @@
  */
 import { promises as fs } from 'node:fs';
 import { writeJsonAtomic } from '../util/atomic';
-import { DEFAULT_LAYER_NORM_EPSILON, type Activation, type GPTConfig } from './config';
+import {
+  configSizeProblem,
+  DEFAULT_LAYER_NORM_EPSILON,
+  machineMemoryBudget,
+  type Activation,
+  type GPTConfig,
+  type MemoryBudget,
+} from './config';
 import {
   CheckpointError,
   numel,
   readSafetensors,
   writeSafetensors,
   type Tensor,
+  type TensorInfo,
 } from './safetensors';
 
 export const TRANSFORMERS_VERSION = '4.46.0';
@@ -76,7 +84,15 @@ const ACTIVATIONS: Record<string, Activation> = {
   gelu: 'gelu',
 };
 
-export function fromHfConfigJson(json: unknown, file: string): GPTConfig {
+/**
+ * Parses and checks a config.json. Its sizes are checked against `budget` (default: the
+ * machine's RAM; readHfConfig passes the running backend's) before anything is sized from them.
+ */
+export function fromHfConfigJson(
+  json: unknown,
+  file: string,
+  budget: MemoryBudget = machineMemoryBudget(),
+): GPTConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new CheckpointError('config is not a JSON object', file);
   }
@@ -110,6 +126,9 @@ export function fromHfConfigJson(json: unknown, file: string): GPTConfig {
   if (nEmbd % nHead !== 0) {
     throw fail(`n_embd (${nEmbd}) is not divisible by n_head (${nHead})`);
   }
+  // before anything is sized from it: weights that cannot fit, or a field past any sane bound
+  const tooBig = configSizeProblem({ vocabSize, blockSize, nLayer, nHead, nEmbd }, budget);
+  if (tooBig) throw fail(tooBig);
   if (c.n_inner !== undefined && c.n_inner !== null && c.n_inner !== 4 * nEmbd) {
     throw fail(`n_inner ${JSON.stringify(c.n_inner)} is not supported (only 4 * n_embd)`);
   }
@@ -140,16 +159,30 @@ export function fromHfConfigJson(json: unknown, file: string): GPTConfig {
   };
 }
 
+/** A config.json is a few KiB; one this large is not a config (and is not read whole). */
+const MAX_CONFIG_BYTES = 64 * 2 ** 20;
+
 export async function readHfConfig(file: string): Promise<GPTConfig> {
   let json: unknown;
   try {
+    const { size } = await fs.stat(file);
+    if (size > MAX_CONFIG_BYTES) {
+      throw new CheckpointError(
+        `config is ${size} bytes, more than the ${MAX_CONFIG_BYTES} a config.json can be`,
+        file,
+      );
+    }
     json = JSON.parse(await fs.readFile(file, 'utf8'));
   } catch (err) {
+    if (err instanceof CheckpointError) throw err;
     throw new CheckpointError(`cannot read config: ${(err as Error).message}`, file, undefined, {
       cause: err,
     });
   }
-  return fromHfConfigJson(json, file);
+  // the running backend's memory, when one has been selected (loaded lazily: tfjs stays out of
+  // processes that only convert checkpoints)
+  const { backendMemoryBudget } = await import('../backend');
+  return fromHfConfigJson(json, file, backendMemoryBudget() ?? machineMemoryBudget());
 }
 
 export async function writeHfConfig(
@@ -290,18 +323,27 @@ function configHint(shapes: Map<string, number[]>, cfg: GPTConfig): string {
   return ` (the config disagrees with the weights: it says ${list(cfg)}, but the weights are for ${list(guess)})`;
 }
 
-/** Loads GPT-2 weights (F32, F16, BF16 or F64; with or without the `transformer.` prefix). */
-export async function loadGpt2Weights(
-  file: string,
-  cfg: GPTConfig,
-  opts: LoadOptions = {},
-): Promise<Gpt2Weights> {
-  const prefixes = opts.extraPrefixes ?? DEFAULT_EXTRA_PREFIXES;
-  const { tensors } = await readSafetensors(file, { toFloat32: true });
-  const expected = expectedParamShapes(cfg);
+/** Where each parameter is in a file: its name there (with or without `transformer.`). */
+interface Gpt2Layout {
+  /** Parameter or extra tensor name (no prefix) → the name in the file. */
+  found: Map<string, string>;
+  /** The file's lm_head.weight, if it has one. */
+  lmHead: string | undefined;
+}
 
-  const found = new Map<string, Tensor>();
-  let lmHead: Tensor | undefined;
+/**
+ * Checks a file's tensors (names, dtypes, shapes: all from its header) against the config, so a
+ * file for another model is refused before its tensors are read.
+ */
+function checkGpt2Layout(
+  tensors: ReadonlyMap<string, TensorInfo>,
+  cfg: GPTConfig,
+  file: string,
+  prefixes: string[],
+): Gpt2Layout {
+  const expected = expectedParamShapes(cfg);
+  const found = new Map<string, string>();
+  let lmHead: string | undefined;
   for (const [raw, t] of tensors) {
     const name = raw.startsWith(PREFIX) ? raw.slice(PREFIX.length) : raw;
     if (BUFFER.test(name)) continue;
@@ -315,11 +357,11 @@ export async function loadGpt2Weights(
     if (!FLOAT_DTYPES.has(t.dtype)) {
       throw new CheckpointError(`tensor '${raw}' has dtype ${t.dtype}, expected floats`, file, raw);
     }
-    if (name === 'lm_head.weight') lmHead = t;
-    else found.set(name, t);
+    if (name === 'lm_head.weight') lmHead = raw;
+    else found.set(name, raw);
   }
 
-  const shapes = new Map([...found].map(([name, t]) => [name, t.shape]));
+  const shapes = new Map([...found].map(([name, raw]) => [name, tensors.get(raw)!.shape]));
   const missing = [...expected.keys()].filter((name) => !found.has(name));
   if (missing.length > 0) {
     throw new CheckpointError(
@@ -329,7 +371,7 @@ export async function loadGpt2Weights(
     );
   }
   for (const [name, shape] of expected) {
-    const got = found.get(name)!.shape;
+    const got = shapes.get(name)!;
     if (!sameShape(got, shape)) {
       throw new CheckpointError(
         `tensor '${name}' has shape ${fmt(got)}, expected ${fmt(shape)}${configHint(shapes, cfg)}`,
@@ -348,6 +390,30 @@ export async function loadGpt2Weights(
       unexpected[0],
     );
   }
+  return { found, lmHead };
+}
+
+/**
+ * Loads GPT-2 weights (F32, F16, BF16 or F64; with or without the `transformer.` prefix). The
+ * file's names, dtypes and shapes are checked against `cfg` from its header, before any tensor
+ * is read.
+ */
+export async function loadGpt2Weights(
+  file: string,
+  cfg: GPTConfig,
+  opts: LoadOptions = {},
+): Promise<Gpt2Weights> {
+  const prefixes = opts.extraPrefixes ?? DEFAULT_EXTRA_PREFIXES;
+  let layout: Gpt2Layout | undefined;
+  const { tensors } = await readSafetensors(file, {
+    toFloat32: true,
+    inspect: (infos) => {
+      layout = checkGpt2Layout(infos, cfg, file, prefixes);
+    },
+  });
+  const expected = expectedParamShapes(cfg);
+  const found = new Map([...layout!.found].map(([name, raw]) => [name, tensors.get(raw)!]));
+  const lmHead = layout!.lmHead === undefined ? undefined : tensors.get(layout!.lmHead);
 
   const params = new Map<string, Float32Array>();
   for (const name of expected.keys()) params.set(name, found.get(name)!.data as Float32Array);

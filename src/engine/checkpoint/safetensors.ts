@@ -4,6 +4,7 @@
  * the tensor bytes, contiguous, row-major, little-endian. Offsets are relative to the byte buffer.
  */
 import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { writeFileAtomic } from '../util/atomic';
 
 export type DType =
@@ -45,9 +46,21 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
+/** A tensor as its header entry describes it, before its data are read. */
+export interface TensorInfo {
+  dtype: DType;
+  shape: number[];
+}
+
 export interface DecodeOptions {
   /** Convert F16, BF16 and F64 tensors to F32 (their dtype then reads 'F32'). */
   toFloat32?: boolean;
+  /**
+   * Called once the header has been validated, before any tensor's data are read, with every
+   * tensor's dtype and shape (in header order) and the metadata: throw to refuse the file
+   * without reading (or allocating) its tensors.
+   */
+  inspect?: (tensors: ReadonlyMap<string, TensorInfo>, metadata: Record<string, string>) => void;
 }
 
 /** A malformed or mismatched checkpoint. The message starts with the file's path. */
@@ -442,33 +455,63 @@ function toFloat32(dtype: DType, data: TypedArray): Float32Array | undefined {
   return undefined;
 }
 
+function asTensor(e: Entry, data: TypedArray, opts: DecodeOptions): Tensor {
+  const converted = opts.toFloat32 ? toFloat32(e.dtype, data) : undefined;
+  return converted
+    ? { dtype: 'F32', shape: e.shape, data: converted }
+    : { dtype: e.dtype, shape: e.shape, data };
+}
+
 /**
- * Parses and strictly validates a safetensors image. Tensor data are views into `bytes` where
- * alignment allows (copies otherwise), so they share memory with it.
+ * The header length from the first 8 bytes, checked against the file's size and the cap before
+ * anything of that length is allocated or read.
  */
-export function decodeSafetensors(
-  bytes: Uint8Array,
-  file = '<buffer>',
-  opts: DecodeOptions = {},
-): SafetensorsFile {
-  const fail = (detail: string, tensor?: string) => new CheckpointError(detail, file, tensor);
-  if (bytes.length < 8) {
-    throw fail(`file is ${bytes.length} bytes, too short to be a safetensors file`);
+function headerLength(prefix: Uint8Array, fileSize: number, file: string): number {
+  const fail = (detail: string) => new CheckpointError(detail, file);
+  if (fileSize < 8) {
+    throw fail(`file is ${fileSize} bytes, too short to be a safetensors file`);
   }
-  const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (n > BigInt(bytes.length - 8)) {
+  const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(fileSize - 8)) {
+    const where =
+      n > BigInt(fileSize)
+        ? `is larger than the file (${fileSize} bytes)`
+        : `does not fit in the file (${fileSize} bytes, 8 of them the length itself)`;
     throw fail(
-      `header length ${n} runs past the end of the file (${bytes.length} bytes): the file is truncated or not a safetensors file`,
+      `header length ${n} ${where} and runs past its end: ` +
+        'the file is truncated or not a safetensors file',
     );
   }
   const headerLen = Number(n);
   if (headerLen > MAX_HEADER_SIZE) {
     throw fail(`header length ${headerLen} exceeds the ${MAX_HEADER_SIZE}-byte limit`);
   }
+  return headerLen;
+}
+
+interface Layout {
+  metadata: Record<string, string>;
+  /** In header order. */
+  entries: Entry[];
+}
+
+function inspectLayout(layout: Layout, opts: DecodeOptions): void {
+  opts.inspect?.(
+    new Map(layout.entries.map((e) => [e.name, { dtype: e.dtype, shape: e.shape }])),
+    layout.metadata,
+  );
+}
+
+/**
+ * Parses the JSON header and checks every tensor against the data section (`dataLen` bytes):
+ * dtype, shape (non-negative safe integers), data_offsets (within the data section, byte count =
+ * ∏shape × dtype size, no overlaps, no gaps, nothing left over). Nothing is allocated from it.
+ */
+function parseHeader(headerBytes: Uint8Array, dataLen: number, file: string): Layout {
+  const fail = (detail: string, tensor?: string) => new CheckpointError(detail, file, tensor);
   let header: unknown;
   try {
-    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen));
-    header = JSON.parse(text);
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
   } catch (err) {
     throw fail(`header is not valid UTF-8 JSON (${(err as Error).message})`);
   }
@@ -479,21 +522,16 @@ export function decodeSafetensors(
   let metadata: Record<string, string> = {};
   const entries: Entry[] = [];
   for (const [name, info] of Object.entries(header as object)) {
-    try {
-      if (name === METADATA_KEY) metadata = parseMetadata(info, file);
-      else entries.push(parseEntry(name, info, file));
-    } catch (err) {
-      if (err instanceof CheckpointError) err.message = `${err.message}`;
-      throw err;
-    }
+    if (name === METADATA_KEY) metadata = parseMetadata(info, file);
+    else entries.push(parseEntry(name, info, file));
   }
 
-  const dataStart = 8 + headerLen;
-  const dataLen = bytes.length - dataStart;
   for (const e of entries) {
     if (e.end > dataLen) {
       throw fail(
-        `tensor '${e.name}' needs bytes up to ${e.end} of the data buffer, but only ${dataLen} are present: the file is truncated`,
+        `tensor '${e.name}' needs bytes up to ${e.end} of the data section, but only ${dataLen} are ` +
+          `present (its data_offsets [${e.begin}, ${e.end}] run past the data section of ` +
+          `${dataLen} bytes): the file is truncated`,
         e.name,
       );
     }
@@ -520,7 +558,23 @@ export function decodeSafetensors(
   if (expected !== dataLen) {
     throw fail(`${dataLen - expected} unexpected bytes after the last tensor's data`);
   }
+  return { metadata, entries };
+}
 
+/**
+ * Parses and strictly validates a safetensors image. Tensor data are views into `bytes` where
+ * alignment allows (copies otherwise), so they share memory with it.
+ */
+export function decodeSafetensors(
+  bytes: Uint8Array,
+  file = '<buffer>',
+  opts: DecodeOptions = {},
+): SafetensorsFile {
+  const headerLen = headerLength(bytes, bytes.length, file);
+  const dataStart = 8 + headerLen;
+  const layout = parseHeader(bytes.subarray(8, dataStart), bytes.length - dataStart, file);
+  inspectLayout(layout, opts);
+  const { metadata, entries } = layout;
   const tensors = new Map<string, Tensor>();
   for (const e of entries) {
     const size = ELEMENT_SIZE[e.dtype];
@@ -533,46 +587,92 @@ export function decodeSafetensors(
       copy.set(bytes.subarray(dataStart + e.begin, dataStart + e.end));
       data = view(e.dtype, copy.buffer, 0, numel(e.shape));
     }
-    const converted = opts.toFloat32 ? toFloat32(e.dtype, data) : undefined;
-    tensors.set(
-      e.name,
-      converted
-        ? { dtype: 'F32', shape: e.shape, data: converted }
-        : { dtype: e.dtype, shape: e.shape, data },
-    );
+    tensors.set(e.name, asTensor(e, data, opts));
   }
   return { tensors, metadata };
 }
 
-async function readWholeFile(file: string): Promise<Uint8Array> {
-  const handle = await fs.open(file, 'r');
-  try {
-    const { size } = await handle.stat();
-    // One allocation, filled in chunks: fs.readFile caps out at 2 GiB.
-    const buf = Buffer.allocUnsafeSlow(size);
-    let pos = 0;
-    while (pos < size) {
-      const { bytesRead } = await handle.read(buf, pos, Math.min(size - pos, 1 << 30), pos);
-      if (bytesRead === 0) break;
-      pos += bytesRead;
+/** Fills `buf` from `position`, or fails: the file shrank since its size was read. */
+async function readFully(
+  handle: FileHandle,
+  buf: Uint8Array,
+  position: number,
+  file: string,
+  what: string,
+  tensor?: string,
+): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const chunk = Math.min(buf.length - done, 1 << 30);
+    const { bytesRead } = await handle.read(buf, done, chunk, position + done);
+    if (bytesRead === 0) {
+      throw new CheckpointError(
+        `${what}: the file ended after ${position + done} bytes (it is truncated, or was cut ` +
+          'while being read)',
+        file,
+        tensor,
+      );
     }
-    return pos === size ? buf : buf.subarray(0, pos);
-  } finally {
-    await handle.close();
+    done += bytesRead;
   }
 }
 
+/**
+ * Reads a safetensors file header first: the 8-byte length is checked against the file's size
+ * (and a 100 MB cap) before the header is read, and every tensor's dtype, shape and data_offsets
+ * against the data section before any tensor is. Then each tensor is read on its own, with a
+ * positioned read into a buffer of exactly its size, so a file with a bad header costs a few
+ * bytes of reading and never a whole-file buffer. (An F16/BF16 tensor read with toFloat32 is
+ * converted and its raw bytes dropped before the next one is read.)
+ */
 export async function readSafetensors(
   file: string,
   opts: DecodeOptions = {},
 ): Promise<SafetensorsFile> {
-  let bytes: Uint8Array;
+  let handle: FileHandle;
   try {
-    bytes = await readWholeFile(file);
+    handle = await fs.open(file, 'r');
   } catch (err) {
     throw new CheckpointError(`cannot read: ${(err as Error).message}`, file, undefined, {
       cause: err,
     });
   }
-  return decodeSafetensors(bytes, file, opts);
+  try {
+    let size: number;
+    try {
+      ({ size } = await handle.stat());
+    } catch (err) {
+      throw new CheckpointError(`cannot read: ${(err as Error).message}`, file, undefined, {
+        cause: err,
+      });
+    }
+    const prefix = new Uint8Array(8);
+    if (size >= 8) await readFully(handle, prefix, 0, file, 'header length');
+    const headerLen = headerLength(prefix, size, file);
+    const headerBytes = new Uint8Array(headerLen);
+    await readFully(handle, headerBytes, 8, file, 'header');
+    const dataStart = 8 + headerLen;
+    const layout = parseHeader(headerBytes, size - dataStart, file);
+    inspectLayout(layout, opts);
+    const { metadata, entries } = layout;
+
+    const tensors = new Map<string, Tensor>();
+    // in file order, so the reads go forwards through the file
+    const order = [...entries].sort((a, b) => a.begin - b.begin);
+    for (const e of order) {
+      // a fresh ArrayBuffer per tensor: aligned for every dtype, and owned by the tensor alone
+      const bytes = new Uint8Array(e.end - e.begin);
+      await readFully(handle, bytes, dataStart + e.begin, file, `tensor '${e.name}'`, e.name);
+      tensors.set(e.name, asTensor(e, view(e.dtype, bytes.buffer, 0, numel(e.shape)), opts));
+    }
+    // header order, as decodeSafetensors gives
+    return { tensors: new Map(entries.map((e) => [e.name, tensors.get(e.name)!])), metadata };
+  } catch (err) {
+    if (err instanceof CheckpointError) throw err;
+    throw new CheckpointError(`cannot read: ${(err as Error).message}`, file, undefined, {
+      cause: err,
+    });
+  } finally {
+    await handle.close();
+  }
 }

@@ -23,6 +23,8 @@ import {
   type RowProblemInfo,
 } from '../../common/finetune';
 import { getBackendReport } from '../backend';
+import { explainBackendAbort, isBackendAbort } from '../backendAbort';
+import { memoryAdvice } from '../model/presets';
 import { loadGpt2Weights, readHfConfig, saveGpt2Weights, writeHfConfig } from '../checkpoint/gpt2';
 import { loadModelDir } from '../checkpoint/modelDir';
 import { GPT } from '../model/gpt';
@@ -387,10 +389,28 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
       });
     }
     return result;
+  } catch (err) {
+    // a wasm abort becomes a message that says what to change
+    const report = getBackendReport();
+    throw explainBackendAbort(
+      err,
+      'Fine-tuning',
+      memoryAdvice(
+        model.config,
+        s.batchSize,
+        1,
+        report?.memoryLimitBytes,
+        report?.name ?? tf.getBackend(),
+      ),
+    );
   } finally {
-    opt.dispose();
-    head.dispose();
-    model.dispose();
+    try {
+      opt.dispose();
+      head.dispose();
+      model.dispose();
+    } catch (e) {
+      if (!isBackendAbort(e)) throw e; // after an abort the backend cannot free anything
+    }
   }
 }
 

@@ -1,5 +1,4 @@
-import type { GPTConfig } from '../checkpoint/config';
-import { countParams } from './gpt';
+import { gpt2ParamCount, type GPTConfig } from '../checkpoint/config';
 import { MODEL_PRESETS, type PresetName } from '../../common/defaults';
 
 export type { PresetName };
@@ -24,23 +23,106 @@ export function presetConfig(name: PresetName, vocabSize: number, dropout = 0): 
 
 export interface MemoryEstimate {
   params: number;
-  /** Weights, gradients, AdamW moments and the optimizer's flat copies. */
+  /**
+   * Parameter-sized memory at the peak: weights, their XNNPACK packed copies, AdamW's moments,
+   * gradients (and, when the optimizer step is the peak, its temporaries), plus the module's own.
+   */
   stateBytes: number;
-  /** Activations kept for the backward pass of one micro-batch. */
+  /** Activations kept for the backward pass plus the largest op's workspace, at the peak. */
   activationBytes: number;
+  /** stateBytes + activationBytes: the estimated peak of one training step (and of evaluation). */
   totalBytes: number;
+  /** Which phase the peak is in. */
+  peak: 'forward/backward' | 'optimizer' | 'evaluation';
 }
 
-/** A deliberately generous estimate of one training step's peak memory. */
-export function estimateTrainingMemory(cfg: GPTConfig, microBatch: number): MemoryEstimate {
-  const params = countParams(cfg);
+/** The wasm module's own memory before any tensor: its initial heap (static data, stack). */
+export const MODULE_OVERHEAD_BYTES = 16 * 2 ** 20;
+
+/**
+ * AdamW.step runs every parameter's update inside one tf.tidy, so its temporaries (g·clip, β·m,
+ * (1−β)·g, g², β₂·v, …, m̂/(√v̂+ε), λ·p, the update; 16 of them, measured) are all held until the
+ * step returns: 16 parameter-sized tensors per parameter. Were AdamW.step to tidy each
+ * parameter on its own, this term would become 16 × the largest parameter (wte, V·C).
+ */
+export const OPTIMIZER_TEMPORARIES = 16;
+
+/**
+ * The peak memory of pretraining this model with micro-batches of `microBatch` sequences, in
+ * bytes: the largest of its three phases (what GPT.lossAndGrads, AdamW.step and evaluate hold),
+ * each counted in float32 values and calibrated on the wasm backend (see
+ * test/engine/model/memory.test.ts, which checks estimate ≥ the real peak of the wasm heap).
+ *
+ * With P parameters (W = 4P bytes), L layers, C wide, H heads, context T, vocabulary V,
+ * N = B·T tokens per micro-batch, A = B·H·T² attention probabilities per layer:
+ *
+ *   persistent   = 3W (weights, AdamW m and v) + W (XNNPACK's packed copy of every weight used
+ *                  as a matmul's right operand, held in the wasm heap outside tfjs's tensors)
+ *   grads        = W, or 2W when gradAccum > 1 (the running sum and the new micro-batch's)
+ *   cache/layer  = 16NC + A        what a block keeps for its backward: x̂ and 1/σ of both
+ *                                  LayerNorms, qkv 3NC, the attention probabilities A, the
+ *                                  merged heads NC, the MLP pre-activation and σ(2u) 8NC
+ *                                  (14NC + 2N + A counted, 15NC + A measured)
+ *                  + 3NC + 2A      with dropout (its keep-masks, and p and p·keep apart)
+ *   workspace    = max of         the transients of the largest op sequence, held by its tidy:
+ *     block forward   67NC + 6A (+ 9NC + 4.5A with dropout): LayerNorm, qkv, scores, mask,
+ *                                  softmax, GELU's terms
+ *     block backward  90NC + 9A + 30C² (+ 2NC + 1.5A): the same in reverse, plus the layer's
+ *                                  transposed weights and their gradients
+ *     LM head         11NV + 12NC + 12VC: logits, log-softmax, one-hot, dlogits (and XNNPACK's
+ *                                  packed dlogits), W_eᵀ, dW_e and the scattered token rows
+ *
+ *   forward/backward = persistent + grads + 4·(L·cache + workspace)
+ *   optimizer        = persistent + grads + OPTIMIZER_TEMPORARIES·W
+ *   evaluation       = persistent + 4·(L·22NC + max(block forward, LM head))  (evaluate's
+ *                      tf.tidy keeps every block's outputs until the loss is read)
+ *
+ *   total = MODULE_OVERHEAD_BYTES + 1.1 × max(forward/backward, optimizer, evaluation)
+ *           + ½·4·workspace
+ *
+ * The 1.1 covers what the counts leave out (XNNPACK's other packed operands, small tensors).
+ * The last term is fragmentation: from the second step on, the weights and moments AdamW
+ * reallocates land in the region the workspace freed, so the next step's workspace is placed
+ * anew; the wasm heap then settles (after step 2) at the tensors' peak plus up to ~40% of the
+ * workspace (measured: up to 1.6× the tensors' own peak when the LM head's logits dominate).
+ */
+export function estimateTrainingMemory(
+  cfg: GPTConfig,
+  microBatch: number,
+  gradAccum = 1,
+): MemoryEstimate {
+  const params = gpt2ParamCount(cfg);
   const { nLayer: L, nEmbd: C, nHead: H, blockSize: T, vocabSize: V } = cfg;
-  const tokens = microBatch * T;
-  const stateBytes = params * 4 * 7;
-  const perLayer = tokens * (C * 14 + 4 * C * 4) + microBatch * H * T * T * 4;
-  const head = tokens * V * 4;
-  const activationBytes = Math.round((L * perLayer + head + tokens * C * 4) * 4 * 1.25);
-  return { params, stateBytes, activationBytes, totalBytes: stateBytes + activationBytes };
+  const B = microBatch;
+  const drop = cfg.dropout > 0 ? 1 : 0;
+  const N = B * T;
+  const NC = N * C;
+  const A = B * H * T * T;
+  const W = params * 4;
+  const persistent = 4 * W;
+  const grads = gradAccum > 1 ? 2 * W : W;
+  const cache = 16 * NC + A + drop * (3 * NC + 2 * A);
+  const forward = 67 * NC + 6 * A + drop * (9 * NC + 4.5 * A);
+  const backward = 90 * NC + 9 * A + 30 * C * C + drop * (2 * NC + 1.5 * A);
+  const head = 11 * N * V + 12 * NC + 12 * V * C;
+  const trainActs = 4 * (L * cache + Math.max(forward, backward, head));
+  const evalActs = 4 * (L * 22 * NC + Math.max(forward, head));
+  const phases = [
+    { peak: 'forward/backward' as const, state: persistent + grads, acts: trainActs },
+    { peak: 'optimizer' as const, state: persistent + grads + OPTIMIZER_TEMPORARIES * W, acts: 0 },
+    { peak: 'evaluation' as const, state: persistent, acts: evalActs },
+  ];
+  const top = phases.reduce((a, b) => (b.state + b.acts > a.state + a.acts ? b : a));
+  const stateBytes = Math.round(MODULE_OVERHEAD_BYTES + top.state * 1.1);
+  const fragmentation = 0.5 * 4 * Math.max(forward, backward, head);
+  const activationBytes = Math.round(top.acts * 1.1 + fragmentation);
+  return {
+    params,
+    stateBytes,
+    activationBytes,
+    totalBytes: stateBytes + activationBytes,
+    peak: top.peak,
+  };
 }
 
 export function formatBytes(n: number): string {
@@ -60,29 +142,65 @@ export function checkMemory(
   limitBytes: number,
   backend: string,
 ): void {
-  const est = estimateTrainingMemory(cfg, microBatch);
+  const est = estimateTrainingMemory(cfg, microBatch, gradAccum);
   if (est.totalBytes <= limitBytes) return;
   const need = formatBytes(est.totalBytes);
   const have = formatBytes(limitBytes);
   for (let b = Math.floor(microBatch / 2); b >= 1; b = Math.floor(b / 2)) {
-    if (estimateTrainingMemory(cfg, b).totalBytes <= limitBytes) {
-      const accum = Math.ceil((microBatch * gradAccum) / b);
+    const accum = Math.ceil((microBatch * gradAccum) / b);
+    if (estimateTrainingMemory(cfg, b, accum).totalBytes <= limitBytes) {
       throw new Error(
         `This run needs about ${need} but the ${backend} backend has ${have}. ` +
           `Try --batch-size ${b} --grad-accum ${accum} (the same effective batch).`,
       );
     }
   }
+  const accum1 = microBatch * gradAccum;
   for (let t = Math.floor(cfg.blockSize / 2); t >= 16; t = Math.floor(t / 2)) {
-    if (estimateTrainingMemory({ ...cfg, blockSize: t }, 1).totalBytes <= limitBytes) {
+    if (estimateTrainingMemory({ ...cfg, blockSize: t }, 1, accum1).totalBytes <= limitBytes) {
       throw new Error(
         `This run needs about ${need} but the ${backend} backend has ${have}. ` +
-          `Try --batch-size 1 --grad-accum ${microBatch * gradAccum} --block-size ${t}.`,
+          `Try --batch-size 1 --grad-accum ${accum1} --block-size ${t}.`,
       );
     }
   }
+  const one = estimateTrainingMemory(cfg, 1, accum1);
+  const why =
+    one.peak === 'optimizer'
+      ? `, most of it the weights, gradients and AdamW's update of its ${formatCount(one.params)} parameters`
+      : '';
   throw new Error(
-    `This model needs about ${need} but the ${backend} backend has ${have}, even with a batch of 1. ` +
-      `Choose a smaller preset.`,
+    `This model needs about ${need} but the ${backend} backend has ${have}, even with a batch of 1 ` +
+      `(--batch-size 1 needs about ${formatBytes(one.totalBytes)}${why}). ` +
+      `Choose a smaller preset, or fewer layers or a narrower width.`,
+  );
+}
+
+function formatCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(0)}k`;
+  return String(n);
+}
+
+/**
+ * What to tell a user whose training hit a backend abort: what to lower, and how this
+ * configuration's estimate compares with what the backend allows.
+ */
+export function memoryAdvice(
+  cfg: GPTConfig,
+  microBatch: number,
+  gradAccum: number,
+  limitBytes: number | undefined,
+  backend: string,
+): string {
+  const est = estimateTrainingMemory(cfg, microBatch, gradAccum);
+  const budget =
+    limitBytes && limitBytes > 0 && Number.isFinite(limitBytes)
+      ? ` of the ${formatBytes(limitBytes)} the ${backend} backend allows`
+      : ` (the ${backend} backend does not say how much it allows)`;
+  return (
+    'Lower the batch size, block size or model width/depth ' +
+    `(the estimate for this configuration was ${formatBytes(est.totalBytes)}${budget}).`
   );
 }

@@ -11,13 +11,14 @@ import * as path from 'node:path';
 import * as tf from '../tf';
 import type { EventSink, TrainEvent, TrainResult } from '../../common/events';
 import { getBackendReport } from '../backend';
+import { explainBackendAbort, isBackendAbort } from '../backendAbort';
 import type { GPTConfig } from '../checkpoint/config';
 import { loadGpt2Weights, saveGpt2Weights } from '../checkpoint/gpt2';
 import { loadModelDir, saveModelDir } from '../checkpoint/modelDir';
 import { readSafetensors, writeSafetensors, type Tensor } from '../checkpoint/safetensors';
 import { generate } from '../generate';
 import { checkTensorSize, GPT } from '../model/gpt';
-import { checkMemory, presetConfig, type PresetName } from '../model/presets';
+import { checkMemory, memoryAdvice, presetConfig, type PresetName } from '../model/presets';
 import { loadTokenizer, readCorpusChunks, trainTokenizer } from '../tokenizer';
 import type { Tokenizer, TokenizerKind } from '../tokenizer/types';
 import { writeJsonAtomic } from '../util/atomic';
@@ -216,6 +217,21 @@ export async function resume(opts: {
   return trainLoop(runDir, model, tokenizer, opt, splits, state, true, opts);
 }
 
+/** What to lower after a backend abort, with this configuration's memory estimate. */
+export function trainingAdvice(
+  config: GPTConfig,
+  t: Pick<TrainConfig, 'batchSize' | 'gradAccum'>,
+): string {
+  const report = getBackendReport();
+  return memoryAdvice(
+    config,
+    t.batchSize,
+    t.gradAccum,
+    report?.memoryLimitBytes,
+    report?.name ?? tf.getBackend(),
+  );
+}
+
 /** Refuses a model and batch whose training would not fit the running backend's memory. */
 export function checkBackendMemory(
   config: GPTConfig,
@@ -389,12 +405,18 @@ async function trainLoop(
     }
     state.status = stopped;
     await checkpoint();
-  } catch (err) {
+  } catch (caught) {
+    // a wasm abort becomes a message that says what to change
+    const err = explainBackendAbort(caught, 'Training', trainingAdvice(model.config, t));
     // the checkpoints stay as they were; the top-level state records the failure for the UI
     await markFailed(runDir, (err as Error).message);
     await metrics.close();
-    model.dispose();
-    opt.dispose();
+    try {
+      model.dispose();
+      opt.dispose();
+    } catch (e) {
+      if (!isBackendAbort(e)) throw e; // after an abort the backend cannot free anything
+    }
     throw err;
   }
   await metrics.close();

@@ -185,26 +185,34 @@ describe('checkMemory', () => {
     throw new Error('checkMemory accepted the run');
   }
 
-  it('refuses gpt1 with batch 64 on a 4 GiB wasm heap and names a config that fits', () => {
-    const msg = refusal(gpt1, 64, 1, 4 * GiB);
+  it('refuses the small preset with batch 64 on a 4 GiB wasm heap and names a config that fits', () => {
+    const small = presetConfig('small', 2048);
+    const msg = refusal(small, 64, 1, 4 * GiB);
     expect(msg).toMatch(/needs about [\d.]+ GiB but the wasm backend has 4\.00 GiB/);
     const s = suggestion(msg);
-    const fixed = { ...gpt1, ...(s.blockSize ? { blockSize: s.blockSize } : {}) };
+    const fixed = { ...small, ...(s.blockSize ? { blockSize: s.blockSize } : {}) };
     expect(() => checkMemory(fixed, s.batch, s.accum, 4 * GiB, 'wasm')).not.toThrow();
-    expect(estimateTrainingMemory(fixed, s.batch).totalBytes).toBeLessThanOrEqual(4 * GiB);
+    expect(estimateTrainingMemory(fixed, s.batch, s.accum).totalBytes).toBeLessThanOrEqual(4 * GiB);
     // the suggestion keeps the effective batch of 64 sequences
     expect(s.batch * s.accum).toBeGreaterThanOrEqual(64);
   });
 
+  it('refuses gpt1 on a 4 GiB wasm heap even with a batch of 1: AdamW alone needs more', () => {
+    const msg = refusal(gpt1, 64, 1, 4 * GiB);
+    expect(msg).toMatch(/even with a batch of 1 \(--batch-size 1 needs about [\d.]+ GiB/);
+    expect(msg).toMatch(/AdamW's update of its 116\.5M parameters/);
+    expect(estimateTrainingMemory(gpt1, 1).peak).toBe('optimizer');
+  });
+
   it('suggests a smaller micro-batch with more accumulation when that is enough', () => {
-    const msg = refusal(gpt1, 64, 2, 8 * GiB);
+    const msg = refusal(gpt1, 64, 2, 16 * GiB);
     const s = suggestion(msg);
     expect(s.blockSize).toBeUndefined();
     expect(s.batch).toBeLessThan(64);
     expect(s.batch * s.accum).toBe(128);
-    expect(() => checkMemory(gpt1, s.batch, s.accum, 8 * GiB, 'wasm')).not.toThrow();
+    expect(() => checkMemory(gpt1, s.batch, s.accum, 16 * GiB, 'wasm')).not.toThrow();
     // and it is the largest power-of-two halving that fits
-    expect(() => checkMemory(gpt1, s.batch * 2, 1, 8 * GiB, 'wasm')).toThrow();
+    expect(() => checkMemory(gpt1, s.batch * 2, s.accum / 2, 16 * GiB, 'wasm')).toThrow();
   });
 
   it('says to choose a smaller preset when nothing fits', () => {

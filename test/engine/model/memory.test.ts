@@ -1,0 +1,166 @@
+/**
+ * The training-memory estimate matches what actually runs: for a few small configurations it is
+ * at least the wasm heap's real peak (two training steps and an evaluation, each in a fresh
+ * process, since a wasm heap never shrinks) and not absurdly above it (under 2×); and the
+ * 12 × 640 model at batch 1 that used to pass the check and then abort the wasm module is refused.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { backendMemoryBudget, initBackend } from '../../../src/engine/backend';
+import type { GPTConfig } from '../../../src/engine/checkpoint/config';
+import { countParams } from '../../../src/engine/model/gpt';
+import {
+  checkMemory,
+  estimateTrainingMemory,
+  formatBytes,
+  memoryAdvice,
+  presetConfig,
+} from '../../../src/engine/model/presets';
+import { MODEL_PRESETS, DEFAULT_BPE_VOCAB, DEFAULT_TRAIN } from '../../../src/common/defaults';
+import { tinyConfig } from '../helpers';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const FIXTURE = 'test/engine/model/fixtures/heap-peak.ts';
+const GiB = 2 ** 30;
+
+/** The wasm heap's size after two steps and an evaluation of `config`, in a fresh process. */
+function measuredHeap(config: GPTConfig, batchSize: number, gradAccum = 1): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', FIXTURE, JSON.stringify({ config, batchSize, gradAccum })],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const line = out.trim().split('\n').at(-1) ?? '';
+      if (code !== 0 || !line.startsWith('{')) {
+        reject(new Error(`heap-peak exited ${code}: ${err.slice(-2000)}`));
+        return;
+      }
+      resolve((JSON.parse(line) as { heapBytes: number }).heapBytes);
+    });
+  });
+}
+
+/**
+ * Calibration: the wasm heap's size after two steps and an evaluation (a fresh process each),
+ * against the estimate, MiB. The first six are the cases below.
+ *   L1 H2 C16 T16 V32 B4                16 →   17 (1.06)  the module's own 16 MiB
+ *   L2 H2 C128 T64 V512 B8              48 →   78 (1.62)  blocks and LM head
+ *   L2 H2 C64 T256 V65 B32             532 →  643 (1.21)  attention probabilities B·H·T²
+ *   L4 H4 C128 T128 V2048 B16 dropout  429 →  495 (1.15)  logits B·T·V, dropout masks
+ *   L4 H4 C128 T128 V2048 B8 accum 2   207 →  257 (1.24)  two sets of gradients
+ *   L8 H8 C256 T64 V2048 B2            515 →  639 (1.24)  AdamW's step
+ *   L4 H4 C128 T128 V2048 B16          429 →  451 (1.05)  evaluation
+ *   L12 H4 C256 T128 V2048 B4          804 →  937 (1.17)  AdamW's step
+ *   L4 H4 C256 T128 V8192 B8           839 →  942 (1.12)  logits
+ *   L2 H4 C256 T512 V2048 B4           515 →  699 (1.36)  attention
+ *   L6 H6 C384 T256 V2048 B4 (small)   905 → 1135 (1.26)  AdamW's step
+ *   L6 H6 C384 T256 V65 B16 (small)   1815 → 2271 (1.25)  attention and blocks
+ */
+const CASES: Array<{ name: string; config: GPTConfig; batch: number; accum?: number }> = [
+  { name: 'a tiny model', config: tinyConfig({ nLayer: 1 }), batch: 4 },
+  {
+    name: 'blocks and LM head',
+    config: tinyConfig({ vocabSize: 512, blockSize: 64, nLayer: 2, nHead: 2, nEmbd: 128 }),
+    batch: 8,
+  },
+  {
+    name: 'attention-bound (long context, small vocabulary)',
+    config: tinyConfig({ vocabSize: 65, blockSize: 256, nLayer: 2, nHead: 2, nEmbd: 64 }),
+    batch: 32,
+  },
+  {
+    name: 'logit-bound, with dropout',
+    config: tinyConfig({
+      vocabSize: 2048,
+      blockSize: 128,
+      nLayer: 4,
+      nHead: 4,
+      nEmbd: 128,
+      dropout: 0.1,
+    }),
+    batch: 16,
+  },
+  {
+    name: 'gradient accumulation',
+    config: tinyConfig({ vocabSize: 2048, blockSize: 128, nLayer: 4, nHead: 4, nEmbd: 128 }),
+    batch: 8,
+    accum: 2,
+  },
+  {
+    name: 'optimizer-bound (many parameters, few tokens)',
+    config: tinyConfig({ vocabSize: 2048, blockSize: 64, nLayer: 8, nHead: 8, nEmbd: 256 }),
+    batch: 2,
+  },
+];
+
+describe('the training-memory estimate against the real wasm heap', () => {
+  for (const c of CASES) {
+    it(`${c.name}: estimate ≥ the measured peak, and under 2× it`, async () => {
+      const est = estimateTrainingMemory(c.config, c.batch, c.accum ?? 1);
+      const heap = await measuredHeap(c.config, c.batch, c.accum ?? 1);
+      const line = `estimate ${formatBytes(est.totalBytes)} (${est.peak}), heap ${formatBytes(heap)}`;
+      expect(est.totalBytes, line).toBeGreaterThanOrEqual(heap);
+      expect(est.totalBytes, line).toBeLessThan(2 * heap);
+      expect(est.params).toBe(countParams(c.config));
+    });
+  }
+});
+
+describe('12 × 640 at batch 1 with the wizard defaults', () => {
+  // The wizard starts from the tiny preset (context 128, 4 heads) and BPE's default vocabulary;
+  // the user widens it to 12 × 640. With AdamW updating every parameter inside one tf.tidy, the
+  // optimizer step alone holds ~20 parameter-sized tensors: 60M parameters × 4 bytes × 20 ≈ 4.8 GB,
+  // past the 4 GiB wasm heap. Run for real (a throwaway script through pretrain()), it passed the
+  // old check (≈ 1.7 GiB estimated) and aborted the wasm module after 28 s and 5 GB of RSS.
+  const cfg = presetConfig('tiny', DEFAULT_BPE_VOCAB);
+  const wide: GPTConfig = { ...cfg, nLayer: 12, nEmbd: 640 };
+
+  it('is estimated above the 4 GiB wasm heap, the optimizer step being the peak', () => {
+    expect(MODEL_PRESETS.tiny.blockSize).toBe(128);
+    const est = estimateTrainingMemory(wide, 1);
+    expect(est.params).toBe(countParams(wide));
+    expect(est.peak).toBe('optimizer');
+    expect(est.totalBytes).toBeGreaterThan(4 * GiB);
+  });
+
+  it('is refused before anything is allocated, saying why and what to change', () => {
+    expect(() => checkMemory(wide, 1, 1, 4 * GiB, 'wasm')).toThrow(
+      /needs about 5\.\d\d GiB but the wasm backend has 4\.00 GiB, even with a batch of 1 .*AdamW's update of its 60\.5M parameters\)\. Choose a smaller preset, or fewer layers or a narrower width\./,
+    );
+    // and the same model 8 layers deep fits
+    expect(() => checkMemory({ ...wide, nLayer: 8 }, 1, 1, 4 * GiB, 'wasm')).not.toThrow();
+  });
+
+  it('the advice after an abort quotes the estimate and the limit', () => {
+    expect(memoryAdvice(wide, 1, 1, 4 * GiB, 'wasm')).toMatch(
+      /^Lower the batch size, block size or model width\/depth \(the estimate for this configuration was 5\.\d\d GiB of the 4\.00 GiB the wasm backend allows\)\.$/,
+    );
+    expect(memoryAdvice(wide, 1, 1, 0, 'node-gpu')).toMatch(
+      /was 5\.\d\d GiB \(the node-gpu backend does not say how much it allows\)/,
+    );
+  });
+
+  it('the wizard defaults themselves fit', () => {
+    expect(() =>
+      checkMemory(cfg, DEFAULT_TRAIN.batchSize, DEFAULT_TRAIN.gradAccum, 4 * GiB, 'wasm'),
+    ).not.toThrow();
+  });
+});
+
+describe('the memory budget config.json is checked against', () => {
+  beforeAll(async () => {
+    await initBackend('wasm');
+  });
+
+  it('is the wasm heap once the wasm backend is selected', () => {
+    expect(backendMemoryBudget()).toEqual({ bytes: 4 * GiB, holder: 'the wasm backend' });
+  });
+});
