@@ -68,9 +68,11 @@ export class AdamW {
     this.t += 1;
     const bc1 = 1 - Math.pow(beta1, this.t);
     const bc2 = 1 - Math.pow(beta2, this.t);
-    tf.tidy(() => {
-      const clip = gradClip > 0 ? tf.minimum(tf.div(gradClip, tf.add(gradNorm, 1e-6)), 1) : null;
-      for (const name of this.names) {
+    const clip =
+      gradClip > 0 ? tf.tidy(() => tf.minimum(tf.div(gradClip, tf.add(gradNorm, 1e-6)), 1)) : null;
+    // one parameter at a time, so the update's temporaries are one parameter's, not the model's
+    for (const name of this.names) {
+      tf.tidy(() => {
         const p = this.vars.get(name)!;
         const g0 = grads.get(name);
         if (!g0) throw new Error(`no gradient for ${name}`);
@@ -84,8 +86,9 @@ export class AdamW {
         if (weightDecay > 0 && p.shape.length === 2)
           update = tf.add(update, tf.mul(p, weightDecay));
         p.assign(tf.sub(p, tf.mul(update, lr)));
-      }
-    });
+      });
+    }
+    clip?.dispose();
   }
 
   /** Moments per parameter name, for optimizer.safetensors. */
