@@ -218,7 +218,8 @@ export function parseCommandArgs(
       }
       throw new UsageError(`unexpected argument '${token.value}' (${help})`, command);
     }
-    const spec = token.rawName.startsWith('--') ? byName.get(token.name) : byShort.get(token.name);
+    // parseArgs names a known short option by its long name ('-h' → 'help')
+    const spec = byName.get(token.name) ?? byShort.get(token.name);
     if (!spec) {
       const near = suggest(
         token.name,

@@ -4,10 +4,17 @@
  * output (progress, generated text, tables) and stderr the notes (backend, hints).
  */
 
+/** Where Output writes: process.stdout/stderr, or anything alike (tests collect the text). */
+export interface OutputStream {
+  write(text: string, done?: (err?: Error | null) => void): boolean;
+  readonly isTTY?: boolean;
+  readonly writableEnded?: boolean;
+}
+
 export interface OutputOptions {
   json: boolean;
-  stdout?: NodeJS.WriteStream;
-  stderr?: NodeJS.WriteStream;
+  stdout?: OutputStream;
+  stderr?: OutputStream;
 }
 
 export class Output {
@@ -16,8 +23,8 @@ export class Output {
   readonly tty: boolean;
   /** ANSI styling allowed on stdout (a terminal, and NO_COLOR unset). */
   readonly color: boolean;
-  private readonly stdout: NodeJS.WriteStream;
-  private readonly stderr: NodeJS.WriteStream;
+  private readonly stdout: OutputStream;
+  private readonly stderr: OutputStream;
   /** A status line is on screen without its newline yet. */
   private live = false;
 

@@ -32,6 +32,11 @@ function usageError(fn: () => unknown): string {
 }
 
 describe('parseCommandArgs', () => {
+  it('takes -h, the one short option, as --help', () => {
+    const args = parse('-h', '--out', 'o');
+    expect(args.flag('help')).toBe(true);
+  });
+
   it('applies defaults and tells given options from defaulted ones', () => {
     const a = parse('--out', 'x');
     expect(a.string('out')).toBe('x');

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { jsonLines, runCli } from './helpers';
+import { jsonLines, cli } from './helpers';
 
 describe('dataset import', () => {
   it('imports a JSONL field into the workspace library, with --json events and result', async () => {
@@ -10,7 +10,7 @@ describe('dataset import', () => {
     try {
       const file = path.join(dir, 'r.jsonl');
       await fs.writeFile(file, '{"text":"good"}\n{"text":"bad"}\n{"text":"good"}\n');
-      const r = await runCli([
+      const r = await cli([
         'dataset',
         'import',
         '--files',

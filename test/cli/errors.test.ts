@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jsonLines, last, runCli, STACK_LINE, tmpDir } from './helpers';
+import { jsonLines, last, cli, STACK_LINE, tmpDir } from './helpers';
 
 let dir: string;
 
@@ -20,11 +20,11 @@ function expectCleanError(r: { code: number | null; stderr: string }, message: R
   expect(r.stderr, 'no stack trace').not.toMatch(STACK_LINE);
 }
 
-describe.concurrent('expected errors: exit 1, a clear message, no stack trace', () => {
+describe('expected errors: exit 1, a clear message, no stack trace', () => {
   it('an empty corpus file is named', async () => {
     const file = path.join(dir, 'empty.txt');
     await fs.writeFile(file, '');
-    const r = await runCli([
+    const r = await cli([
       'pretrain',
       '--corpus',
       file,
@@ -39,7 +39,7 @@ describe.concurrent('expected errors: exit 1, a clear message, no stack trace', 
   it('a binary corpus file is named, and --json ends with an error line', async () => {
     const file = path.join(dir, 'binary.txt');
     await fs.writeFile(file, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 0, 0, 255, 254]));
-    const r = await runCli([
+    const r = await cli([
       'pretrain',
       '--corpus',
       file,
@@ -57,7 +57,7 @@ describe.concurrent('expected errors: exit 1, a clear message, no stack trace', 
 
   it('a missing corpus path is named', async () => {
     const file = path.join(dir, 'nope.txt');
-    const r = await runCli([
+    const r = await cli([
       'tokenizer',
       'train',
       '--corpus',
@@ -72,22 +72,22 @@ describe.concurrent('expected errors: exit 1, a clear message, no stack trace', 
 
   it('a missing --model folder', async () => {
     const model = path.join(dir, 'no-such-model');
-    const r = await runCli(['generate', '--model', model, '--prompt', 'hi', '--backend', 'wasm']);
+    const r = await cli(['generate', '--model', model, '--prompt', 'hi', '--backend', 'wasm']);
     expectCleanError(r, /model folder not found: .*no-such-model/);
   });
 
   it('a folder that is not a model', async () => {
-    const r = await runCli(['score', '--model', dir, '--text', 'hi', '--backend', 'wasm']);
+    const r = await cli(['score', '--model', dir, '--text', 'hi', '--backend', 'wasm']);
     expectCleanError(r, /not a model directory \(no config\.json\)/);
   });
 
   it('a folder that is not a run', async () => {
-    const r = await runCli(['resume', '--run', dir, '--backend', 'wasm']);
+    const r = await cli(['resume', '--run', dir, '--backend', 'wasm']);
     expectCleanError(r, /not a run directory/);
   });
 
   it('a missing tokenizer folder', async () => {
-    const r = await runCli([
+    const r = await cli([
       'tokenizer',
       'encode',
       '--tokenizer',
@@ -102,7 +102,7 @@ describe.concurrent('expected errors: exit 1, a clear message, no stack trace', 
 
   it('--debug adds the stack trace', async () => {
     const model = path.join(dir, 'no-such-model');
-    const r = await runCli(['generate', '--model', model, '--backend', 'wasm', '--debug']);
+    const r = await cli(['generate', '--model', model, '--backend', 'wasm', '--debug']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(STACK_LINE);
   });

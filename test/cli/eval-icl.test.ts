@@ -1,5 +1,5 @@
 /**
- * `eval-icl` end to end as a child process: --json events then the result last, with the accuracy
+ * `eval-icl` end to end, in-process: --json events then the result last, with the accuracy
  * for each k; the human table; usage errors (exit 2) and data errors naming the file (exit 1).
  */
 import { promises as fs } from 'node:fs';
@@ -12,7 +12,7 @@ import { readLabeled } from '../../src/engine/console/dataset';
 import { finetune } from '../../src/engine/finetune/finetune';
 import { GPT } from '../../src/engine/model/gpt';
 import { charTokenizer, randomWeights, tinyConfig } from '../engine/helpers';
-import { jsonLines, last, runCli, tmpDir } from './helpers';
+import { jsonLines, last, cli, tmpDir } from './helpers';
 
 let dir: string;
 let modelDir: string;
@@ -54,16 +54,7 @@ const base = () => [
 
 describe('eval-icl', { timeout: 60_000 }, () => {
   it('--json: events, then the accuracy for each k on the last line', async () => {
-    const r = await runCli([
-      ...base(),
-      '--shots',
-      '0,1,2',
-      '--limit',
-      '6',
-      '--seed',
-      '4',
-      '--json',
-    ]);
+    const r = await cli([...base(), '--shots', '0,1,2', '--limit', '6', '--seed', '4', '--json']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = jsonLines(r.stdout);
@@ -78,7 +69,7 @@ describe('eval-icl', { timeout: 60_000 }, () => {
     expect(result.evalSize).toBe(6);
     expect(result.poolSize).toBe(20);
     // seeded: the same command gives the same numbers
-    const again = await runCli([
+    const again = await cli([
       ...base(),
       '--shots',
       '0,1,2',
@@ -101,7 +92,7 @@ describe('eval-icl', { timeout: 60_000 }, () => {
       out: ft,
       settings: { lr: 3e-3, batchSize: 8, epochs: 1, valFraction: 0.2, seed: 1 },
     });
-    const r = await runCli([
+    const r = await cli([
       ...base(),
       '--shots',
       '0',
@@ -127,7 +118,7 @@ describe('eval-icl', { timeout: 60_000 }, () => {
   });
 
   it('prints a table with bars for people', async () => {
-    const r = await runCli([...base(), '--shots', '0,1', '--limit', '4']);
+    const r = await cli([...base(), '--shots', '0,1', '--limit', '4']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^k=  0  accuracy +\d+\.\d%/m);
     expect(r.stdout).toMatch(/^k=  1  accuracy/m);
@@ -136,13 +127,13 @@ describe('eval-icl', { timeout: 60_000 }, () => {
   });
 
   it('refuses bad usage and names the file for bad data', async () => {
-    const shots = await runCli([...base(), '--shots', '0,x']);
+    const shots = await cli([...base(), '--shots', '0,x']);
     expect(shots.code).toBe(2);
     expect(shots.stderr).toContain('--shots expects whole numbers');
-    const labels = await runCli([...base().slice(0, -4), '--labels', 'one', '--backend', 'wasm']);
+    const labels = await cli([...base().slice(0, -4), '--labels', 'one', '--backend', 'wasm']);
     expect(labels.code).toBe(2);
     expect(labels.stderr).toContain('--labels: give at least two');
-    const missing = await runCli([
+    const missing = await cli([
       ...base().slice(0, -4),
       '--labels',
       '1=bad,3=meh',
@@ -151,7 +142,7 @@ describe('eval-icl', { timeout: 60_000 }, () => {
     ]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain(`${data}: no rows with label "3" in column "stars"`);
-    const column = await runCli([...base(), '--text-column', 'body']);
+    const column = await cli([...base(), '--text-column', 'body']);
     expect(column.code).toBe(1);
     expect(column.stderr).toContain('no column "body" (columns: review, stars)');
   });

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bpeTok, charTok, makeRun } from '../engine/checkpoint/fixtures';
-import { jsonLines, last, runCli, tmpDir } from './helpers';
+import { jsonLines, last, cli, tmpDir } from './helpers';
 
 let dir: string;
 beforeAll(async () => {
@@ -18,7 +18,7 @@ afterAll(async () => {
 describe('gpt-studio export', () => {
   it('writes a Hugging Face folder and lists its files', async () => {
     const out = path.join(dir, 'hf');
-    const r = await runCli(['export', '--model', path.join(dir, 'bpe-run'), '--out', out]);
+    const r = await cli(['export', '--model', path.join(dir, 'bpe-run'), '--out', out]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/exported .*bpe-run as hf \(float32\) to .*hf: [\d.]+ KiB/);
@@ -36,7 +36,7 @@ describe('gpt-studio export', () => {
 
   it('--json: progress events, then the result as the last line', async () => {
     const out = path.join(dir, 'gguf');
-    const r = await runCli([
+    const r = await cli([
       'export',
       '--model',
       path.join(dir, 'bpe-run'),
@@ -65,7 +65,7 @@ describe('gpt-studio export', () => {
 
   it('refuses GGUF for a character-level model, says why, exits 1 and writes nothing', async () => {
     const out = path.join(dir, 'char-gguf');
-    const r = await runCli([
+    const r = await cli([
       'export',
       '--model',
       path.join(dir, 'char-run'),
@@ -84,10 +84,10 @@ describe('gpt-studio export', () => {
   });
 
   it('names a missing model folder, and a bad --format is a usage error', async () => {
-    const missing = await runCli(['export', '--model', path.join(dir, 'nope'), '--out', dir]);
+    const missing = await cli(['export', '--model', path.join(dir, 'nope'), '--out', dir]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain(`error: model folder not found: ${path.join(dir, 'nope')}`);
-    const usage = await runCli(['export', '--model', dir, '--out', dir, '--format', 'onnx']);
+    const usage = await cli(['export', '--model', dir, '--out', dir, '--format', 'onnx']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/--format/);
   });

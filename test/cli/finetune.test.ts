@@ -11,7 +11,7 @@ import { saveModelDir } from '../../src/engine/checkpoint/modelDir';
 import { GPT } from '../../src/engine/model/gpt';
 import { CharTokenizer } from '../../src/engine/tokenizer';
 import { Rng } from '../../src/engine/util/rng';
-import { jsonLines, last, runCli, tmpDir } from './helpers';
+import { jsonLines, last, cli, tmpDir } from './helpers';
 
 let dir: string;
 let base: string;
@@ -74,7 +74,7 @@ const FAST = [
 describe('finetune and evaluate', () => {
   it('finetune --json: guessed columns, per-row problems, step events split into L2 and L1, the result last', async () => {
     const out = path.join(dir, 'ft');
-    const r = await runCli([
+    const r = await cli([
       'finetune',
       '--model',
       base,
@@ -108,7 +108,7 @@ describe('finetune and evaluate', () => {
     expect(result.outcome).toBe('completed');
     expect((result.metrics as { accuracy: number }).accuracy).toBeGreaterThanOrEqual(0.9);
 
-    const ev = await runCli([
+    const ev = await cli([
       'evaluate',
       '--model',
       out,
@@ -126,7 +126,7 @@ describe('finetune and evaluate', () => {
     expect((res.confusion as number[][]).flat().reduce((a, b) => a + b, 0)).toBe(160);
 
     // the human view: a confusion matrix and the saved folder
-    const human = await runCli(['evaluate', '--model', out, '--data', data, '--backend', 'wasm']);
+    const human = await cli(['evaluate', '--model', out, '--data', data, '--backend', 'wasm']);
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/accuracy [01]\.\d{4} · macro-F1 [01]\.\d{4}/);
     expect(human.stdout).toContain('confusion (rows: true label, columns: predicted)');
@@ -134,18 +134,10 @@ describe('finetune and evaluate', () => {
   }, 120_000);
 
   it('usage mistakes: a missing --out, an unknown task, a column the file lacks', async () => {
-    const a = await runCli([
-      'finetune',
-      '--model',
-      base,
-      '--task',
-      'classification',
-      '--data',
-      data,
-    ]);
+    const a = await cli(['finetune', '--model', base, '--task', 'classification', '--data', data]);
     expect(a.code).toBe(2);
     expect(a.stderr).toContain('missing required option --out');
-    const b = await runCli([
+    const b = await cli([
       'finetune',
       '--model',
       base,
@@ -158,7 +150,7 @@ describe('finetune and evaluate', () => {
     ]);
     expect(b.code).toBe(2);
     expect(b.stderr).toMatch(/--task/);
-    const c = await runCli([
+    const c = await cli([
       'finetune',
       '--model',
       base,

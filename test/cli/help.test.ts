@@ -1,133 +1,296 @@
+/**
+ * --help, checked against what the commands do rather than against a copied list: every option a
+ * command's help lists is one its parser takes (and the other way round), the defaults it shows
+ * are the ones applied, required options and choices are enforced as shown, and a mistyped option
+ * is refused with the right suggestion. All in-process (`cli`), so no option list lives here.
+ */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { ROOT, runCli, STACK_LINE } from './helpers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COMMON_OPTIONS, parseCommandArgs, UsageError, type ParsedArgs } from '../../src/cli/args';
+import { COMMANDS } from '../../src/cli/program';
+import type { Command } from '../../src/cli/runtime';
+import { cli, jsonLines, last, smallCorpus, STACK_LINE, tmpDir } from './helpers';
 
-const COMMON = ['--backend', '--json', '--debug', '--help'];
+/** An option row of a help text: `  -h, --name PLACEHOLDER  description [note; note]`. */
+interface HelpOption {
+  name: string;
+  short?: string;
+  /** The value's placeholder; none for a flag. */
+  placeholder?: string;
+  /** The text after the label, continuation lines joined. */
+  text: string;
+  required: boolean;
+  /** What `[default: …]` shows. */
+  shown?: string;
+  /** The values a choice takes, from `a|b|c` in the label or the notes. */
+  choices?: string[];
+}
 
-/** Every option each command must document. */
-const COMMANDS: Record<string, string[]> = {
-  pretrain: [
-    '--corpus',
-    '--out',
-    '--tokenizer',
-    '--tokenizer-dir',
-    '--vocab-size',
-    '--preset',
-    '--n-layer',
-    '--n-head',
-    '--n-embd',
-    '--block-size',
-    '--dropout',
-    '--batch-size',
-    '--grad-accum',
-    '--steps',
-    '--lr',
-    '--min-lr',
-    '--warmup',
-    '--weight-decay',
-    '--val-fraction',
-    '--eval-every',
-    '--eval-iters',
-    '--save-every',
-    '--sample-every',
-    '--seed',
-  ],
-  resume: ['--run', '--steps'],
-  generate: [
-    '--model',
-    '--prompt',
-    '--max-tokens',
-    '--temperature',
-    '--top-k',
-    '--top-p',
-    '--repetition-penalty',
-    '--stop',
-    '--seed',
-    '--no-cache',
-  ],
-  score: ['--model', '--text', '--prompt', '--continuation'],
-  'tokenizer train': ['--corpus', '--type', '--vocab-size', '--out'],
-  'tokenizer encode': ['--tokenizer', '--file', '--text'],
-  'tokenizer decode': ['--tokenizer', '--ids-file', '--out'],
-  finetune: [
-    '--model',
-    '--task',
-    '--data',
-    '--out',
-    '--val-data',
-    '--text-column',
-    '--premise-column',
-    '--hypothesis-column',
-    '--a-column',
-    '--b-column',
-    '--context-column',
-    '--answer-columns',
-    '--label-column',
-    '--lambda',
-    '--epochs',
-    '--lr',
-    '--batch-size',
-    '--warmup',
-    '--clf-dropout',
-    '--init',
-    '--ablation',
-  ],
-  evaluate: ['--model', '--data', '--batch-size', '--text-column', '--label-column'],
-  'eval-icl': ['--model', '--data', '--labels', '--shots', '--template', '--compare', '--limit'],
-  export: ['--model', '--out', '--format', '--dtype'],
-  import: ['--from', '--out'],
-  'dataset import': ['--files', '--field', '--name', '--workspace'],
-  'dataset list': ['--workspace'],
-};
+const ROW = /^ {2}(?:-([A-Za-z]), )?--([a-z][a-z0-9-]*)(?: (\S+))?(?: {2,}(.*))?$/;
+const CHOICES = /^[a-z0-9-]+(?:\|[a-z0-9-]+)+$/;
 
-describe.concurrent('help', () => {
-  for (const [name, options] of Object.entries(COMMANDS)) {
-    it(`${name} --help documents its options and defaults`, async () => {
-      const r = await runCli([...name.split(' '), '--help']);
-      expect(r.code).toBe(0);
-      expect(r.stdout).toContain(`Usage: gpt-studio ${name}`);
-      for (const opt of [...options, ...COMMON]) {
-        expect(r.stdout, `${name} --help mentions ${opt}`).toMatch(
-          new RegExp(`${opt.replace(/-/g, '\\-')}\\b`),
-        );
-      }
-      expect(r.stdout).toContain('default: auto');
+/** The options a help text lists, read the way a person reads it. */
+function helpOptions(help: string): HelpOption[] {
+  const rows: Array<{ name: string; short?: string; placeholder?: string; text: string }> = [];
+  let open = false;
+  for (const line of help.split('\n')) {
+    const m = ROW.exec(line);
+    if (m) {
+      rows.push({
+        name: m[2]!,
+        ...(m[1] ? { short: m[1] } : {}),
+        ...(m[3] ? { placeholder: m[3] } : {}),
+        text: m[4] ?? '',
+      });
+      open = true;
+    } else if (open && /^ {3,}\S/.test(line)) {
+      const row = rows[rows.length - 1]!;
+      row.text = `${row.text} ${line.trim()}`.trim();
+    } else {
+      open = false;
+    }
+  }
+  return rows.map((r) => {
+    const notes = /\[([^[\]]*)\]$/.exec(r.text)?.[1]?.split('; ') ?? [];
+    const shown = notes.find((n) => n.startsWith('default: '))?.slice('default: '.length);
+    const choices = [r.placeholder, ...notes].find((x) => x !== undefined && CHOICES.test(x));
+    return {
+      ...r,
+      required: notes.includes('required'),
+      ...(shown !== undefined ? { shown } : {}),
+      ...(choices ? { choices: choices.split('|') } : {}),
+    };
+  });
+}
+
+/** A value the option takes: its default, its first choice, or one that fits the placeholder. */
+function sampleValue(o: HelpOption): string {
+  if (o.choices) return o.choices[0]!;
+  if (o.shown !== undefined && /^[\w./-]+$/.test(o.shown)) return o.shown;
+  if (/^[NK]$/.test(o.placeholder ?? '')) return '1';
+  if (/^[FPTRX]$/.test(o.placeholder ?? '')) return '0.5';
+  return 'x';
+}
+
+function usageError(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(UsageError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a UsageError');
+}
+
+/** `--out` → `--outt`: one edit away from the name, so the suggestion must be the name. */
+const typo = (name: string) => name + name[name.length - 1]!;
+
+const help = new Map<string, { command: Command; text: string; options: HelpOption[] }>();
+
+beforeAll(async () => {
+  for (const entry of COMMANDS) {
+    const r = await cli([...entry.name.split(' '), '--help']);
+    expect(r.code, `${entry.name} --help`).toBe(0);
+    expect(r.stderr, `${entry.name} --help`).toBe('');
+    help.set(entry.name, {
+      command: await entry.load(),
+      text: r.stdout,
+      options: helpOptions(r.stdout),
     });
   }
+});
 
-  it('pretrain --help shows the engine defaults', async () => {
-    const r = await runCli(['pretrain', '--help']);
-    expect(r.stdout).toMatch(/--steps N\s+total optimizer steps \[default: 1000\]/);
-    expect(r.stdout).toMatch(/--preset tiny\|small\|gpt1[\s\S]*default: tiny/);
-  });
+describe('every command: --help and the parser agree', () => {
+  for (const { name } of COMMANDS) {
+    const parse = (argv: readonly string[]): ParsedArgs => {
+      const { command } = help.get(name)!;
+      return parseCommandArgs(command.command, command.options, argv);
+    };
+    /** The required options, each with a value that fits. */
+    const required = (except?: string) =>
+      help
+        .get(name)!
+        .options.filter((o) => o.required && o.name !== except)
+        .flatMap((o) => [`--${o.name}`, sampleValue(o)]);
 
-  it('lists the commands with no command, `help` and --help', async () => {
-    for (const args of [[], ['help'], ['--help']]) {
-      const r = await runCli(args);
+    describe(name, () => {
+      it('help names the command; `help <command>` and -h print the same', async () => {
+        const { text } = help.get(name)!;
+        expect(text).toMatch(new RegExp(`^Usage: gpt-studio ${name} `));
+        for (const argv of [
+          ['help', ...name.split(' ')],
+          [...name.split(' '), '-h'],
+        ]) {
+          const r = await cli(argv);
+          expect(r.code).toBe(0);
+          expect(r.stdout).toBe(text);
+        }
+      });
+
+      it('lists exactly the options the parser takes, each under the name it takes', () => {
+        const { command, options } = help.get(name)!;
+        const listed = options.map((o) => o.name).sort();
+        const parsed = [...command.options, ...COMMON_OPTIONS].map((s) => s.name).sort();
+        expect(listed).toEqual(parsed);
+        expect(new Set(listed).size, 'no option listed twice').toBe(listed.length);
+        for (const o of options) {
+          const argv = [`--${o.name}`, ...(o.placeholder ? [sampleValue(o)] : [])];
+          const args = parse([...required(o.name), ...argv]);
+          expect(args.given(o.name), `--${o.name} is taken`).toBe(true);
+          if (!o.placeholder) {
+            expect(usageError(() => parse([...required(), `--${o.name}=1`]))).toContain(
+              'takes no value',
+            );
+          }
+        }
+      });
+
+      it('the defaults it shows are the ones applied; nothing else is defaulted', () => {
+        const { options } = help.get(name)!;
+        const args = parse(required());
+        let compared = 0;
+        for (const o of options.filter((x) => !x.required)) {
+          const applied: unknown =
+            args.string(o.name) ?? args.number(o.name) ?? (args.list(o.name)[0] || undefined);
+          if (applied === undefined) continue; // described in words: the command decides
+          expect(o.shown, `--${o.name} shows its default ${String(applied)}`).toBeDefined();
+          if (applied === '') expect(o.shown).toMatch(/^empty\b/);
+          else expect(o.shown, `--${o.name}`).toBe(String(applied));
+          compared++;
+        }
+        expect(compared, 'at least --backend').toBeGreaterThan(0);
+      });
+
+      it('options marked required are required, and only those', () => {
+        const { options } = help.get(name)!;
+        expect(() => parse(required())).not.toThrow();
+        for (const o of options.filter((x) => x.required)) {
+          expect(usageError(() => parse(required(o.name)))).toContain(
+            `missing required option --${o.name}`,
+          );
+        }
+      });
+
+      it('choices are the ones listed', () => {
+        for (const o of help.get(name)!.options.filter((x) => x.choices)) {
+          for (const c of o.choices!) {
+            expect(parse([...required(o.name), `--${o.name}`, c]).string(o.name)).toBe(c);
+          }
+          expect(usageError(() => parse([...required(o.name), `--${o.name}`, 'bogus']))).toContain(
+            `--${o.name} must be one of ${o.choices!.join(', ')}`,
+          );
+        }
+      });
+
+      it('a mistyped option is refused (exit 2) with the listed option as the suggestion', async () => {
+        for (const o of help.get(name)!.options) {
+          const wrong = `--${typo(o.name)}`;
+          const r = await cli([...name.split(' '), wrong]);
+          expect(r.code, wrong).toBe(2);
+          expect(r.stdout).toBe('');
+          expect(r.stderr).toContain(
+            `error: unknown option '${wrong}' for '${name}' (did you mean --${o.name}?)`,
+          );
+          expect(r.stderr).not.toMatch(STACK_LINE);
+        }
+      });
+    });
+  }
+});
+
+describe('the command list', () => {
+  const listed = (text: string) =>
+    [...text.matchAll(/^ {2}([a-z-]+(?: [a-z-]+)?) {2,}\S/gm)].map((m) => m[1]!);
+
+  it('no command, `help` and --help list every command, and only commands that run', async () => {
+    const outs = [];
+    for (const argv of [[], ['help'], ['--help'], ['-h']]) outs.push(await cli(argv));
+    for (const r of outs) {
       expect(r.code).toBe(0);
-      for (const name of Object.keys(COMMANDS)) expect(r.stdout).toContain(name);
+      expect(r.stdout).toBe(outs[0]!.stdout);
     }
+    const names = listed(outs[0]!.stdout).filter((n) => n !== 'help');
+    expect(names.sort()).toEqual(COMMANDS.map((c) => c.name).sort());
+    for (const n of names) expect(help.get(n)!.text).toContain(`Usage: gpt-studio ${n} `);
   });
 
-  it('`help <command>` shows that command', async () => {
-    const r = await runCli(['help', 'generate']);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain('--temperature');
-  });
-
-  it('runs through the package bin too', async () => {
-    const bin = path.join(ROOT, 'bin/gpt-studio.mjs');
-    const mode = (await fs.stat(bin)).mode;
-    expect(mode & 0o111, 'bin/gpt-studio.mjs is executable').not.toBe(0);
-    expect((await fs.readFile(bin, 'utf8')).startsWith('#!/usr/bin/env node\n')).toBe(true);
-    const r = await runCli(['score', '--help'], { entry: 'bin/gpt-studio.mjs' });
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain('--continuation');
+  it('a group lists its commands; without one it is a usage error', async () => {
+    for (const group of ['tokenizer', 'dataset']) {
+      const subs = COMMANDS.filter((c) => c.name.startsWith(`${group} `)).map((c) => c.name);
+      for (const argv of [
+        [group, '--help'],
+        ['help', group],
+        [group, 'help'],
+      ]) {
+        const r = await cli(argv);
+        expect(r.code, argv.join(' ')).toBe(0);
+        expect(listed(r.stdout).sort()).toEqual(subs.sort());
+      }
+      const bare = await cli([group]);
+      expect(bare.code).toBe(2);
+      expect(bare.stdout).toBe('');
+      expect(bare.stderr).toContain(`error: '${group}' needs a command`);
+    }
   });
 });
 
-describe.concurrent('usage errors exit 2 with a message', () => {
+describe('defaults the commands apply themselves', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await tmpDir();
+  });
+  afterAll(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('pretrain trains with the defaults its help shows, and the default preset shape', async () => {
+    const corpus = await smallCorpus(dir);
+    const run = path.join(dir, 'run');
+    const given = { steps: '1', 'eval-every': '0', 'sample-every': '0', backend: 'wasm' };
+    const argv = Object.entries(given).flatMap(([k, v]) => [`--${k}`, v]);
+    const r = await cli(['pretrain', '--corpus', corpus, '--out', run, ...argv, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const state = JSON.parse(await fs.readFile(path.join(run, 'state.json'), 'utf8')) as {
+      train: Record<string, number>;
+    };
+    const camel = (s: string) => s.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+    const { options, text } = help.get('pretrain')!;
+    let checked = 0;
+    for (const o of options) {
+      const key = camel(o.name);
+      if (o.shown === undefined || o.name in given || !(key in state.train)) continue;
+      expect(String(state.train[key]), `--${o.name}`).toBe(o.shown);
+      checked++;
+    }
+    expect(checked).toBeGreaterThanOrEqual(10);
+
+    // --n-layer etc. default to "the preset's", and --preset to the one help names
+    const preset = options.find((o) => o.name === 'preset')!.shown!;
+    const shape = new RegExp(`${preset} = (\\d+) layers, (\\d+) dims, context (\\d+)`).exec(text);
+    expect(shape, `help describes the ${preset} preset`).not.toBeNull();
+    const config = JSON.parse(await fs.readFile(path.join(run, 'config.json'), 'utf8')) as Record<
+      string,
+      number
+    >;
+    expect([config.n_layer, config.n_embd, config.n_positions]).toEqual(
+      shape!.slice(1).map(Number),
+    );
+    expect(config.resid_pdrop).toBe(Number(options.find((o) => o.name === 'dropout')!.shown));
+  });
+
+  it('presets counts with the vocabulary and micro-batch its help shows', async () => {
+    const r = await cli(['presets', '--backend', 'wasm', '--json']);
+    expect(r.code).toBe(0);
+    const result = last(jsonLines(r.stdout));
+    const shown = (name: string) =>
+      Number(/^\d+/.exec(help.get('presets')!.options.find((o) => o.name === name)!.shown!)![0]);
+    expect(result.vocab).toBe(shown('vocab-size'));
+    expect(result.batch).toBe(shown('batch-size'));
+  });
+});
+
+describe('usage errors exit 2 with a message', () => {
   const cases: Array<[string[], RegExp]> = [
     [
       ['pretrain', '--corpus', 'a.txt', '--out', 'x', '--stepz', '3'],
@@ -150,7 +313,7 @@ describe.concurrent('usage errors exit 2 with a message', () => {
   ];
   for (const [args, message] of cases) {
     it(args.join(' '), async () => {
-      const r = await runCli(args);
+      const r = await cli(args);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/^error: /m);
       expect(r.stderr).toMatch(message);
@@ -160,10 +323,9 @@ describe.concurrent('usage errors exit 2 with a message', () => {
   }
 
   it('with --json the error is also the last stdout line', async () => {
-    const r = await runCli(['generate', '--model', 'm', '--json', '--max-tokens', '-3']);
+    const r = await cli(['generate', '--model', 'm', '--json', '--max-tokens', '-3']);
     expect(r.code).toBe(2);
-    const lines = r.stdout.trim().split('\n');
-    expect(JSON.parse(lines[lines.length - 1]!)).toEqual({
+    expect(last(jsonLines(r.stdout))).toEqual({
       type: 'error',
       message: expect.stringContaining('--max-tokens must be at least 1'),
     });

@@ -3,6 +3,8 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { OutputStream } from '../../src/cli/output';
+import { runProgram } from '../../src/cli/program';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const AUSTEN = path.join(ROOT, 'resources/samples/austen.txt');
@@ -14,17 +16,80 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the CLI as a child process, the way `node --import tsx src/cli/main.ts` does. */
-export function runCli(
+/** An in-memory stream for Output: not a terminal, so output is plain lines without ANSI codes. */
+function collector(append: (text: string) => void): OutputStream {
+  return {
+    isTTY: false,
+    write(text: string, done?: (err?: Error | null) => void) {
+      append(text);
+      done?.();
+      return true;
+    },
+  };
+}
+
+const CONSOLE_METHODS = ['log', 'info', 'debug', 'warn', 'error'] as const;
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+let running = false;
+
+/**
+ * Runs the CLI in this process, as `gpt-studio ...args` would (src/cli/program.ts's runProgram,
+ * which src/cli/main.ts calls), and collects what it prints. Stray console output during the call
+ * is counted as stderr, where the real entry point sends it.
+ *
+ * Calls must not overlap (the console and the signal handlers are process-wide), so tests that use
+ * this are not `concurrent`. After each call, the command must have removed the SIGINT/SIGTERM
+ * handlers it added and left the exit code and the working directory alone.
+ */
+export async function cli(args: readonly string[]): Promise<CliResult> {
+  if (running) throw new Error('cli() calls overlap: run them one after another');
+  running = true;
+  let stdout = '';
+  let stderr = '';
+  const saved = CONSOLE_METHODS.map((m) => [m, console[m]] as const);
+  const listeners = SIGNALS.map((s) => process.listenerCount(s));
+  const cwd = process.cwd();
+  const exitCode = process.exitCode;
+  for (const m of CONSOLE_METHODS) {
+    console[m] = (...xs: unknown[]) => {
+      stderr += xs.map(String).join(' ') + '\n';
+    };
+  }
+  try {
+    const code = await runProgram(args, {
+      stdout: collector((t) => (stdout += t)),
+      stderr: collector((t) => (stderr += t)),
+    });
+    return { code, stdout, stderr };
+  } finally {
+    for (const [m, fn] of saved) console[m] = fn;
+    running = false;
+    SIGNALS.forEach((s, i) => {
+      if (process.listenerCount(s) !== listeners[i]) {
+        throw new Error(`gpt-studio ${args.join(' ')} left a ${s} handler behind`);
+      }
+    });
+    if (process.cwd() !== cwd) throw new Error(`gpt-studio ${args.join(' ')} changed the cwd`);
+    if (process.exitCode !== exitCode) {
+      throw new Error(`gpt-studio ${args.join(' ')} set process.exitCode`);
+    }
+  }
+}
+
+/**
+ * Runs the CLI as a child process (`node --import tsx src/cli/main.ts`, or `entry`), for the few
+ * tests that need the real process: the entry point, the package bin, exit codes from signals.
+ */
+export function spawnCli(
   args: readonly string[],
-  opts: { entry?: string; input?: string } = {},
+  opts: { entry?: string } = {},
 ): Promise<CliResult> {
   const entry = opts.entry ?? 'src/cli/main.ts';
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
       cwd: ROOT,
       env: { ...process.env, NO_COLOR: '1' },
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
@@ -32,7 +97,6 @@ export function runCli(
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(opts.input ?? '');
   });
 }
 
@@ -71,7 +135,8 @@ export async function smallCorpus(dir: string, bytes = 20_000): Promise<string> 
 export const STACK_LINE = /^\s+at .+[:(]/m;
 
 /**
- * Starts the CLI, sends SIGINT once a stdout line matches `when`, and resolves when it exits.
+ * Starts the CLI as a child process, sends `signal` once stdout matches `when`, and resolves when
+ * it exits. Signals need a real process: the handlers, the exit code 130/143.
  */
 export function interruptCli(
   args: readonly string[],

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeHubGpt2 } from '../engine/checkpoint/fixtures';
 import { tinyConfig } from '../engine/checkpoint/helpers';
-import { jsonLines, last, runCli, tmpDir } from './helpers';
+import { jsonLines, last, cli, tmpDir } from './helpers';
 
 let dir: string;
 beforeAll(async () => {
@@ -18,7 +18,7 @@ afterAll(async () => {
 describe('gpt-studio import', () => {
   it('imports a GPT-2 folder, which then scores text', async () => {
     const out = path.join(dir, 'models', 'gpt2');
-    const r = await runCli(['import', '--from', path.join(dir, 'gpt2'), '--out', out, '--json']);
+    const r = await cli(['import', '--from', path.join(dir, 'gpt2'), '--out', out, '--json']);
     expect(r.code).toBe(0);
     expect(last(jsonLines(r.stdout))).toMatchObject({
       type: 'checkpoints.result',
@@ -27,7 +27,7 @@ describe('gpt-studio import', () => {
       vocabSize: 50257,
       tokenizer: 'bpe',
     });
-    const score = await runCli(['score', '--model', out, '--text', 'Hello world', '--json']);
+    const score = await cli(['score', '--model', out, '--text', 'Hello world', '--json']);
     expect(score.code).toBe(0);
     expect(last(jsonLines(score.stdout))).toMatchObject({ tokens: [15496, 995] });
   });
@@ -37,7 +37,7 @@ describe('gpt-studio import', () => {
     await fs.mkdir(src);
     await fs.writeFile(path.join(src, 'config.json'), '{}');
     await fs.writeFile(path.join(src, 'pytorch_model.bin'), 'x');
-    const r = await runCli(['import', '--from', src, '--out', path.join(dir, 'p')]);
+    const r = await cli(['import', '--from', src, '--out', path.join(dir, 'p')]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
       /pytorch_model\.bin is present; it is refused because .*unpickling can run arbitrary code/,
@@ -45,7 +45,7 @@ describe('gpt-studio import', () => {
   });
 
   it('a missing --from is a usage error', async () => {
-    const r = await runCli(['import', '--out', path.join(dir, 'x')]);
+    const r = await cli(['import', '--out', path.join(dir, 'x')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--from/);
   });

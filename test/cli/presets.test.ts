@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { jsonLines, last, runCli } from './helpers';
+import { jsonLines, last, cli } from './helpers';
 
 describe('presets', () => {
   it("lists each preset's parameters and memory, checked against the backend's limit", async () => {
-    const r = await runCli(['presets', '--json', '--backend', 'wasm', '--vocab-size', '40478']);
+    const r = await cli(['presets', '--json', '--backend', 'wasm', '--vocab-size', '40478']);
     expect(r.code).toBe(0);
     const result = last(jsonLines(r.stdout)) as {
       memoryLimitBytes: number;

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GPT2_DIR, jsonLines, last, runCli, smallCorpus, STACK_LINE, tmpDir } from './helpers';
+import { GPT2_DIR, jsonLines, last, cli, smallCorpus, STACK_LINE, tmpDir } from './helpers';
 
 let dir: string;
 let corpus: string;
@@ -15,13 +15,13 @@ afterAll(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-describe.concurrent('tokenizer', () => {
+describe('tokenizer', () => {
   it('GPT-2 vocab.json + merges.txt encode "Hello world" as [15496, 995] and decode back', async () => {
     const gpt2 = path.join(dir, 'gpt2');
     await fs.mkdir(gpt2);
     await fs.copyFile(path.join(GPT2_DIR, 'encoder.json'), path.join(gpt2, 'vocab.json'));
     await fs.copyFile(path.join(GPT2_DIR, 'vocab.bpe'), path.join(gpt2, 'merges.txt'));
-    const enc = await runCli([
+    const enc = await cli([
       'tokenizer',
       'encode',
       '--tokenizer',
@@ -40,7 +40,7 @@ describe.concurrent('tokenizer', () => {
     // The whole `encode --json` output is an acceptable ids file.
     const idsFile = path.join(dir, 'hello.jsonl');
     await fs.writeFile(idsFile, enc.stdout);
-    const dec = await runCli([
+    const dec = await cli([
       'tokenizer',
       'decode',
       '--tokenizer',
@@ -56,7 +56,7 @@ describe.concurrent('tokenizer', () => {
 
   it('train (bpe) → encode --file → decode --out round-trips the corpus', async () => {
     const tok = path.join(dir, 'bpe');
-    const tr = await runCli([
+    const tr = await cli([
       'tokenizer',
       'train',
       '--corpus',
@@ -75,7 +75,7 @@ describe.concurrent('tokenizer', () => {
     expect(tr.stdout).toMatch(/saved a bpe tokenizer with 300 tokens/);
     await fs.access(path.join(tok, 'tokenizer.json'));
 
-    const enc = await runCli([
+    const enc = await cli([
       'tokenizer',
       'encode',
       '--tokenizer',
@@ -94,7 +94,7 @@ describe.concurrent('tokenizer', () => {
     const idsFile = path.join(dir, 'ids.json');
     await fs.writeFile(idsFile, JSON.stringify({ tokens: ids }));
     const outFile = path.join(dir, 'back.txt');
-    const dec = await runCli([
+    const dec = await cli([
       'tokenizer',
       'decode',
       '--tokenizer',
@@ -112,7 +112,7 @@ describe.concurrent('tokenizer', () => {
 
   it('train (char) --json reports progress and a result; encode prints a JSON array', async () => {
     const tok = path.join(dir, 'char');
-    const tr = await runCli([
+    const tr = await cli([
       'tokenizer',
       'train',
       '--corpus',
@@ -128,7 +128,7 @@ describe.concurrent('tokenizer', () => {
     expect(lines.some((l) => l.type === 'tokenizer')).toBe(true);
     expect(last(lines)).toMatchObject({ type: 'result', kind: 'char', out: tok });
 
-    const enc = await runCli([
+    const enc = await cli([
       'tokenizer',
       'encode',
       '--tokenizer',
@@ -146,10 +146,10 @@ describe.concurrent('tokenizer', () => {
 
   it('decode rejects ids outside the vocabulary and malformed files', async () => {
     const tok = path.join(dir, 'char2');
-    await runCli(['tokenizer', 'train', '--corpus', corpus, '--out', tok, '--backend', 'cpu']);
+    await cli(['tokenizer', 'train', '--corpus', corpus, '--out', tok, '--backend', 'cpu']);
     const bad = path.join(dir, 'bad-ids.json');
     await fs.writeFile(bad, '[1, 2, 99999]');
-    const r = await runCli([
+    const r = await cli([
       'tokenizer',
       'decode',
       '--tokenizer',
@@ -162,7 +162,7 @@ describe.concurrent('tokenizer', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/error: .*bad-ids\.json: token id 99999 is out of range/);
     await fs.writeFile(bad, '{"ids": [1]}');
-    const r2 = await runCli([
+    const r2 = await cli([
       'tokenizer',
       'decode',
       '--tokenizer',

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { interruptCli, jsonLines, last, runCli, smallCorpus, STACK_LINE, tmpDir } from './helpers';
+import { interruptCli, jsonLines, last, cli, smallCorpus, STACK_LINE, tmpDir } from './helpers';
 
 const TINY = [
   '--n-layer',
@@ -50,7 +50,7 @@ function expectFinite(x: unknown, what: string) {
 // One run, used by the tests below in order.
 describe('pretrain → resume → generate → score', () => {
   it('pretrain --json prints JSON lines ending in the TrainResult', async () => {
-    const r = await runCli([
+    const r = await cli([
       'pretrain',
       '--corpus',
       corpus,
@@ -83,14 +83,14 @@ describe('pretrain → resume → generate → score', () => {
   });
 
   it('pretrain refuses to overwrite the run', async () => {
-    const r = await runCli(['pretrain', '--corpus', corpus, '--out', run, ...TINY]);
+    const r = await cli(['pretrain', '--corpus', corpus, '--out', run, ...TINY]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/error: .*already holds a run/);
     expect(r.stderr).not.toMatch(STACK_LINE);
   });
 
   it('resume --steps 8 continues to step 8 (human output)', async () => {
-    const r = await runCli(['resume', '--run', run, '--steps', '8', '--backend', 'wasm']);
+    const r = await cli(['resume', '--run', run, '--steps', '8', '--backend', 'wasm']);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/^backend: wasm/m);
     // Off a terminal: plain lines, no carriage returns or ANSI codes.
@@ -109,7 +109,7 @@ describe('pretrain → resume → generate → score', () => {
   });
 
   it('resume --json ends with step 8 when there is nothing left to do', async () => {
-    const r = await runCli(['resume', '--run', run, '--backend', 'wasm', '--json']);
+    const r = await cli(['resume', '--run', run, '--backend', 'wasm', '--json']);
     expect(r.code).toBe(0);
     const lines = jsonLines(r.stdout);
     expect(last(lines)).toMatchObject({ type: 'result', step: 8 });
@@ -118,8 +118,8 @@ describe('pretrain → resume → generate → score', () => {
   let greedy: string | undefined;
   it('generate --temperature 0 is deterministic and streams tokens', async () => {
     const args = ['generate', '--model', run, '--prompt', 'It is', '--max-tokens', '12'];
-    const a = await runCli([...args, '--temperature', '0', '--backend', 'wasm', '--json']);
-    const b = await runCli([...args, '--temperature', '0', '--backend', 'wasm', '--json']);
+    const a = await cli([...args, '--temperature', '0', '--backend', 'wasm', '--json']);
+    const b = await cli([...args, '--temperature', '0', '--backend', 'wasm', '--json']);
     expect(a.code).toBe(0);
     expect(b.code).toBe(0);
     const la = jsonLines(a.stdout);
@@ -140,14 +140,14 @@ describe('pretrain → resume → generate → score', () => {
     greedy = ra.text as string;
 
     // Human mode streams the same text to stdout (no prompt off a terminal).
-    const h = await runCli([...args, '--temperature', '0', '--backend', 'wasm']);
+    const h = await cli([...args, '--temperature', '0', '--backend', 'wasm']);
     expect(h.code).toBe(0);
     expect(h.stdout.replace(/\n$/, '')).toBe(greedy.replace(/\n$/, ''));
     expect(h.stderr).toMatch(/stopped by/);
   });
 
   it('generate with --no-cache gives the same greedy text', async () => {
-    const r = await runCli([
+    const r = await cli([
       'generate',
       '--model',
       run,
@@ -168,16 +168,7 @@ describe('pretrain → resume → generate → score', () => {
 
   it('score --json: tokens, logprobs ≤ 0 and sum = Σ logprobs', async () => {
     const text = 'It is a truth universally acknowledged';
-    const r = await runCli([
-      'score',
-      '--model',
-      run,
-      '--text',
-      text,
-      '--backend',
-      'wasm',
-      '--json',
-    ]);
+    const r = await cli(['score', '--model', run, '--text', text, '--backend', 'wasm', '--json']);
     expect(r.code).toBe(0);
     const res = last(jsonLines(r.stdout));
     const tokens = res.tokens as number[];
@@ -191,7 +182,7 @@ describe('pretrain → resume → generate → score', () => {
   });
 
   it('score --prompt --continuation prints a table and the sum', async () => {
-    const r = await runCli([
+    const r = await cli([
       'score',
       '--model',
       run,
@@ -209,13 +200,14 @@ describe('pretrain → resume → generate → score', () => {
   });
 
   it('explains a prompt the tokenizer cannot encode', async () => {
-    const r = await runCli(['generate', '--model', run, '--prompt', '☃', '--backend', 'wasm']);
+    const r = await cli(['generate', '--model', run, '--prompt', '☃', '--backend', 'wasm']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/error: --prompt: Character '☃'.*not in this tokenizer's vocabulary/);
     expect(r.stderr).not.toMatch(STACK_LINE);
   });
 });
 
+// Signals need a real process (its handlers, the exit codes 130 and 143): these two spawn the CLI.
 describe('Ctrl-C', () => {
   it('SIGINT during pretrain saves the run and exits 130; resume continues from there', async () => {
     const out = path.join(dir, 'interrupted');
@@ -231,7 +223,7 @@ describe('Ctrl-C', () => {
     expect(step).toBeGreaterThanOrEqual(1);
     expect(step).toBeLessThan(1000);
 
-    const again = await runCli([
+    const again = await cli([
       'resume',
       '--run',
       out,
@@ -269,7 +261,7 @@ describe('Ctrl-C', () => {
     const stale = path.join(out, `.checkpoint-7.${String(dead.stdout)}.tmp`);
     await fs.mkdir(stale, { recursive: true });
     await fs.writeFile(path.join(stale, 'model.safetensors'), Buffer.alloc(1000));
-    const r = await runCli(['resume', '--run', out, '--backend', 'wasm']);
+    const r = await cli(['resume', '--run', out, '--backend', 'wasm']);
     expect(r.stderr).toMatch(
       /removed 1 leftover \(.*\) of processes that are gone: .*checkpoint-7/,
     );
