@@ -3,7 +3,15 @@
  * auto selection, and anything needing another fresh process runs in a child `node --import tsx`.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, mkdirSync, copyFileSync, symlinkSync, writeFileSync, rmSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  mkdtempSync,
+  mkdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,7 +27,7 @@ import {
 } from '../../src/engine/backend';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BACKEND_TS = path.join(ROOT, 'src/engine/backend.ts');
+const BACKEND_TS = path.join(ROOT, 'src/engine/backend/index.ts');
 const require_ = createRequire(import.meta.url);
 /** The child scripts live in a temp dir, so they import tfjs-core by absolute path. */
 const TFJS_CORE = require_.resolve('@tensorflow/tfjs-core');
@@ -238,11 +246,12 @@ tf.setBackend('tensorflow');
   fake('tfjs-node', false);
   writeFileSync(path.join(scratch, 'package.json'), JSON.stringify({ type: 'module' }));
   mkdirSync(path.join(scratch, 'src'));
-  const backendTs = path.join(scratch, 'src', 'backend.ts');
-  copyFileSync(BACKEND_TS, backendTs);
-  // backend.ts's own imports come along
+  const backendDir = path.dirname(BACKEND_TS);
+  cpSync(backendDir, path.join(scratch, 'src', 'backend'), { recursive: true });
+  const backendTs = path.join(scratch, 'src', 'backend', path.basename(BACKEND_TS));
+  // the backend folder's own imports from outside it come along
   for (const f of ['wasmKernels.ts']) {
-    copyFileSync(path.join(path.dirname(BACKEND_TS), f), path.join(scratch, 'src', f));
+    copyFileSync(path.join(path.dirname(backendDir), f), path.join(scratch, 'src', f));
   }
   const child = (preference: string, FAKE_TF: string): Promise<ChildResult> =>
     initInChild(preference, { backendTs, env: { FAKE_TF } });

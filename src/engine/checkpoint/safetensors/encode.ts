@@ -1,0 +1,133 @@
+/** Writing: tensors to a safetensors image laid out as the Python library lays it out. */
+import { writeFileAtomic } from '../../util/atomic';
+import { DTYPE_RANK, isDType, numel, type DType, type TypedArray } from './dtypes';
+import { f32ToBf16, f32ToF16 } from './f16';
+import { checkShape } from './header';
+import { CheckpointError, METADATA_KEY, type Tensor } from './types';
+
+function asNumbers(data: TypedArray): ArrayLike<number> {
+  return data instanceof BigInt64Array || data instanceof BigUint64Array
+    ? Array.from(data, Number)
+    : data;
+}
+
+function asBigInts(data: TypedArray): bigint[] {
+  return data instanceof BigInt64Array || data instanceof BigUint64Array
+    ? Array.from(data)
+    : Array.from(data, (x) => BigInt(x));
+}
+
+/**
+ * Returns a typed array whose bytes are the tensor's on-disk encoding. For F16 and BF16 a
+ * Uint16Array is taken as raw bit patterns; any other array as values to convert.
+ */
+function encodeData(dtype: DType, data: TypedArray): TypedArray {
+  switch (dtype) {
+    case 'F64':
+      return data instanceof Float64Array ? data : Float64Array.from(asNumbers(data));
+    case 'F32':
+      return data instanceof Float32Array ? data : Float32Array.from(asNumbers(data));
+    case 'F16':
+      return data instanceof Uint16Array ? data : f32ToF16(toFloat32Values(data));
+    case 'BF16':
+      return data instanceof Uint16Array ? data : f32ToBf16(toFloat32Values(data));
+    case 'I64':
+      return data instanceof BigInt64Array ? data : BigInt64Array.from(asBigInts(data));
+    case 'U64':
+      return data instanceof BigUint64Array ? data : BigUint64Array.from(asBigInts(data));
+    case 'I32':
+      return data instanceof Int32Array ? data : Int32Array.from(asNumbers(data));
+    case 'U32':
+      return data instanceof Uint32Array ? data : Uint32Array.from(asNumbers(data));
+    case 'I16':
+      return data instanceof Int16Array ? data : Int16Array.from(asNumbers(data));
+    case 'U16':
+      return data instanceof Uint16Array ? data : Uint16Array.from(asNumbers(data));
+    case 'I8':
+      return data instanceof Int8Array ? data : Int8Array.from(asNumbers(data));
+    case 'U8':
+    case 'BOOL':
+      return data instanceof Uint8Array ? data : Uint8Array.from(asNumbers(data));
+  }
+}
+
+function toFloat32Values(data: TypedArray): Float32Array {
+  return data instanceof Float32Array ? data : Float32Array.from(asNumbers(data));
+}
+
+function byteOrder(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/**
+ * Serialises tensors the way the Python library does: tensors ordered by dtype then name, a
+ * compact JSON header with __metadata__ first, padded with spaces to a multiple of 8 bytes.
+ */
+export function encodeSafetensors(
+  tensors: Record<string, Tensor> | ReadonlyMap<string, Tensor>,
+  metadata?: Record<string, string>,
+  file = '<buffer>',
+): Uint8Array {
+  const entries = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
+  const prepared = entries.map(([name, t]) => {
+    if (name === METADATA_KEY) throw new CheckpointError(`'${name}' is reserved`, file, name);
+    if (!isDType(t.dtype)) {
+      throw new CheckpointError(`tensor '${name}' has unknown dtype '${t.dtype}'`, file, name);
+    }
+    checkShape(t.shape, file, name);
+    if (t.data.length !== numel(t.shape)) {
+      throw new CheckpointError(
+        `tensor '${name}' has ${t.data.length} elements but shape [${t.shape.join(', ')}] needs ${numel(t.shape)}`,
+        file,
+        name,
+      );
+    }
+    return { name, dtype: t.dtype, shape: t.shape, bytes: encodeData(t.dtype, t.data) };
+  });
+  prepared.sort(
+    (a, b) =>
+      DTYPE_RANK.indexOf(b.dtype) - DTYPE_RANK.indexOf(a.dtype) || byteOrder(a.name, b.name),
+  );
+
+  const header: Record<string, unknown> = Object.create(null); // a tensor may be named __proto__
+  if (metadata !== undefined) {
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== 'string') {
+        throw new CheckpointError(`metadata '${k}' must be a string, got ${typeof v}`, file);
+      }
+    }
+    header[METADATA_KEY] = Object.fromEntries(
+      Object.entries(metadata).sort(([a], [b]) => byteOrder(a, b)),
+    );
+  }
+  let offset = 0;
+  for (const t of prepared) {
+    header[t.name] = {
+      dtype: t.dtype,
+      shape: t.shape,
+      data_offsets: [offset, offset + t.bytes.byteLength],
+    };
+    offset += t.bytes.byteLength;
+  }
+
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const headerLen = Math.ceil(json.length / 8) * 8;
+  const out = new Uint8Array(8 + headerLen + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(headerLen), true);
+  out.set(json, 8);
+  out.fill(0x20, 8 + json.length, 8 + headerLen);
+  let pos = 8 + headerLen;
+  for (const t of prepared) {
+    out.set(new Uint8Array(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength), pos);
+    pos += t.bytes.byteLength;
+  }
+  return out;
+}
+
+export async function writeSafetensors(
+  file: string,
+  tensors: Record<string, Tensor> | ReadonlyMap<string, Tensor>,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  await writeFileAtomic(file, encodeSafetensors(tensors, metadata, file));
+}
