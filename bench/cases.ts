@@ -10,9 +10,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '../src/engine/tf';
 import { initBackend, type BackendPreference } from '../src/engine/backend';
-import type { GPTConfig } from '../src/engine/checkpoint/config';
+import type { GPTConfig } from '../src/engine/model/config';
 import { generateTokens } from '../src/engine/generate';
-import { disposeCache, GPT } from '../src/engine/model/gpt';
+import { disposeCache } from '../src/engine/model/attention';
+import { GPT } from '../src/engine/model/gpt';
 import { CharTokenizer } from '../src/engine/tokenizer/index';
 import { splitTokens } from '../src/engine/train/data';
 import { AdamW } from '../src/engine/train/optimizer';
@@ -409,7 +410,7 @@ async function benchFinetune(backend: string, log: (s: string) => void): Promise
       ],
     };
   }
-  const { ablation } = await import('../src/engine/finetune/finetune');
+  const { ablation } = await import('../src/engine/finetune/ablation');
   const t0 = performance.now();
   const r = await ablation({
     model,

@@ -6,12 +6,13 @@
  * When the window would exceed blockSize it restarts at the last ⌊blockSize/2⌋ tokens (the cache is
  * rebuilt from them), so the cached and the uncached paths see exactly the same tokens.
  *
- * On the wasm backend the cached path runs in model/infer.ts's WasmDecoder (its own cache on the
- * wasm heap, a few kernels per token); elsewhere through GPT.forwardCached's tf ops.
+ * On the wasm backend the cached path runs in model/wasmDecoder.ts's WasmDecoder (its own cache
+ * on the wasm heap, a few kernels per token); elsewhere through GPT.forwardCached's tf ops.
  */
 import * as tf from './tf';
-import { disposeCache, type GPT, type KVCache } from './model/gpt';
-import { WasmDecoder } from './model/infer';
+import { disposeCache, type KVCache } from './model/attention';
+import type { GPT } from './model/gpt';
+import { WasmDecoder } from './model/wasmDecoder';
 import type { Tokenizer } from './tokenizer/types';
 import { Rng } from './util/rng';
 import { SAMPLING_DEFAULTS } from '../common/defaults';
@@ -168,7 +169,7 @@ export async function* generateTokens(
   let flushed = false;
   let start = ids.length > block ? ids.length - block : 0;
   let cache: KVCache | null = null;
-  // wasm: the decoder's own heap-resident cache and kernels (model/infer.ts); else tf ops
+  // wasm: the decoder's own heap-resident cache and kernels (model/wasmDecoder.ts); else tf ops
   const fast = o.useCache ? WasmDecoder.create(model) : null;
   /** Logits of the next token through GPT.forwardCached, for the window starting at `next`. */
   const forwardStep = async (next: number): Promise<Float32Array> => {

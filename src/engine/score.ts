@@ -173,8 +173,7 @@ export async function scoreTargets(
   batchSize = 16,
   opts: ScoreOptions = {},
 ): Promise<ScoreResult[]> {
-  const block = model.config.blockSize;
-  const V = model.config.vocabSize;
+  const { blockSize: block, vocabSize: V } = model.config;
   const out = new Array<ScoreResult>(items.length);
   const long: number[] = [];
   const short: number[] = [];

@@ -1,13 +1,16 @@
 /**
- * Shared fixtures for the model / train / generate tests: tiny configs, a toy corpus, temp dirs,
- * deterministic random weights and numeric comparison helpers.
+ * Shared fixtures for the engine tests (model, train, generate, checkpoint…): tiny configs and
+ * GPT-2 small's, a toy corpus, temp dirs, deterministic random weights and numeric comparison
+ * helpers.
  */
 import { createHash } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { GPTConfig } from '../../src/engine/checkpoint/config';
-import { paramShapes } from '../../src/engine/model/gpt';
+import { expect } from 'vitest';
+import type { GPTConfig } from '../../src/engine/model/config';
+import { CheckpointError } from '../../src/engine/checkpoint/safetensors';
+import { paramShapes } from '../../src/engine/model/params';
 import { CharTokenizer } from '../../src/engine/tokenizer';
 import { Rng } from '../../src/engine/util/rng';
 
@@ -26,6 +29,25 @@ export function tinyConfig(overrides: Partial<GPTConfig> = {}): GPTConfig {
     ...overrides,
   };
 }
+
+/** The checkpoint tests' tiny GPT-2: V=50 T=16 L=2 H=2 C=8. */
+export function tinyCheckpointConfig(overrides: Partial<GPTConfig> = {}): GPTConfig {
+  return tinyConfig({ vocabSize: 50, nEmbd: 8, ...overrides });
+}
+
+/** OpenAI's GPT-2 small (124M parameters), as config.json gives it. */
+export const GPT2_SMALL: GPTConfig = {
+  vocabSize: 50257,
+  blockSize: 1024,
+  nLayer: 12,
+  nHead: 12,
+  nEmbd: 768,
+  dropout: 0.1,
+  layerNormEpsilon: 1e-5,
+  activation: 'gelu_new',
+  bias: true,
+};
+export const GPT2_SMALL_PARAMS = 124_439_808;
 
 /** A few lines of text with a small alphabet (≈ 30 distinct characters). */
 export const TOY_TEXT =
@@ -85,6 +107,33 @@ export function randomWeights(
   return out;
 }
 
+/** Deterministic PRNG (mulberry32) of uniform draws in [0, 1), so failures reproduce. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Random parameters in the HF layout; LayerNorm weights near 1, everything else small. */
+export function randomParams(cfg: GPTConfig, seed = 1): Map<string, Float32Array> {
+  const rand = rng(seed);
+  const params = new Map<string, Float32Array>();
+  for (const [name, shape] of paramShapes(cfg)) {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    const isLnWeight = /ln_\w+\.weight$/.test(name);
+    for (let i = 0; i < data.length; i++) {
+      data[i] = (isLnWeight ? 1 : 0) + (rand() - 0.5) * 0.4;
+    }
+    params.set(name, data);
+  }
+  return params;
+}
+
 /** Deterministic token ids in [0, vocab). */
 export function randomIds(n: number, vocab: number, seed: number): number[] {
   const rng = new Rng(seed);
@@ -142,6 +191,17 @@ export function allClose(a: ArrayLike<number>, b: ArrayLike<number>, rtol: numbe
     if (!(Math.abs(a[i]! - b[i]!) <= atol + rtol * Math.abs(b[i]!))) return false;
   }
   return true;
+}
+
+/** The CheckpointError `p` rejects with; the test fails if it resolves or rejects otherwise. */
+export async function checkpointError(p: Promise<unknown>): Promise<CheckpointError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(CheckpointError);
+    return err as CheckpointError;
+  }
+  throw new Error('expected a CheckpointError');
 }
 
 /** Every file under dir (relative paths), recursively. */

@@ -1,41 +1,7 @@
-/** GPT-2 model hyperparameters, as the engine sees them. */
+/** What a model configuration costs, checked before anything is allocated. */
 import os from 'node:os';
-
-export type Activation = 'gelu_new' | 'gelu';
-
-export interface GPTConfig {
-  vocabSize: number;
-  /** Context length (HF n_positions). */
-  blockSize: number;
-  nLayer: number;
-  nHead: number;
-  nEmbd: number;
-  dropout: number;
-  /** HF default 1e-5. */
-  layerNormEpsilon: number;
-  /** 'gelu_new' is the tanh approximation GPT-2 uses; 'gelu' is the exact erf form. */
-  activation: Activation;
-  /** GPT-2 always has biases in its linear and LayerNorm layers. */
-  bias: true;
-}
-
-export const DEFAULT_LAYER_NORM_EPSILON = 1e-5;
-
-// ---------------------------------------------------------------------------------------------
-// Size: what a configuration costs, checked before anything is allocated
-
-/**
- * The number of parameters of a GPT-2 of this shape, in closed form (no per-layer loop, so a
- * config with n_layer 1e9 costs nothing to size): wte V·C, wpe T·C, per layer 12C² + 13C
- * (c_attn 3C² + 3C, attn c_proj C² + C, c_fc 4C² + 4C, mlp c_proj 4C² + C, two LayerNorms 4C),
- * and ln_f 2C.
- */
-export function gpt2ParamCount(
-  cfg: Pick<GPTConfig, 'vocabSize' | 'blockSize' | 'nLayer' | 'nEmbd'>,
-): number {
-  const { vocabSize: V, blockSize: T, nLayer: L, nEmbd: C } = cfg;
-  return V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C;
-}
+import type { GPTConfig } from '../model/config';
+import { countParams } from '../model/params';
 
 /** How much tensor memory there is to hold a model's weights, and who holds it. */
 export interface MemoryBudget {
@@ -92,7 +58,7 @@ const YARDSTICK = { n_layer: 48, n_embd: 1600, n_positions: 1024, vocab_size: 50
 /**
  * Refuses a configuration whose float32 weights alone would not fit `budget` (the backend's
  * memory), naming the field that makes it so, then one past CONFIG_BOUNDS. Nothing is allocated:
- * the sizes come from gpt2ParamCount. Returns a message, or undefined when the config is fine.
+ * the sizes come from countParams. Returns a message, or undefined when the config is fine.
  */
 export function configSizeProblem(
   cfg: Pick<GPTConfig, 'vocabSize' | 'blockSize' | 'nLayer' | 'nHead' | 'nEmbd'>,
@@ -100,7 +66,7 @@ export function configSizeProblem(
 ): string | undefined {
   const { vocabSize: V, blockSize: T, nLayer: L, nHead: H, nEmbd: C } = cfg;
   const fields = { n_layer: L, n_head: H, n_embd: C, n_positions: T, vocab_size: V };
-  const params = gpt2ParamCount(cfg);
+  const params = countParams(cfg);
   const bytes = params * 4;
   if (bytes > b.bytes) {
     // the biggest term, then its field that is furthest past GPT-2 XL

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { readTokenizerDir, type TokenizerData } from '../tokenizer/hf';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic';
 import { writeClusterFiles } from './cluster';
-import type { GPTConfig } from './config';
+import type { GPTConfig } from '../model/config';
 import {
   f32,
   GGML_F16,

@@ -4,15 +4,10 @@
  * weights are [in, out]); the LM head is tied to wte.
  */
 import { promises as fs } from 'node:fs';
+import { DEFAULT_LAYER_NORM_EPSILON, type Activation, type GPTConfig } from '../model/config';
+import { paramShapes } from '../model/params';
 import { writeJsonAtomic } from '../util/atomic';
-import {
-  configSizeProblem,
-  DEFAULT_LAYER_NORM_EPSILON,
-  machineMemoryBudget,
-  type Activation,
-  type GPTConfig,
-  type MemoryBudget,
-} from './config';
+import { configSizeProblem, machineMemoryBudget, type MemoryBudget } from './config';
 import {
   CheckpointError,
   numel,
@@ -196,33 +191,6 @@ export async function writeHfConfig(
 // ---------------------------------------------------------------------------------------------
 // Weights
 
-/** Every parameter's name (no `transformer.` prefix) and HF shape, in model order. */
-export function expectedParamShapes(cfg: GPTConfig): Map<string, number[]> {
-  const C = cfg.nEmbd;
-  const shapes = new Map<string, number[]>([
-    ['wte.weight', [cfg.vocabSize, C]],
-    ['wpe.weight', [cfg.blockSize, C]],
-  ]);
-  for (let i = 0; i < cfg.nLayer; i++) {
-    const h = `h.${i}.`;
-    shapes.set(h + 'ln_1.weight', [C]);
-    shapes.set(h + 'ln_1.bias', [C]);
-    shapes.set(h + 'attn.c_attn.weight', [C, 3 * C]);
-    shapes.set(h + 'attn.c_attn.bias', [3 * C]);
-    shapes.set(h + 'attn.c_proj.weight', [C, C]);
-    shapes.set(h + 'attn.c_proj.bias', [C]);
-    shapes.set(h + 'ln_2.weight', [C]);
-    shapes.set(h + 'ln_2.bias', [C]);
-    shapes.set(h + 'mlp.c_fc.weight', [C, 4 * C]);
-    shapes.set(h + 'mlp.c_fc.bias', [4 * C]);
-    shapes.set(h + 'mlp.c_proj.weight', [4 * C, C]);
-    shapes.set(h + 'mlp.c_proj.bias', [C]);
-  }
-  shapes.set('ln_f.weight', [C]);
-  shapes.set('ln_f.bias', [C]);
-  return shapes;
-}
-
 export interface SaveOptions {
   dtype?: 'F32' | 'F16';
   extra?: ReadonlyMap<string, ExtraTensor>;
@@ -251,7 +219,7 @@ export async function saveGpt2Weights(
 ): Promise<void> {
   const dtype = opts.dtype ?? 'F32';
   const prefixes = opts.extraPrefixes ?? DEFAULT_EXTRA_PREFIXES;
-  const expected = expectedParamShapes(cfg);
+  const expected = paramShapes(cfg);
   const tensors = new Map<string, Tensor>();
   for (const [name, shape] of expected) {
     const data = params.get(name);
@@ -307,7 +275,7 @@ function configHint(shapes: Map<string, number[]>, cfg: GPTConfig): string {
     if (m) nLayer = Math.max(nLayer, Number(m[1]) + 1);
   }
   const guess = { ...cfg, vocabSize: wte[0]!, nEmbd: wte[1]!, blockSize: wpe[0]!, nLayer };
-  for (const [name, shape] of expectedParamShapes(guess)) {
+  for (const [name, shape] of paramShapes(guess)) {
     const got = shapes.get(name);
     if (!got || !sameShape(got, shape)) return '';
   }
@@ -341,7 +309,7 @@ function checkGpt2Layout(
   file: string,
   prefixes: string[],
 ): Gpt2Layout {
-  const expected = expectedParamShapes(cfg);
+  const expected = paramShapes(cfg);
   const found = new Map<string, string>();
   let lmHead: string | undefined;
   for (const [raw, t] of tensors) {
@@ -411,7 +379,7 @@ export async function loadGpt2Weights(
       layout = checkGpt2Layout(infos, cfg, file, prefixes);
     },
   });
-  const expected = expectedParamShapes(cfg);
+  const expected = paramShapes(cfg);
   const found = new Map([...layout!.found].map(([name, raw]) => [name, tensors.get(raw)!]));
   const lmHead = layout!.lmHead === undefined ? undefined : tensors.get(layout!.lmHead);
 

@@ -4,15 +4,8 @@
  * including which parts transformers' GPT2LMHeadModel leaves out.
  */
 import * as path from 'node:path';
-import { expectedParamShapes } from './gpt2';
+import { countParams } from '../model/params';
 import type { SourceModel } from './source';
-import type { GPTConfig } from './config';
-
-function countParams(c: GPTConfig): number {
-  let n = 0;
-  for (const s of expectedParamShapes(c).values()) n += s.reduce((a, b) => a * b, 1);
-  return n;
-}
 
 export interface CardOptions {
   name: string;

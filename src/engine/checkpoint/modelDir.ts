@@ -8,7 +8,7 @@ import { GPT } from '../model/gpt';
 import { loadTokenizer } from '../tokenizer';
 import type { Tokenizer } from '../tokenizer/types';
 import { writeJsonAtomic } from '../util/atomic';
-import type { GPTConfig } from './config';
+import type { GPTConfig } from '../model/config';
 import { loadGpt2Weights, readHfConfig, saveGpt2Weights, writeHfConfig } from './gpt2';
 
 export interface LoadedModel {

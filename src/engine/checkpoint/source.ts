@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { loadTokenizer, type BpeTokenizer, type CharTokenizer } from '../tokenizer';
-import type { GPTConfig } from './config';
+import type { GPTConfig } from '../model/config';
 import { fromHfConfigJson, loadGpt2Weights, type ExtraTensor } from './gpt2';
 import { CheckpointError } from './safetensors';
 import { exists } from '../util/fs';

@@ -3,7 +3,8 @@
  * (GPT-1), scored on exactly the examples the prompts were scored on, so the chart shows how far
  * k-shot prompting is from supervised fine-tuning on the user's own data.
  */
-import { loadClassifier, predictExamples } from '../finetune/finetune';
+import { loadClassifier } from '../finetune/checkpoint';
+import { predictExamples } from '../finetune/predict';
 import { evaluationSplit, type LabelWord, type LabeledExample } from './icl';
 
 export interface FinetunedAccuracy {

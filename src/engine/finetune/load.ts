@@ -1,7 +1,17 @@
 /** Labeled files (CSV, TSV, JSONL, JSON) → examples, with every skipped row's reason. */
 import * as path from 'node:path';
+import type { ColumnMap, ImportCounts } from '../../common/finetune';
 import { readTable } from '../data/records';
-import { examplesFromRows, neededColumns, type ExampleSet, type ParseOptions } from './data';
+import {
+  examplesFromRows,
+  importCounts,
+  neededColumns,
+  splitExamples,
+  type Example,
+  type ExampleSet,
+  type ParseOptions,
+} from './data';
+import type { Task } from './tasks';
 
 export async function loadExamples(
   file: string,
@@ -36,4 +46,70 @@ export async function loadExamples(
     );
   }
   return set;
+}
+
+/** A fine-tune's labeled data: the task, the column mapping and the files. */
+export interface FinetuneFiles {
+  task: Task;
+  columns: ColumnMap;
+  data: string;
+  valData?: string;
+  signal?: AbortSignal;
+}
+
+export interface FinetuneData {
+  train: Example[];
+  val: Example[];
+  labels: string[];
+  trainImport: ImportCounts;
+  valImport: ImportCounts | null;
+}
+
+/** Reads the training file (its labels define the set) and the validation file or split. */
+export async function readFinetuneData(
+  opts: FinetuneFiles & {
+    valFraction: number;
+    seed: number;
+    /** A fixed label set (fine-tuning a model on new data with known labels). */
+    labels?: string[];
+  },
+): Promise<FinetuneData> {
+  const common = {
+    task: opts.task,
+    columns: opts.columns,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  };
+  const trainSet = await loadExamples(opts.data, {
+    ...common,
+    ...(opts.labels ? { labels: opts.labels } : {}),
+  });
+  if (opts.task !== 'multiple-choice' && trainSet.labels.length < 2) {
+    throw new Error(
+      `${path.basename(opts.data)}: every row has the label "${trainSet.labels[0]}"; a classifier needs at least two labels`,
+    );
+  }
+  let train = trainSet.examples;
+  let val: Example[] = [];
+  let valSet: ExampleSet | null = null;
+  if (opts.valData) {
+    const answers =
+      opts.task === 'multiple-choice' && train[0]
+        ? (train[0].input as { answers: string[] }).answers.length
+        : undefined;
+    valSet = await loadExamples(opts.valData, {
+      ...common,
+      labels: trainSet.labels,
+      ...(answers ? { answers } : {}),
+    });
+    val = valSet.examples;
+  } else if (opts.valFraction > 0 && train.length >= 2) {
+    ({ train, val } = splitExamples(train, opts.valFraction, opts.seed));
+  }
+  return {
+    train,
+    val,
+    labels: trainSet.labels,
+    trainImport: importCounts(trainSet),
+    valImport: valSet ? importCounts(valSet) : null,
+  };
 }

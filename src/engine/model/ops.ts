@@ -1,5 +1,5 @@
 /**
- * The GPT's differentiable building blocks, each with a hand-written gradient.
+ * The GPT's building blocks, each a forward and its hand-written backward.
  *
  * tfjs's default gradients use matmuls with transposeA/transposeB, which the wasm backend runs
  * 10–20× slower than a plain matmul, and `gather`'s gradient (UnsortedSegmentSum) is missing on
@@ -7,23 +7,8 @@
  */
 import * as tf from '../tf';
 import { columnSum, splitBatch } from '../wasmKernels';
-
-type GradResult = { value: tf.Tensor; gradFunc: (dy: never, saved: tf.Tensor[]) => tf.Tensor[] };
-
-/**
- * tf.customGrad with the backward pass in a tidy: tfjs runs gradFuncs outside any scope, so
- * without it every intermediate of every backward would live until variableGrads returns
- * (train-B's wasm heap peaked at 3.7 GB instead of ~1.9 GB).
- */
-function customOp(f: (...args: never[]) => GradResult): unknown {
-  return tf.customGrad(((...args: never[]) => {
-    const r = f(...args);
-    return {
-      value: r.value,
-      gradFunc: (dy: never, saved: tf.Tensor[]) => tf.tidy(() => r.gradFunc(dy, saved)),
-    };
-  }) as never);
-}
+import type { Activation } from './config';
+import type { Layer } from './params';
 
 type T2 = tf.Tensor2D;
 type T3 = tf.Tensor3D;
@@ -59,31 +44,18 @@ export function outerGrad(x: T2, dy: T2): T2 {
   return t2(tf.matMul(t2(dy), x));
 }
 
+/** y = x W + b, x [N, in], W [in, out] (GPT-2's Conv1D layout), b [out]. */
+export function linear(x: T2, l: Layer<tf.Tensor>): T2 {
+  return tf.add(tf.matMul(x, l.weight as T2), l.bias) as T2;
+}
+
 /** Gradients of y = x W + b: [dx, dW, db]. */
 export function linearBackward(dy: T2, x: T2, w: T2): [T2, T2, tf.Tensor1D] {
   return [tf.matMul(dy, t2(w)), outerGrad(x, dy), colSum(dy)];
 }
 
-/** y = x W + b, x [N, in], W [in, out] (GPT-2's Conv1D layout), b [out]. */
-export const linear = customOp(((x: T2, w: T2, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
-  save([x, w]);
-  return {
-    value: tf.add(tf.matMul(x, w), b),
-    gradFunc: (dy: T2, [xs, ws]: tf.Tensor[]) => linearBackward(dy, xs as T2, ws as T2),
-  };
-}) as never) as (x: T2, w: T2, b: tf.Tensor1D) => T2;
-
-/** logits = h W_eᵀ: the LM head tied to the token embedding W_e [V, C]. */
-export const tiedLmHead = customOp(((h: T2, wte: T2, save: tf.GradSaveFunc) => {
-  save([h, wte]);
-  return {
-    value: tf.matMul(h, t2(wte)),
-    gradFunc: (dy: T2, [hs, ws]: tf.Tensor[]) => [tf.matMul(dy, ws as T2), tf.matMul(t2(dy), hs!)],
-  };
-}) as never) as (h: T2, wte: T2) => T2;
-
 /** LayerNorm over the last axis of x [N, C]: y = x̂ g + b, x̂ = (x − μ) / √(σ² + ε). */
-export function layerNormForward(x: T2, g: tf.Tensor1D, b: tf.Tensor1D, eps: number) {
+export function layerNormForward(x: T2, g: tf.Tensor, b: tf.Tensor, eps: number) {
   const mu = tf.mean(x, -1, true);
   const xc = tf.sub(x, mu);
   const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(xc), -1, true), eps)) as T2;
@@ -96,7 +68,7 @@ export function layerNormBackward(
   dy: T2,
   xhat: T2,
   rstd: T2,
-  g: tf.Tensor1D,
+  g: tf.Tensor,
 ): [T2, tf.Tensor1D, tf.Tensor1D] {
   const dxhat = tf.mul(dy, g);
   const dx = tf.mul(
@@ -109,22 +81,7 @@ export function layerNormBackward(
   return [dx, colSum(tf.mul(dy, xhat) as T2), colSum(dy)];
 }
 
-export function layerNorm(x: T2, g: tf.Tensor1D, b: tf.Tensor1D, eps: number): T2 {
-  const f = customOp(((xi: T2, gi: tf.Tensor1D, bi: tf.Tensor1D, save: tf.GradSaveFunc) => {
-    const { y, xhat, rstd } = layerNormForward(xi, gi, bi, eps);
-    save([xhat, rstd, gi]);
-    return {
-      value: y,
-      gradFunc: (dy: T2, [xh, rs, gs]: tf.Tensor[]) =>
-        layerNormBackward(dy, xh as T2, rs as T2, gs as tf.Tensor1D),
-    };
-  }) as never);
-  return (f as unknown as (a: T2, b: tf.Tensor1D, c: tf.Tensor1D) => T2)(x, g, b);
-}
-
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-
-export type Activation = 'gelu_new' | 'gelu';
 
 /**
  * GELU forward. gelu_new (GPT-2's) is 0.5 x (1 + tanh(u)), u = √(2/π) (x + 0.044715 x³); since
@@ -153,34 +110,6 @@ export function geluBackward<X extends tf.Tensor>(dy: X, x: X, s: X, kind: Activ
   return tf.mul(dy, tf.add(s, tf.mul(tf.mul(tf.mul(x, s), tf.sub(1, s)), du))) as X;
 }
 
-function geluOp(kind: Activation) {
-  return customOp(((x: tf.Tensor, save: tf.GradSaveFunc) => {
-    const { y, s } = geluForward(x, kind);
-    save([x, s]);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor, [xs, ss]: tf.Tensor[]) => [geluBackward(dy, xs!, ss!, kind)],
-    };
-  }) as never) as <X extends tf.Tensor>(x: X) => X;
-}
-
-export const geluNew = geluOp('gelu_new');
-export const geluErf = geluOp('gelu');
-
-/** Rows of W_e [V, C] for token ids [N]; the gradient scatters back with ScatterNd. */
-export function embedding(wte: T2, ids: tf.Tensor1D): T2 {
-  const vocab = wte.shape[0];
-  const f = customOp(((w: T2, save: tf.GradSaveFunc) => {
-    // the ids are saved (as [N, 1] scatter indices) so they outlive the caller's scope
-    save([tf.expandDims(ids, 1)]);
-    return {
-      value: tf.gather(w, ids),
-      gradFunc: (dy: T2, [idx]: tf.Tensor[]) => [tf.scatterND(idx!, dy, [vocab, dy.shape[1]])],
-    };
-  }) as never);
-  return (f as unknown as (w: T2) => T2)(wte);
-}
-
 /**
  * Mean cross-entropy of logits [N, V] against targets [N] (targets < 0 are ignored, as padding),
  * and its gradient (softmax − onehot) / count, computed together.
@@ -201,16 +130,9 @@ export function crossEntropyWithGrad(logits: T2, targets: tf.Tensor1D) {
   return { loss, dlogits };
 }
 
+/** The mean cross-entropy alone (evaluation). */
 export function crossEntropy(logits: T2, targets: tf.Tensor1D): tf.Scalar {
-  const f = customOp(((lg: T2, save: tf.GradSaveFunc) => {
-    const { loss, dlogits } = crossEntropyWithGrad(lg, targets);
-    save([dlogits]);
-    return {
-      value: loss,
-      gradFunc: (dy: tf.Scalar, [dl]: tf.Tensor[]) => [tf.mul(dl!, dy)],
-    };
-  }) as never);
-  return (f as unknown as (l: T2) => tf.Scalar)(logits);
+  return tf.tidy(() => crossEntropyWithGrad(logits, targets).loss);
 }
 
 /** How batched [G, M, K] × [G, K, N] products run: one BatchMatMul, or G plain 2-D matmuls. */
@@ -253,138 +175,4 @@ export function variableOf<R extends tf.Rank>(
   const v = tf.variable(init, trainable, name);
   init.dispose();
   return v;
-}
-
-const maskCache = new Map<string, T2>();
-
-/** Additive causal mask [T, T]: 0 on and below the diagonal, −1e9 above. */
-export function causalMask(t: number): T2 {
-  const key = `${tf.getBackend()}:${t}`;
-  let m = maskCache.get(key);
-  if (!m || m.isDisposed) {
-    const data = new Float32Array(t * t);
-    for (let i = 0; i < t; i++) for (let j = i + 1; j < t; j++) data[i * t + j] = -1e9;
-    m = tf.keep(tf.tensor2d(data, [t, t]));
-    maskCache.set(key, m);
-  }
-  return m;
-}
-
-export interface AttentionOptions {
-  strategy: BmmStrategy;
-  /** Attention dropout rate; 0 in eval. */
-  dropout: number;
-  seed?: number;
-}
-
-/** Inverted-dropout keep mask: 1/(1−rate) with probability 1 − rate, else 0. */
-export function dropoutMask(shape: number[], rate: number, seed: number): tf.Tensor {
-  return tf.div(
-    tf.cast(tf.greaterEqual(tf.randomUniform(shape, 0, 1, 'float32', seed), rate), 'float32'),
-    1 - rate,
-  );
-}
-
-/** Operands of the G per-head products, cut from qkv [3G, T, hs] (q, then k, then v). */
-class Heads {
-  constructor(
-    private qkv: T3,
-    private g: number,
-    private strategy: BmmStrategy,
-  ) {}
-  /** part 0 = q, 1 = k, 2 = v: [G, T, hs] for 'batched', or G 2-D pieces for 'unrolled'. */
-  whole(part: number): T3 {
-    const [, t, hs] = this.qkv.shape;
-    return tf.slice(this.qkv, [part * this.g, 0, 0], [this.g, t, hs]);
-  }
-  pieces(part: number, transpose: boolean): T2[] {
-    return splitBatch(this.qkv, transpose, part * this.g, this.g);
-  }
-}
-
-function products(as: T2[], bs: T2[]): T2[] {
-  return as.map((a, i) => tf.matMul(a, bs[i]!));
-}
-
-function stack3(ps: T2[], shape: [number, number, number]): T3 {
-  return tf.reshape(tf.concat(ps), shape);
-}
-
-/**
- * Causal scaled dot-product attention on qkv [3G, T, hs] (G = heads × batch):
- * Y = softmax(q kᵀ / √hs + mask) v, with attention dropout on the probabilities.
- * Returns Y [G, T, hs] and what the backward needs.
- */
-export function attentionForward(qkv: T3, opts: AttentionOptions) {
-  const [g3, tLen, hs] = qkv.shape;
-  const g = g3 / 3;
-  const scale = 1 / Math.sqrt(hs);
-  const heads = new Heads(qkv, g, opts.strategy);
-  const unrolled = opts.strategy === 'unrolled' && g > 1;
-  const scores = unrolled
-    ? stack3(products(heads.pieces(0, false), heads.pieces(1, true)), [g, tLen, tLen])
-    : (tf.matMul(heads.whole(0), heads.whole(1), false, true) as T3);
-  const p = tf.softmax(tf.add(tf.mul(scores, scale), causalMask(tLen))) as T3;
-  const keep = opts.dropout > 0 ? dropoutMask(p.shape, opts.dropout, opts.seed ?? 0) : null;
-  const pd = keep ? (tf.mul(p, keep) as T3) : p;
-  const y = unrolled
-    ? stack3(products(splitBatch(pd, false), heads.pieces(2, false)), [g, tLen, hs])
-    : (tf.matMul(pd, heads.whole(2)) as T3);
-  return { y, p, pd, keep };
-}
-
-/** Gradient of attentionForward: dqkv [3G, T, hs]. */
-export function attentionBackward(
-  dy: T3,
-  qkv: T3,
-  p: T3,
-  pd: T3,
-  keep: tf.Tensor | null,
-  strategy: BmmStrategy,
-): T3 {
-  const [g3, tLen, hs] = qkv.shape;
-  const g = g3 / 3;
-  const scale = 1 / Math.sqrt(hs);
-  const heads = new Heads(qkv, g, strategy);
-  const unrolled = strategy === 'unrolled' && g > 1;
-  // dV = Pdᵀ dY, dPd = dY Vᵀ, dS = P ⊙ (dP − Σ dP ⊙ P) / √hs, dQ = dS K, dK = dSᵀ Q
-  if (unrolled) {
-    const dys = splitBatch(dy, false);
-    const dv = products(splitBatch(pd, true), dys);
-    let dp = stack3(products(dys, heads.pieces(2, true)), [g, tLen, tLen]);
-    if (keep) dp = tf.mul(dp, keep) as T3;
-    const ds = tf.mul(tf.mul(p, tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true))), scale) as T3;
-    const dq = products(splitBatch(ds, false), heads.pieces(1, false));
-    const dk = products(splitBatch(ds, true), heads.pieces(0, false));
-    return stack3([...dq, ...dk, ...dv], [g3, tLen, hs]);
-  }
-  const dv = tf.matMul(pd, dy, true, false);
-  let dp: tf.Tensor = tf.matMul(dy, heads.whole(2), false, true);
-  if (keep) dp = tf.mul(dp, keep);
-  const ds = tf.mul(tf.mul(p, tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true))), scale) as T3;
-  const dq = tf.matMul(ds, heads.whole(1));
-  const dk = tf.matMul(ds, heads.whole(0), true, false);
-  return tf.concat([dq, dk, dv]) as T3;
-}
-
-/** causal attention as a differentiable op on qkv [3G, T, hs] → [G, T, hs]. */
-export function causalAttention(qkv: T3, opts: AttentionOptions): T3 {
-  const f = customOp(((x: T3, save: tf.GradSaveFunc) => {
-    const { y, p, pd, keep } = attentionForward(x, opts);
-    save([x, p, pd, keep ?? tf.scalar(1)]);
-    return {
-      value: y,
-      gradFunc: (dy: T3, [xs, ps, pds, km]: tf.Tensor[]) => [
-        attentionBackward(
-          dy,
-          xs as T3,
-          ps as T3,
-          pds as T3,
-          opts.dropout > 0 ? km! : null,
-          opts.strategy,
-        ),
-      ],
-    };
-  }) as never);
-  return (f as unknown as (a: T3) => T3)(qkv);
 }

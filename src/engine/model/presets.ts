@@ -1,4 +1,5 @@
-import { gpt2ParamCount, type GPTConfig } from '../checkpoint/config';
+import type { GPTConfig } from './config';
+import { countParams } from './params';
 import { MODEL_PRESETS, type PresetName } from '../../common/defaults';
 
 export type { PresetName };
@@ -94,7 +95,7 @@ export function estimateTrainingMemory(
   microBatch: number,
   gradAccum = 1,
 ): MemoryEstimate {
-  const params = gpt2ParamCount(cfg);
+  const params = countParams(cfg);
   const { nLayer: L, nEmbd: C, nHead: H, blockSize: T, vocabSize: V } = cfg;
   const B = microBatch;
   const drop = cfg.dropout > 0 ? 1 : 0;

@@ -11,7 +11,7 @@ import { initBackend } from '../../../src/engine/backend';
 import { loadModelDir } from '../../../src/engine/checkpoint/modelDir';
 import { GPT } from '../../../src/engine/model/gpt';
 import { scoreText } from '../../../src/engine/score';
-import { ClassifierHead } from '../../../src/engine/finetune/model';
+import { ClassifierHead } from '../../../src/engine/finetune/head';
 import { AdamW } from '../../../src/engine/train/optimizer';
 import { randomWeights, tinyConfig } from '../helpers';
 

@@ -14,7 +14,7 @@ import { loadGpt2Weights, readHfConfig } from '../../../src/engine/checkpoint/gp
 import { readSafetensors } from '../../../src/engine/checkpoint/safetensors';
 import { loadTokenizer } from '../../../src/engine/tokenizer';
 import { bpeTok, charTok, CORPUS_TEXT, exists, makeRun, type RunFixture } from './fixtures';
-import { tempDir } from './helpers';
+import { tempDir } from '../helpers';
 
 const PYTHON = '/usr/bin/python3';
 const hasPython = spawnSync(PYTHON, ['--version']).status === 0;

@@ -5,9 +5,9 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { GPTConfig } from '../../../src/engine/checkpoint/config';
+import type { GPTConfig } from '../../../src/engine/model/config';
+import { paramShapes } from '../../../src/engine/model/params';
 import {
-  expectedParamShapes,
   saveGpt2Weights,
   toHfConfigJson,
   type ExtraTensor,
@@ -17,7 +17,7 @@ import type { GPT } from '../../../src/engine/model/gpt';
 import * as tf from '../../../src/engine/tf';
 import { CharTokenizer, trainTokenizer, type Tokenizer } from '../../../src/engine/tokenizer';
 import { GPT2_DIR, ROOT } from '../tokenizer/helpers';
-import { randomParams, rng, tinyConfig } from './helpers';
+import { randomParams, rng, tinyCheckpointConfig } from '../helpers';
 
 export { GPT2_DIR, ROOT };
 
@@ -57,7 +57,7 @@ export async function makeRun(
     seed?: number;
   } = {},
 ): Promise<RunFixture> {
-  const cfg = tinyConfig({ vocabSize: tokenizer.vocabSize, ...opts.cfg });
+  const cfg = tinyCheckpointConfig({ vocabSize: tokenizer.vocabSize, ...opts.cfg });
   const params = randomParams(cfg, opts.seed ?? 3);
   await fs.mkdir(dir, { recursive: true });
   await tokenizer.save(dir);
@@ -161,7 +161,7 @@ export async function makeHubGpt2(
   await fs.writeFile(path.join(dir, 'config.json'), JSON.stringify(openAiConfig(cfg), null, 2));
   const pre = opts.prefix ? 'transformer.' : '';
   const tensors = new Map<string, Tensor>();
-  for (const [name, shape] of expectedParamShapes(cfg)) {
+  for (const [name, shape] of paramShapes(cfg)) {
     tensors.set(pre + name, { dtype: opts.dtype ?? 'F32', shape, data: params.get(name)! });
   }
   if (opts.buffers !== false) {
@@ -183,7 +183,7 @@ export async function makeHubGpt2(
 
 /** A small GPT-2-vocabulary config (50257 tokens, tiny everything else). */
 export function gpt2VocabConfig(overrides: Partial<GPTConfig> = {}): GPTConfig {
-  return tinyConfig({ vocabSize: 50257, ...overrides });
+  return tinyCheckpointConfig({ vocabSize: 50257, ...overrides });
 }
 
 export const randomIdsFor = (n: number, vocab: number, seed: number): number[] => {

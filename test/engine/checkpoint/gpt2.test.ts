@@ -1,9 +1,9 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GPTConfig } from '../../../src/engine/checkpoint/config';
+import type { GPTConfig } from '../../../src/engine/model/config';
+import { paramShapes } from '../../../src/engine/model/params';
 import {
-  expectedParamShapes,
   fromHfConfigJson,
   loadGpt2Weights,
   readHfConfig,
@@ -19,7 +19,14 @@ import {
   writeSafetensors,
   type Tensor,
 } from '../../../src/engine/checkpoint/safetensors';
-import { randomParams, tempDir, tinyConfig } from './helpers';
+import {
+  checkpointError,
+  GPT2_SMALL,
+  GPT2_SMALL_PARAMS,
+  randomParams,
+  tempDir,
+  tinyCheckpointConfig,
+} from '../helpers';
 
 let dir: string;
 beforeAll(async () => {
@@ -40,7 +47,7 @@ async function writeRaw(
   more: Record<string, Tensor> = {},
 ): Promise<string> {
   const file = fresh('raw');
-  const shapes = expectedParamShapes(cfg);
+  const shapes = paramShapes(cfg);
   const tensors: Record<string, Tensor> = {};
   for (const [name, data] of params) {
     tensors[rename(name)] = { dtype: 'F32', shape: shapes.get(name)!, data };
@@ -49,17 +56,8 @@ async function writeRaw(
   return file;
 }
 
-async function loadError(promise: Promise<unknown>): Promise<CheckpointError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(CheckpointError);
-  return err as CheckpointError;
-}
-
 describe('config.json', () => {
-  const cfg = tinyConfig({ dropout: 0.1 });
+  const cfg = tinyCheckpointConfig({ dropout: 0.1 });
 
   it('writes a transformers-compatible GPT2LMHeadModel config', () => {
     const json = toHfConfigJson(cfg, {
@@ -105,7 +103,7 @@ describe('config.json', () => {
 
   it('round-trips, also through a file', async () => {
     expect(fromHfConfigJson(toHfConfigJson(cfg), 'c.json')).toEqual(cfg);
-    const gelu = tinyConfig({ activation: 'gelu', layerNormEpsilon: 1e-6 });
+    const gelu = tinyCheckpointConfig({ activation: 'gelu', layerNormEpsilon: 1e-6 });
     expect(fromHfConfigJson(toHfConfigJson(gelu), 'c.json')).toEqual(gelu);
     const file = path.join(dir, 'sub', 'config.json');
     await writeHfConfig(file, cfg, { eos_token_id: 0 });
@@ -139,22 +137,12 @@ describe('config.json', () => {
       vocab_size: 50257,
     };
     const parsed = fromHfConfigJson(gpt2, 'config.json');
-    expect(parsed).toEqual({
-      vocabSize: 50257,
-      blockSize: 1024,
-      nLayer: 12,
-      nHead: 12,
-      nEmbd: 768,
-      dropout: 0.1,
-      layerNormEpsilon: 1e-5,
-      activation: 'gelu_new',
-      bias: true,
-    });
+    expect(parsed).toEqual(GPT2_SMALL);
     let total = 0;
-    for (const shape of expectedParamShapes(parsed).values()) {
+    for (const shape of paramShapes(parsed).values()) {
       total += shape.reduce((a, b) => a * b, 1);
     }
-    expect(total).toBe(124_439_808);
+    expect(total).toBe(GPT2_SMALL_PARAMS);
   });
 
   it('applies HF defaults and aliases', () => {
@@ -199,11 +187,11 @@ describe('config.json', () => {
 });
 
 describe('weights', () => {
-  const cfg = tinyConfig();
+  const cfg = tinyCheckpointConfig();
   const params = randomParams(cfg, 3);
 
   it('lists HF parameter shapes', () => {
-    const shapes = expectedParamShapes(cfg);
+    const shapes = paramShapes(cfg);
     expect(shapes.size).toBe(2 + 12 * cfg.nLayer + 2);
     expect(shapes.get('wte.weight')).toEqual([50, 8]);
     expect(shapes.get('wpe.weight')).toEqual([16, 8]);
@@ -224,7 +212,7 @@ describe('weights', () => {
     expect(raw.tensors.get('transformer.h.0.attn.c_attn.weight')!.shape).toEqual([8, 24]);
 
     const { params: back, extra } = await loadGpt2Weights(file, cfg);
-    expect([...back.keys()]).toEqual([...expectedParamShapes(cfg).keys()]);
+    expect([...back.keys()]).toEqual([...paramShapes(cfg).keys()]);
     for (const [name, data] of params) expect(back.get(name)).toEqual(data);
     expect(extra.size).toBe(0);
   });
@@ -257,11 +245,11 @@ describe('weights', () => {
 
   it('rejects extras outside the allowed prefixes, and honours custom prefixes', async () => {
     const extra = new Map([['score.weight', { shape: [2, 8], data: new Float32Array(16) }]]);
-    const err = await loadError(saveGpt2Weights(fresh(), cfg, params, { extra }));
+    const err = await checkpointError(saveGpt2Weights(fresh(), cfg, params, { extra }));
     expect(err.message).toMatch(/extra tensor 'score\.weight'/);
     const file = fresh();
     await saveGpt2Weights(file, cfg, params, { extra, extraPrefixes: ['score.'] });
-    await loadError(loadGpt2Weights(file, cfg));
+    await checkpointError(loadGpt2Weights(file, cfg));
     const loaded = await loadGpt2Weights(file, cfg, { extraPrefixes: ['score.'] });
     expect(loaded.extra.get('score.weight')!.shape).toEqual([2, 8]);
   });
@@ -269,13 +257,17 @@ describe('weights', () => {
   it('validates what it saves', async () => {
     const missing = new Map(params);
     missing.delete('ln_f.bias');
-    expect((await loadError(saveGpt2Weights(fresh(), cfg, missing))).tensor).toBe('ln_f.bias');
+    expect((await checkpointError(saveGpt2Weights(fresh(), cfg, missing))).tensor).toBe(
+      'ln_f.bias',
+    );
     const short = new Map(params).set('wpe.weight', new Float32Array(3));
-    expect((await loadError(saveGpt2Weights(fresh(), cfg, short))).message).toMatch(
+    expect((await checkpointError(saveGpt2Weights(fresh(), cfg, short))).message).toMatch(
       /'wpe\.weight' has 3 values, expected shape \[16, 8\]/,
     );
     const stray = new Map(params).set('h.9.ln_1.weight', new Float32Array(8));
-    expect((await loadError(saveGpt2Weights(fresh(), cfg, stray))).tensor).toBe('h.9.ln_1.weight');
+    expect((await checkpointError(saveGpt2Weights(fresh(), cfg, stray))).tensor).toBe(
+      'h.9.ln_1.weight',
+    );
   });
 
   it('loads names without the transformer. prefix and skips attention buffers', async () => {
@@ -296,14 +288,14 @@ describe('weights', () => {
     const tied = await writeRaw(params, cfg, (n) => 'transformer.' + n, {
       'lm_head.weight': { dtype: 'F32', shape: [50, 8], data: wte.slice() },
     });
-    expect((await loadGpt2Weights(tied, cfg)).params.size).toBe(expectedParamShapes(cfg).size);
+    expect((await loadGpt2Weights(tied, cfg)).params.size).toBe(paramShapes(cfg).size);
 
     const other = wte.slice();
     other[7]! += 1;
     const untied = await writeRaw(params, cfg, (n) => 'transformer.' + n, {
       'lm_head.weight': { dtype: 'F32', shape: [50, 8], data: other },
     });
-    const err = await loadError(loadGpt2Weights(untied, cfg));
+    const err = await checkpointError(loadGpt2Weights(untied, cfg));
     expect(err.message).toMatch(/untied output heads are not supported/);
     expect(err.tensor).toBe('lm_head.weight');
   });
@@ -312,13 +304,13 @@ describe('weights', () => {
     const some = new Map(params);
     some.delete('h.1.ln_2.bias');
     const file = await writeRaw(some, cfg, (n) => 'transformer.' + n);
-    const err = await loadError(loadGpt2Weights(file, cfg));
+    const err = await checkpointError(loadGpt2Weights(file, cfg));
     expect(err.message).toMatch(/missing tensor h\.1\.ln_2\.bias$/);
     expect(err.tensor).toBe('h.1.ln_2.bias');
   });
 
   it('reports a wrong shape as expected vs got', async () => {
-    const shapes = expectedParamShapes(cfg);
+    const shapes = paramShapes(cfg);
     const tensors: Record<string, Tensor> = {};
     for (const [name, data] of params) {
       tensors[name] = { dtype: 'F32', shape: shapes.get(name)!, data };
@@ -330,7 +322,7 @@ describe('weights', () => {
     };
     const file = fresh();
     await writeSafetensors(file, tensors);
-    const err = await loadError(loadGpt2Weights(file, cfg));
+    const err = await checkpointError(loadGpt2Weights(file, cfg));
     expect(err.message).toMatch(
       /tensor 'h\.0\.attn\.c_proj\.weight' has shape \[4, 16\], expected \[8, 8\]$/,
     );
@@ -341,20 +333,26 @@ describe('weights', () => {
     const file = fresh();
     await saveGpt2Weights(file, cfg, params);
 
-    const wider = await loadError(loadGpt2Weights(file, tinyConfig({ nEmbd: 16 })));
+    const wider = await checkpointError(loadGpt2Weights(file, tinyCheckpointConfig({ nEmbd: 16 })));
     expect(wider.message).toMatch(/'wte\.weight' has shape \[50, 8\], expected \[50, 16\]/);
     expect(wider.message).toMatch(
       /config disagrees with the weights: it says n_embd=16, but the weights are for n_embd=8/,
     );
 
-    const vocab = await loadError(loadGpt2Weights(file, tinyConfig({ vocabSize: 60 })));
+    const vocab = await checkpointError(
+      loadGpt2Weights(file, tinyCheckpointConfig({ vocabSize: 60 })),
+    );
     expect(vocab.message).toMatch(/vocab_size=60, but the weights are for vocab_size=50/);
 
-    const deeper = await loadError(loadGpt2Weights(file, tinyConfig({ nLayer: 3 })));
+    const deeper = await checkpointError(
+      loadGpt2Weights(file, tinyCheckpointConfig({ nLayer: 3 })),
+    );
     expect(deeper.message).toMatch(/missing tensors h\.2\.ln_1\.weight, .* and 7 more/);
     expect(deeper.message).toMatch(/n_layer=3, but the weights are for n_layer=2/);
 
-    const shallower = await loadError(loadGpt2Weights(file, tinyConfig({ nLayer: 1 })));
+    const shallower = await checkpointError(
+      loadGpt2Weights(file, tinyCheckpointConfig({ nLayer: 1 })),
+    );
     expect(shallower.message).toMatch(/unexpected tensors h\.1\./);
     expect(shallower.message).toMatch(/n_layer=1, but the weights are for n_layer=2/);
   });
@@ -363,7 +361,7 @@ describe('weights', () => {
     const file = await writeRaw(params, cfg, (n) => 'transformer.' + n, {
       'foo.weight': { dtype: 'F32', shape: [2], data: new Float32Array(2) },
     });
-    const err = await loadError(loadGpt2Weights(file, cfg));
+    const err = await checkpointError(loadGpt2Weights(file, cfg));
     expect(err.message).toMatch(/unexpected tensor foo\.weight$/);
     expect(err.tensor).toBe('foo.weight');
   });
@@ -372,13 +370,13 @@ describe('weights', () => {
     const ints = await writeRaw(params, cfg, (n) => n, {
       'ln_f.bias': { dtype: 'I32', shape: [8], data: new Int32Array(8) },
     });
-    expect((await loadError(loadGpt2Weights(ints, cfg))).message).toMatch(
+    expect((await checkpointError(loadGpt2Weights(ints, cfg))).message).toMatch(
       /'ln_f\.bias' has dtype I32/,
     );
     const dup = await writeRaw(params, cfg, (n) => n, {
       'transformer.ln_f.bias': { dtype: 'F32', shape: [8], data: new Float32Array(8) },
     });
-    expect((await loadError(loadGpt2Weights(dup, cfg))).message).toMatch(
+    expect((await checkpointError(loadGpt2Weights(dup, cfg))).message).toMatch(
       /'ln_f\.bias' appears both with and without/,
     );
   });

@@ -27,7 +27,7 @@ import {
   modelLogits,
   randomIdsFor,
 } from './fixtures';
-import { tempDir, tinyConfig } from './helpers';
+import { tempDir, tinyCheckpointConfig } from '../helpers';
 
 let root: string;
 beforeAll(async () => {
@@ -94,7 +94,7 @@ describe('import', () => {
   });
 
   it('imports the prefixed layout with F16 weights as float32', async () => {
-    const cfg = tinyConfig({ vocabSize: 50257 });
+    const cfg = tinyCheckpointConfig({ vocabSize: 50257 });
     const src = path.join(root, 'prefixed-f16');
     const params = await makeHubGpt2(src, cfg, { prefix: true, dtype: 'F16', buffers: false });
     const out = path.join(root, 'models', 'prefixed-f16');
@@ -188,7 +188,7 @@ describe('bad checkpoints: a clear error naming the tensor or field, nothing wri
   let n = 0;
   async function bad(
     mutate: (dir: string) => Promise<void>,
-    cfg = tinyConfig({ vocabSize: 50257, nLayer: 1 }),
+    cfg = tinyCheckpointConfig({ vocabSize: 50257, nLayer: 1 }),
   ): Promise<string> {
     const src = path.join(root, `bad-${++n}`);
     await makeHubGpt2(src, cfg);
@@ -296,7 +296,7 @@ describe('bad checkpoints: a clear error naming the tensor or field, nothing wri
         c.vocab_size = 100;
         await fs.writeFile(path.join(dir, 'config.json'), JSON.stringify(c));
       },
-      tinyConfig({ vocabSize: 100, nLayer: 1 }),
+      tinyCheckpointConfig({ vocabSize: 100, nLayer: 1 }),
     );
     expect(msg).toMatch(
       /config\.json: field 'vocab_size' is 100, smaller than the tokenizer's 50257/,

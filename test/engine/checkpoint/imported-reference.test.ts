@@ -23,7 +23,7 @@ import {
   modelLogits,
   randomIdsFor,
 } from './fixtures';
-import { tempDir } from './helpers';
+import { tempDir } from '../helpers';
 
 const PYTHON = '/usr/bin/python3';
 const hasTorch = spawnSync(PYTHON, ['-c', 'import torch, numpy']).status === 0;

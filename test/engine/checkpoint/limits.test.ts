@@ -10,11 +10,8 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import {
-  configSizeProblem,
-  gpt2ParamCount,
-  type GPTConfig,
-} from '../../../src/engine/checkpoint/config';
+import { configSizeProblem } from '../../../src/engine/checkpoint/config';
+import type { GPTConfig } from '../../../src/engine/model/config';
 import {
   fromHfConfigJson,
   loadGpt2Weights,
@@ -31,8 +28,8 @@ import {
   type Tensor,
 } from '../../../src/engine/checkpoint/safetensors';
 import { initBackend } from '../../../src/engine/backend';
-import { countParams, initParams } from '../../../src/engine/model/gpt';
-import { tempDir } from './helpers';
+import { countParams, initParams, paramShapes } from '../../../src/engine/model/params';
+import { checkpointError, GPT2_SMALL, GPT2_SMALL_PARAMS, tempDir, tinyConfig } from '../helpers';
 
 const GiB = 2 ** 30;
 
@@ -77,16 +74,6 @@ async function recordReads<T>(fn: () => Promise<T>): Promise<{ result: T; reads:
   }
 }
 
-async function caught(p: Promise<unknown>): Promise<CheckpointError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(CheckpointError);
-    return err as CheckpointError;
-  }
-  throw new Error('expected a CheckpointError');
-}
-
 /** A file: 8-byte header length (`claimed`, default the header's), the header, `data`. */
 async function rawFile(
   name: string,
@@ -110,7 +97,7 @@ describe('safetensors: the header is checked before anything is read', () => {
     await fs.truncate(file, 3 * GiB); // sparse: no disk is used
     try {
       const t0 = performance.now();
-      const { result, reads } = await recordReads(() => caught(readSafetensors(file)));
+      const { result, reads } = await recordReads(() => checkpointError(readSafetensors(file)));
       expect(performance.now() - t0).toBeLessThan(500);
       expect(result.message).toBe(
         `${file}: header length 3221225472 does not fit in the file (3221225472 bytes, 8 of them ` +
@@ -124,7 +111,7 @@ describe('safetensors: the header is checked before anything is read', () => {
       len.writeBigUInt64LE(3n * 2n ** 31n);
       await fd.write(len, 0, 8, 0);
       await fd.close();
-      const again = await recordReads(() => caught(readSafetensors(file)));
+      const again = await recordReads(() => checkpointError(readSafetensors(file)));
       expect(again.result.message).toMatch(
         /model\.safetensors: header length 6442450944 is larger than the file \(3221225472 bytes\)/,
       );
@@ -134,7 +121,7 @@ describe('safetensors: the header is checked before anything is read', () => {
       len.writeBigUInt64LE(200_000_000n);
       await fs.writeFile(file, len);
       await fs.truncate(file, 3 * GiB);
-      const capped = await recordReads(() => caught(readSafetensors(file)));
+      const capped = await recordReads(() => checkpointError(readSafetensors(file)));
       expect(capped.result.message).toMatch(
         /model\.safetensors: header length 200000000 exceeds the 100000000-byte limit/,
       );
@@ -150,7 +137,7 @@ describe('safetensors: the header is checked before anything is read', () => {
       [name]: { dtype: 'U8', shape: [99999], data_offsets: [0, 99999] },
     });
     const file = await rawFile('past.safetensors', header, 4096);
-    const { result, reads } = await recordReads(() => caught(readSafetensors(file)));
+    const { result, reads } = await recordReads(() => checkpointError(readSafetensors(file)));
     expect(result.message).toMatch(
       new RegExp(
         `past\\.safetensors: tensor '${name.replace(/\./g, '\\.')}' needs bytes up to 99999 .*` +
@@ -171,7 +158,7 @@ describe('safetensors: the header is checked before anything is read', () => {
       }),
       12,
     );
-    const o = await caught(readSafetensors(overlap));
+    const o = await checkpointError(readSafetensors(overlap));
     expect(o.message).toMatch(/overlap\.safetensors: tensor 'b' .*overlaps tensor 'a'/);
     expect(o.tensor).toBe('b');
 
@@ -180,7 +167,7 @@ describe('safetensors: the header is checked before anything is read', () => {
       JSON.stringify({ w: { dtype: 'F32', shape: [3, 3], data_offsets: [0, 32] } }),
       32,
     );
-    expect((await caught(readSafetensors(mismatch))).message).toMatch(
+    expect((await checkpointError(readSafetensors(mismatch))).message).toMatch(
       /mismatch\.safetensors: tensor 'w': data_offsets \[0, 32\] span 32 bytes, but shape \[3, 3\] of F32 needs 36/,
     );
 
@@ -190,7 +177,7 @@ describe('safetensors: the header is checked before anything is read', () => {
         `{"w":{"dtype":"F32","shape":${JSON.stringify(shape)},"data_offsets":[0,4]}}`,
         4,
       );
-      const { result, reads } = await recordReads(() => caught(readSafetensors(file)));
+      const { result, reads } = await recordReads(() => checkpointError(readSafetensors(file)));
       expect(result.message).toMatch(/shape\.safetensors: tensor 'w' has invalid shape/);
       expect(reads.length).toBe(2);
     }
@@ -211,7 +198,7 @@ describe('safetensors: the header is checked before anything is read', () => {
       return handle;
     }) as typeof realOpen);
     try {
-      const err = await caught(readSafetensors(file));
+      const err = await checkpointError(readSafetensors(file));
       expect(err.message).toBe(
         `${file}: tensor 'w': the file ended after ${size - 16} bytes (it is truncated, or was ` +
           'cut while being read)',
@@ -265,25 +252,19 @@ describe('safetensors: the header is checked before anything is read', () => {
 
 describe('GPT-2 weights are checked against the config from the header', () => {
   it('a file for another model is refused without reading its tensors', async () => {
-    const cfg: GPTConfig = {
-      vocabSize: 32,
-      blockSize: 16,
-      nLayer: 2,
-      nHead: 2,
-      nEmbd: 16,
-      dropout: 0,
-      layerNormEpsilon: 1e-5,
-      activation: 'gelu_new',
-      bias: true,
-    };
+    const cfg = tinyConfig(); // V=32 T=16 L=2 H=2 C=16
     const file = path.join(dir, 'gpt2.safetensors');
     await saveGpt2Weights(file, cfg, initParams(cfg, 1));
-    const wider = await recordReads(() => caught(loadGpt2Weights(file, { ...cfg, nEmbd: 32 })));
+    const wider = await recordReads(() =>
+      checkpointError(loadGpt2Weights(file, { ...cfg, nEmbd: 32 })),
+    );
     expect(wider.result.message).toMatch(
       /gpt2\.safetensors: tensor 'wte\.weight' has shape \[32, 16\], expected \[32, 32\]/,
     );
     expect(wider.reads.length).toBe(2);
-    const deeper = await recordReads(() => caught(loadGpt2Weights(file, { ...cfg, nLayer: 3 })));
+    const deeper = await recordReads(() =>
+      checkpointError(loadGpt2Weights(file, { ...cfg, nLayer: 3 })),
+    );
     expect(deeper.result.message).toMatch(
       /missing tensors h\.2\.ln_1\.weight.*it says n_layer=3, but the weights are for n_layer=2/,
     );
@@ -417,18 +398,6 @@ describe('safetensors: fuzzed headers fail cleanly', () => {
 });
 
 describe('config.json: sizes are checked before anything is allocated', () => {
-  const gpt2: GPTConfig = {
-    vocabSize: 50257,
-    blockSize: 1024,
-    nLayer: 12,
-    nHead: 12,
-    nEmbd: 768,
-    dropout: 0.1,
-    layerNormEpsilon: 1e-5,
-    activation: 'gelu_new',
-    bias: true,
-  };
-
   // readHfConfig checks against the running backend: the wasm heap's 4 GiB
   beforeAll(async () => {
     await initBackend('wasm');
@@ -436,19 +405,24 @@ describe('config.json: sizes are checked before anything is allocated', () => {
 
   async function configError(fields: Record<string, unknown>): Promise<string> {
     const file = path.join(dir, 'config.json');
-    await fs.writeFile(file, JSON.stringify({ ...toHfConfigJson(gpt2), ...fields }));
+    await fs.writeFile(file, JSON.stringify({ ...toHfConfigJson(GPT2_SMALL), ...fields }));
     const t0 = performance.now();
-    const err = await caught(readHfConfig(file));
+    const err = await checkpointError(readHfConfig(file));
     expect(performance.now() - t0).toBeLessThan(2000);
     expect(err.message.startsWith(`${file}: `)).toBe(true);
     return err.message.slice(file.length + 2);
   }
 
   it('counts parameters in closed form, as the model does', () => {
-    for (const cfg of [gpt2, { ...gpt2, nLayer: 0 }, { ...gpt2, vocabSize: 65, blockSize: 8 }]) {
-      expect(gpt2ParamCount(cfg)).toBe(countParams(cfg));
+    for (const cfg of [
+      GPT2_SMALL,
+      { ...GPT2_SMALL, nLayer: 0 },
+      { ...GPT2_SMALL, vocabSize: 65, blockSize: 8 },
+    ]) {
+      const sizes = [...paramShapes(cfg).values()].map((s) => s.reduce((a, b) => a * b, 1));
+      expect(countParams(cfg)).toBe(sizes.reduce((a, b) => a + b, 0));
     }
-    expect(gpt2ParamCount(gpt2)).toBe(124439808);
+    expect(countParams(GPT2_SMALL)).toBe(GPT2_SMALL_PARAMS);
   });
 
   it('n_layer 1e9: refused at once, naming the field, the size and the backend', async () => {
@@ -496,13 +470,15 @@ describe('config.json: sizes are checked before anything is allocated', () => {
 
   it('GPT-2 itself fits the wasm budget; without a backend the budget is the machine memory', async () => {
     const file = path.join(dir, 'gpt2-config.json');
-    await fs.writeFile(file, JSON.stringify(toHfConfigJson(gpt2)));
-    expect(await readHfConfig(file)).toEqual(gpt2);
-    expect(fromHfConfigJson(toHfConfigJson(gpt2), 'config.json')).toEqual(gpt2);
-    expect(configSizeProblem({ ...gpt2, nLayer: 1e6 })).toMatch(
+    await fs.writeFile(file, JSON.stringify(toHfConfigJson(GPT2_SMALL)));
+    expect(await readHfConfig(file)).toEqual(GPT2_SMALL);
+    expect(fromHfConfigJson(toHfConfigJson(GPT2_SMALL), 'config.json')).toEqual(GPT2_SMALL);
+    expect(configSizeProblem({ ...GPT2_SMALL, nLayer: 1e6 })).toMatch(
       /^n_layer 1000000 gives 7\.1e12 parameters \(26 TiB of float32\); this machine's memory can hold at most [\d.]+ (GiB|TiB)$/,
     );
-    expect(configSizeProblem(gpt2, { bytes: 256 * 2 ** 20, holder: 'the webgpu backend' })).toBe(
+    expect(
+      configSizeProblem(GPT2_SMALL, { bytes: 256 * 2 ** 20, holder: 'the webgpu backend' }),
+    ).toBe(
       'n_embd 768 gives 1.2e8 parameters (475 MiB of float32); the webgpu backend can hold at most 256 MiB',
     );
   });
@@ -512,7 +488,7 @@ describe('config.json: sizes are checked before anything is allocated', () => {
     await fs.writeFile(file, '{}');
     await fs.truncate(file, 2 * GiB);
     try {
-      const err = await caught(readHfConfig(file));
+      const err = await checkpointError(readHfConfig(file));
       expect(err.message).toMatch(/huge-config\.json: config is 2147483648 bytes, more than/);
     } finally {
       await fs.rm(file, { force: true });

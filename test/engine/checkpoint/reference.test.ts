@@ -4,10 +4,10 @@ import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GPTConfig } from '../../../src/engine/checkpoint/config';
+import type { GPTConfig } from '../../../src/engine/model/config';
 import { saveGpt2Weights, writeHfConfig } from '../../../src/engine/checkpoint/gpt2';
 import { f16ToF32, f32ToF16 } from '../../../src/engine/checkpoint/safetensors';
-import { randomParams, tempDir, tinyConfig } from './helpers';
+import { randomParams, tempDir, tinyCheckpointConfig } from '../helpers';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = path.resolve('scripts/gpt2_reference.py');
@@ -89,7 +89,7 @@ function logSoftmax(row: number[]): number[] {
 }
 
 describe.skipIf(!hasTorch)('scripts/gpt2_reference.py', () => {
-  const cfg = tinyConfig(); // V=50 T=16 L=2 H=2 C=8
+  const cfg = tinyCheckpointConfig(); // V=50 T=16 L=2 H=2 C=8
   const params = randomParams(cfg, 5);
   const ids = [
     [1, 7, 49, 0, 3, 3, 12, 40, 8, 9, 10, 11, 2, 30, 31, 5],
@@ -131,7 +131,7 @@ describe.skipIf(!hasTorch)('scripts/gpt2_reference.py', () => {
   });
 
   it('with no layers, computes ln_f(wte + wpe) @ wteᵀ', async () => {
-    const flat = tinyConfig({ nLayer: 0, activation: 'gelu', layerNormEpsilon: 1e-3 });
+    const flat = tinyCheckpointConfig({ nLayer: 0, activation: 'gelu', layerNormEpsilon: 1e-3 });
     const p = randomParams(flat, 9);
     const out = reference(await modelDir('flat', flat, p), [ids[1]!]);
     const C = flat.nEmbd;
@@ -152,7 +152,7 @@ describe.skipIf(!hasTorch)('scripts/gpt2_reference.py', () => {
   });
 
   it("agrees with PyTorch's own pre-LN TransformerEncoderLayer", async () => {
-    const wide = tinyConfig({ nLayer: 3, nHead: 4, nEmbd: 16, layerNormEpsilon: 1e-4 });
+    const wide = tinyCheckpointConfig({ nLayer: 3, nHead: 4, nEmbd: 16, layerNormEpsilon: 1e-4 });
     const model = await modelDir('wide', wide, randomParams(wide, 42));
     const py = spawnSync(PYTHON, ['-c', CROSS_CHECK, path.dirname(SCRIPT), model]);
     expect(py.status, py.stderr.toString()).toBe(0);

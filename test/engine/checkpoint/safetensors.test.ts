@@ -15,7 +15,7 @@ import {
   type Tensor,
   type TypedArray,
 } from '../../../src/engine/checkpoint/safetensors';
-import { rng, tempDir } from './helpers';
+import { rng, tempDir } from '../helpers';
 
 const hasNumpy = spawnSync('/usr/bin/python3', ['-c', 'import numpy']).status === 0;
 

@@ -9,15 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../../src/engine/backend';
 import { finetunedAccuracy } from '../../../src/engine/console/compare';
 import { saveModelDir } from '../../../src/engine/checkpoint/modelDir';
-import { loadExamples } from '../../../src/engine/finetune/load';
-import {
-  classify,
-  evaluate,
-  finetune,
-  loadClassifier,
-  readFinetuneData,
-} from '../../../src/engine/finetune/finetune';
+import { loadClassifier } from '../../../src/engine/finetune/checkpoint';
+import { finetune } from '../../../src/engine/finetune/finetune';
+import { loadExamples, readFinetuneData } from '../../../src/engine/finetune/load';
+import { classify, evaluate } from '../../../src/engine/finetune/predict';
 import { computeMetrics } from '../../../src/engine/finetune/metrics';
+import { previewFinetune } from '../../../src/engine/finetune/preview';
 import { finetuneLearningRate } from '../../../src/engine/finetune/schedule';
 import { GPT } from '../../../src/engine/model/gpt';
 import { Rng } from '../../../src/engine/util/rng';
@@ -323,5 +320,43 @@ describe('every task trains end to end', () => {
     } finally {
       mc.dispose();
     }
+  });
+});
+
+describe("the wizard's preview", () => {
+  it('counts what fine-tuning would read: rows left out, truncations, labels, one example as tokens', async () => {
+    const file = path.join(dir, 'preview.jsonl');
+    const rows = [
+      { s: 'abc de', y: 'pos' },
+      { s: 'ABC', y: 'neg' }, // upper case: not in the model's alphabet
+      { s: 'x'.repeat(40), y: 'neg' }, // longer than the context of 24
+      { s: 'vwx', y: 'neg' },
+      { s: '', y: 'pos' }, // empty: a problem of the import itself
+    ];
+    await fs.writeFile(file, rows.map((r) => JSON.stringify(r)).join('\n'));
+    const p = await previewFinetune({
+      model: base,
+      task: 'classification',
+      columns: { text: 's', label: 'y' },
+      data: file,
+      valFraction: 0,
+    });
+    expect(p.blockSize).toBe(24);
+    expect(p.newTokens).toEqual(['<|start|>', '<|delim|>', '<|extract|>']);
+    expect(p.train).toMatchObject({ rows: 5, imported: 3, skipped: 2 });
+    expect(p.train.problems.map((x) => x.row)).toEqual([2, 5]);
+    expect(p.train.problems[0]!.message).toMatch(/^preview\.jsonl row 2: /);
+    expect(p.truncated).toBe(1);
+    expect(p.valSplit).toBe(0);
+    expect(p.labels).toEqual([
+      { label: 'neg', count: 2 },
+      { label: 'pos', count: 1 },
+    ]);
+    const seq = p.example!.sequences[0]!;
+    expect(p.example).toMatchObject({ input: 'abc de', label: 'pos', truncated: false });
+    expect(seq.map((t) => t.text).join('')).toBe('<|start|>abc de<|extract|>');
+    expect(seq[0]!.special).toBe('start');
+    expect(seq.at(-1)!.special).toBe('extract');
+    expect(seq.slice(1, -1).every((t) => t.special === undefined)).toBe(true);
   });
 });

@@ -1,22 +1,35 @@
 /**
  * GPT-1's input transformations and head: each task's token layout, the truncation rule,
- * similarity's symmetry, multiple choice's softmax over the candidates, and L3 = L2 + λ·L1.
+ * similarity's symmetry, multiple choice's softmax over the candidates, and L3 = L2 + λ·L1 with
+ * its gradients (GPT.lossAndGrads with the head gpt1Objective) against autodiff of a standard-op
+ * reference.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../../src/engine/tf';
 import { initBackend } from '../../../src/engine/backend';
 import { GPT } from '../../../src/engine/model/gpt';
+import { paramShapes } from '../../../src/engine/model/params';
+import { disposeBatch, makeBatch, type Batch } from '../../../src/engine/finetune/batch';
 import {
   ClassifierHead,
-  disposeBatch,
-  finetuneLosses,
-  forward,
-  makeBatch,
+  classifierLogits,
+  gpt1Objective,
   predictBatch,
-  prepareModel,
-} from '../../../src/engine/finetune/model';
-import { addFinetuneTokens, encodeExample, frame } from '../../../src/engine/finetune/tasks';
-import { charTokenizer, maxAbsDiff, randomWeights, tinyConfig } from '../helpers';
+} from '../../../src/engine/finetune/head';
+import { prepareModel } from '../../../src/engine/finetune/prepare';
+import {
+  addFinetuneTokens,
+  encodeExample,
+  frame,
+  type Task,
+} from '../../../src/engine/finetune/tasks';
+import { charTokenizer, maxAbsDiff, randomWeights, relError, tinyConfig } from '../helpers';
+import {
+  referenceCrossEntropy,
+  referenceGrads,
+  referenceHidden,
+  referenceLmLoss,
+} from '../model/standardGpt';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -183,12 +196,12 @@ describe('the head', () => {
     try {
       const seqs = encodeExample('similarity', { a: 'ab', b: 'cde' }, tok, sp, 32).sequences;
       const batch = makeBatch([seqs], [0]);
-      const logits = (await forward(
+      const logits = (await classifierLogits(
         model,
         head,
         'similarity',
         batch,
-      ).logits.data()) as Float32Array;
+      ).data()) as Float32Array;
       disposeBatch(batch);
       // by hand: h of each order alone, at its last position
       const hLast = async (ids: number[]) => {
@@ -235,7 +248,7 @@ describe('the head', () => {
       const scores: number[] = [];
       for (const s of seqs) {
         const one = makeBatch([[s]], [0]);
-        const { logits } = forward(model, head, 'classification', one);
+        const logits = classifierLogits(model, head, 'classification', one);
         scores.push(((await logits.data()) as Float32Array)[0]!);
         disposeBatch(one);
       }
@@ -254,7 +267,34 @@ describe('the head', () => {
     }
   });
 
-  it('λ = 0 gives the pure classification loss and its gradients; λ > 0 adds λ·L1', async () => {
+  /** L3's value, its report (L1, L2) and every gradient, by GPT.lossAndGrads with gpt1Objective. */
+  async function objective(
+    model: GPT,
+    head: ClassifierHead,
+    task: Task,
+    batch: Batch,
+    o: { lambda: number; clfDropout: number },
+  ) {
+    const seed = 77;
+    const r = await model.lossAndGrads(
+      batch.ids,
+      gpt1Objective(model, head, task, batch, { ...o, seed }),
+      { train: true, seed },
+    );
+    const read = async (t: tf.Tensor) => (await t.data()) as Float32Array;
+    const grads = new Map<string, Float32Array>();
+    for (const [n, g] of r.grads) grads.set(n, await read(g));
+    const out = {
+      L3: (await read(r.loss))[0]!,
+      L2: (await read(r.report.L2!))[0]!,
+      L1: (await read(r.report.L1!))[0]!,
+      grads,
+    };
+    tf.dispose([r.loss, ...Object.values(r.report), ...r.grads.values()]);
+    return out;
+  }
+
+  it('λ = 0 gives the pure classification loss; λ > 0 adds λ·L1', async () => {
     const { model, tok, sp } = tinyModel();
     const head = new ClassifierHead(model.config.nEmbd, 3, { seed: 6 });
     try {
@@ -264,15 +304,14 @@ describe('the head', () => {
       );
       const labels = [2, 0, 1];
       const batch = makeBatch(seqs, labels);
-      const vars = [...model.variables, head.weight, head.bias];
 
       // L2 by hand: −mean log softmax(logits)[y]
-      const logits = (await forward(
+      const logits = (await classifierLogits(
         model,
         head,
         'classification',
         batch,
-      ).logits.data()) as Float32Array;
+      ).data()) as Float32Array;
       let l2 = 0;
       labels.forEach((y, i) => {
         const row = Array.from(logits.subarray(i * 3, i * 3 + 3));
@@ -280,9 +319,12 @@ describe('the head', () => {
         const lse = m + Math.log(row.reduce((a, x) => a + Math.exp(x - m), 0));
         l2 += (lse - row[y]!) / labels.length;
       });
-      const l0 = finetuneLosses(model, head, 'classification', batch, 0);
-      expect((await l0.L3.data())[0]).toBeCloseTo(l2, 5);
-      expect((await l0.L2.data())[0]).toBeCloseTo(l2, 5);
+      const l0 = await objective(model, head, 'classification', batch, {
+        lambda: 0,
+        clfDropout: 0,
+      });
+      expect(l0.L3).toBeCloseTo(l2, 5);
+      expect(l0.L2).toBeCloseTo(l2, 5);
 
       // L1: the LM loss of the same sequences (each alone, no padding), mean over predicted tokens
       let nll = 0;
@@ -293,40 +335,112 @@ describe('the head', () => {
         nll += (await model.loss(idx, tgt).data())[0]! * (s!.length - 1);
         count += s!.length - 1;
       }
-      const l1 = (await l0.L1.data())[0]!;
-      expect(l1).toBeCloseTo(nll / count, 4);
-      const half = finetuneLosses(model, head, 'classification', batch, 0.5);
-      expect((await half.L3.data())[0]).toBeCloseTo(l2 + 0.5 * l1, 4);
-
-      // the gradients of L3 at λ = 0 are those of L2 alone
-      const g3 = tf.variableGrads(
-        () => finetuneLosses(model, head, 'classification', batch, 0).L3,
-        vars,
-      );
-      const g2 = tf.variableGrads(() => forwardL2(), vars);
-      function forwardL2() {
-        const { logits } = forward(model, head, 'classification', batch);
-        return tf.neg(
-          tf.mean(tf.sum(tf.mul(tf.logSoftmax(logits), tf.oneHot(batch.labels, 3)), 1)),
-        ) as tf.Scalar;
-      }
-      for (const v of vars) {
-        const a = g3.grads[v.name];
-        const b = g2.grads[v.name];
-        if (!b) continue;
-        expect(a, v.name).toBeDefined();
-        expect(
-          maxAbsDiff((await a!.data()) as Float32Array, (await b.data()) as Float32Array),
-        ).toBeLessThan(1e-5);
-      }
+      expect(l0.L1).toBeCloseTo(nll / count, 4);
+      const half = await objective(model, head, 'classification', batch, {
+        lambda: 0.5,
+        clfDropout: 0,
+      });
+      expect(half.L3).toBeCloseTo(l2 + 0.5 * l0.L1, 4);
       // and the head's gradient is not zero
-      expect(
-        Math.max(...((await g3.grads[head.weight.name]!.abs().data()) as Float32Array)),
-      ).toBeGreaterThan(1e-6);
+      expect(Math.max(...l0.grads.get('classifier.weight')!.map(Math.abs))).toBeGreaterThan(1e-6);
       disposeBatch(batch);
     } finally {
       head.dispose();
       model.dispose();
     }
   });
+
+  const gradCases: Array<{
+    task: Exclude<Task, 'entailment'>;
+    lambda: number;
+    clfDropout: number;
+  }> = [
+    { task: 'classification', lambda: 0, clfDropout: 0 },
+    { task: 'classification', lambda: 0.5, clfDropout: 0.3 },
+    { task: 'similarity', lambda: 0.5, clfDropout: 0 },
+    { task: 'multiple-choice', lambda: 0.25, clfDropout: 0.3 },
+  ];
+  for (const c of gradCases) {
+    it(`the gradients of L3 = autodiff of a standard-op reference (${c.task}, λ ${c.lambda}, classifier dropout ${c.clfDropout})`, async () => {
+      const { model, tok, sp } = tinyModel();
+      const outputs = c.task === 'multiple-choice' ? 1 : 2;
+      const head = new ClassifierHead(model.config.nEmbd, outputs, { seed: 8 });
+      const inputs = {
+        classification: [{ text: 'the cat' }, { text: 'a dog sat' }, { text: 'xyz' }],
+        similarity: [
+          { a: 'the cat', b: 'a dog' },
+          { a: 'xyz', b: 'q r' },
+        ],
+        'multiple-choice': [
+          { context: 'the cat', answers: ['sat', 'ran away'] },
+          { context: 'a dog', answers: ['hid', 'slept'] },
+        ],
+      }[c.task];
+      const labels = inputs.map((_, i) => i % 2);
+      const seqs = inputs.map((x) => encodeExample(c.task, x, tok, sp, 32).sequences);
+      const batch = makeBatch(seqs, labels);
+      try {
+        const ours = await objective(model, head, c.task, batch, c);
+        // the reference: h by standard ops, then the rows at each [e], W_y, cross-entropy, + λ·L1
+        const [S, T] = batch.ids.shape;
+        const ids = (await batch.ids.array()) as number[][];
+        const targets = (await batch.targets.array()) as number[][];
+        const at = seqs.flat().map((q, s) => s * T + q.length - 1);
+        const weights = new Map(
+          [...(await model.weights())].map(
+            ([n, data]) => [n, { data, shape: paramShapes(model.config).get(n)! }] as const,
+          ),
+        );
+        weights.set('classifier.weight', {
+          data: (await head.weight.data()) as Float32Array,
+          shape: head.weight.shape,
+        });
+        weights.set('classifier.bias', {
+          data: (await head.bias.data()) as Float32Array,
+          shape: head.bias.shape,
+        });
+        const C = model.config.nEmbd;
+        const ref = await referenceGrads(
+          weights,
+          (P) => {
+            const h = referenceHidden(model.config, P, ids);
+            let x: tf.Tensor = tf.gather(h, tf.tensor1d(at, 'int32'));
+            if (c.task === 'similarity') x = tf.sum(tf.reshape(x, [S / 2, 2, C]), 1);
+            if (c.clfDropout > 0) {
+              const seed = (77 * 977 + 5) >>> 1;
+              const u = tf.randomUniform(x.shape, 0, 1, 'float32', seed);
+              x = tf.mul(
+                x,
+                tf.div(tf.cast(tf.greaterEqual(u, c.clfDropout), 'float32'), 1 - c.clfDropout),
+              );
+            }
+            let z = tf.add(
+              tf.matMul(x as tf.Tensor2D, P.get('classifier.weight') as tf.Tensor2D),
+              P.get('classifier.bias')!,
+            );
+            if (c.task === 'multiple-choice') z = tf.reshape(z, [labels.length, 2]);
+            const l2 = referenceCrossEntropy(z as tf.Tensor2D, labels);
+            if (c.lambda === 0) return l2;
+            return tf.add(l2, tf.mul(c.lambda, referenceLmLoss(P, h, targets))) as tf.Scalar;
+          },
+          initBackend,
+        );
+        expect(Math.abs(ours.L3 - ref.loss) / ref.loss).toBeLessThan(1e-5);
+        expect([...ours.grads.keys()].sort()).toEqual([...ref.grads.keys()].sort());
+        for (const [name, g] of ref.grads) {
+          // zero in exact arithmetic: at λ = 0 the rows of W_e no token reads; under multiple
+          // choice's softmax over the answers, the bias (it shifts every answer's score alike)
+          if (Math.max(...g.map(Math.abs)) < 1e-7) {
+            expect(Math.max(...ours.grads.get(name)!.map(Math.abs)), name).toBeLessThan(1e-7);
+            continue;
+          }
+          expect(relError(ours.grads.get(name)!, g), name).toBeLessThan(1e-4);
+        }
+      } finally {
+        disposeBatch(batch);
+        head.dispose();
+        model.dispose();
+      }
+    });
+  }
 });

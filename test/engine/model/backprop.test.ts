@@ -1,14 +1,16 @@
 /**
- * The training path's explicit backward pass (GPT.lossAndGrads) against tfjs autodiff of the same
- * model through its differentiable ops (GPT.loss under variableGrads, itself checked against a
- * standard-op reference and finite differences in gradients.test.ts).
+ * The training path's explicit backward pass (GPT.lossAndGrads), with dropout, against tfjs
+ * autodiff (on cpu) of the standard-op GPT-2 of ./standardGpt.ts drawing the same dropout masks:
+ * the masks' seeds, the loss and every gradient; and its clean-up when stopped between blocks.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../../src/engine/tf';
 import { initBackend } from '../../../src/engine/backend';
 import { GPT } from '../../../src/engine/model/gpt';
 import type { BmmStrategy } from '../../../src/engine/model/ops';
+import { paramShapes } from '../../../src/engine/model/params';
 import { randomIds, randomWeights, relError, tinyConfig } from '../helpers';
+import { referenceGrads, referenceHidden, referenceLmLoss } from './standardGpt';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -33,14 +35,16 @@ describe('GPT.lossAndGrads', () => {
     const x = tf.tensor2d(randomIds(32, cfg.vocabSize, 1), [2, 16], 'int32');
     const y = tf.tensor2d(randomIds(32, cfg.vocabSize, 2), [2, 16], 'int32');
     try {
-      await model.lossAndGrads(x, y); // warm the caches (ones, masks)
+      const head = model.lmLoss(y);
+      const warm = await model.lossAndGrads(x, head); // warm the caches (ones, masks)
+      tf.dispose([warm.loss, ...warm.grads.values()]);
       for (const stopAt of [1, 2, 4, 6]) {
         const before = tf.memory().numTensors;
         let calls = 0;
         const between = async () => {
           if (++calls === stopAt) throw new Error('stop');
         };
-        await expect(model.lossAndGrads(x, y, { between })).rejects.toThrow('stop');
+        await expect(model.lossAndGrads(x, head, { between })).rejects.toThrow('stop');
         expect(tf.memory().numTensors, `stopped at call ${stopAt}`).toBe(before);
       }
     } finally {
@@ -50,31 +54,42 @@ describe('GPT.lossAndGrads', () => {
   });
 
   for (const c of cases) {
-    it(`equals autodiff of GPT.loss (${c.strategy}, dropout ${c.dropout}, T ${c.T}, ${c.activation})`, async () => {
+    it(`equals autodiff of a standard-op GPT-2 with the same masks (${c.strategy}, dropout ${c.dropout}, T ${c.T}, ${c.activation})`, async () => {
       const cfg = tinyConfig({ dropout: c.dropout, activation: c.activation });
-      const model = new GPT(cfg, randomWeights(cfg, 7));
-      model.bmm = c.strategy;
+      const weights = randomWeights(cfg, 7);
       const B = 3;
-      const x = tf.tensor2d(randomIds(B * c.T, cfg.vocabSize, 1), [B, c.T], 'int32');
-      const y = tf.tensor2d(randomIds(B * c.T, cfg.vocabSize, 2), [B, c.T], 'int32');
+      const ids = randomIds(B * c.T, cfg.vocabSize, 1);
+      const tgt = randomIds(B * c.T, cfg.vocabSize, 2);
+      const rows = (a: number[]) =>
+        Array.from({ length: B }, (_, b) => a.slice(b * c.T, (b + 1) * c.T));
       const opts = { train: c.dropout > 0, seed: 99 };
+      const shapes = paramShapes(cfg);
+      const ref = await referenceGrads(
+        new Map([...weights].map(([n, data]) => [n, { data, shape: shapes.get(n)! }] as const)),
+        (P) => {
+          const drop = opts.train ? { rate: c.dropout, seed: opts.seed } : undefined;
+          return referenceLmLoss(P, referenceHidden(cfg, P, rows(ids), drop), rows(tgt));
+        },
+        initBackend,
+      );
+      const model = new GPT(cfg, weights);
+      model.bmm = c.strategy;
+      const x = tf.tensor2d(ids, [B, c.T], 'int32');
+      const y = tf.tensor2d(tgt, [B, c.T], 'int32');
       try {
-        const ref = tf.variableGrads(() => model.loss(x, y, opts), model.variables);
-        const refGrads = model.gradsByParam(ref.grads);
+        const warm = await model.lossAndGrads(x, model.lmLoss(y), opts); // the causal mask's cache
+        tf.dispose([warm.loss, ...warm.grads.values()]);
         const before = tf.memory().numTensors;
-        const got = await model.lossAndGrads(x, y, opts);
+        const got = await model.lossAndGrads(x, model.lmLoss(y), opts);
         // only the loss and one gradient per parameter remain
         expect(tf.memory().numTensors - before).toBe(1 + model.params.size);
-        expect(Math.abs((await got.loss.data())[0]! - (await ref.value.data())[0]!)).toBeLessThan(
-          1e-5,
-        );
+        expect(Math.abs((await got.loss.data())[0]! - ref.loss)).toBeLessThan(1e-5);
         expect([...got.grads.keys()].sort()).toEqual([...model.params.keys()].sort());
         for (const [name, g] of got.grads) {
-          const r = refGrads.get(name)!;
-          expect(g.shape, name).toEqual(r.shape);
-          expect(relError(await g.data(), await r.data()), name).toBeLessThan(1e-4);
+          expect(g.shape, name).toEqual(shapes.get(name));
+          expect(relError(await g.data(), ref.grads.get(name)!), name).toBeLessThan(1e-4);
         }
-        tf.dispose([got.loss, ...got.grads.values(), ref.value, ...Object.values(ref.grads)]);
+        tf.dispose([got.loss, ...got.grads.values()]);
       } finally {
         tf.dispose([x, y]);
         model.dispose();

@@ -1,11 +1,12 @@
 /**
- * The hand-written gradients of src/engine/model/ops.ts and of the whole GPT, checked two ways:
+ * The hand-written gradients of src/engine/model (ops.ts, attention.ts, head.ts) and of the whole
+ * GPT's training path (GPT.lossAndGrads), checked two ways:
  *
  *  (a) against tfjs autodiff of a plain composition of standard ops (tf.matMul, tf.moments,
- *      tf.gather, tf.logSoftmax, tf.tanh, tf.erf …). The engine's ops run on **wasm** (the backend
- *      they are written for); the reference runs on the **cpu** backend, whose standard gradients
- *      (UnsortedSegmentSum for gather, transposed matmuls) all exist. Both read back in float32 and
- *      are compared as ‖a − b‖ / ‖b‖ < 1e-4.
+ *      tf.gather, tf.logSoftmax, tf.tanh, tf.erf …). The engine's forward and backward run on
+ *      **wasm** (the backend they are written for); the reference runs on the **cpu** backend,
+ *      whose standard gradients (UnsortedSegmentSum for gather, transposed matmuls) all exist.
+ *      Both read back in float32 and are compared as ‖a − b‖ / ‖b‖ < 1e-4.
  *  (b) against central finite differences (in float64, in JS) of the whole GPT loss as the
  *      engine computes it in float32 on wasm, for the largest-gradient coordinate of several
  *      parameters.
@@ -13,19 +14,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../../src/engine/tf';
 import { initBackend } from '../../../src/engine/backend';
-import type { GPTConfig } from '../../../src/engine/checkpoint/config';
-import { GPT, paramShapes } from '../../../src/engine/model/gpt';
-import {
-  causalAttention,
-  crossEntropy,
-  embedding,
-  geluErf,
-  geluNew,
-  layerNorm,
-  linear,
-  tiedLmHead,
-  type BmmStrategy,
-} from '../../../src/engine/model/ops';
+import { attentionBackward, attentionForward } from '../../../src/engine/model/attention';
+import { GPT } from '../../../src/engine/model/gpt';
+import { lmHead } from '../../../src/engine/model/head';
+import * as ops from '../../../src/engine/model/ops';
+import { paramShapes } from '../../../src/engine/model/params';
 import {
   allClose,
   maxAbs,
@@ -35,6 +28,7 @@ import {
   relError,
   tinyConfig,
 } from '../helpers';
+import { referenceGrads, referenceHidden, referenceLmLoss } from './standardGpt';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -59,28 +53,23 @@ interface GradResult {
 }
 
 /**
- * value and d(Σ f(xs) ⊙ cot)/dxs on `backend`; with cot undefined, f must return a scalar and the
- * gradient is of f itself. Switches back to wasm afterwards.
+ * Reference: value and d(Σ f(xs) ⊙ cot)/dxs by autodiff on the cpu backend; with cot undefined,
+ * f must return a scalar and the gradient is of f itself. Switches back to wasm afterwards.
  */
-async function gradsOn(
-  backend: 'wasm' | 'cpu',
+async function autodiff(
   f: (...xs: tf.Tensor[]) => tf.Tensor,
   inputs: Input[],
   cot?: Float32Array,
 ): Promise<GradResult> {
-  await initBackend(backend);
+  await initBackend('cpu');
   try {
-    expect(tf.getBackend()).toBe(backend);
     const xs = inputs.map((i) => tf.tensor(i.data, i.shape));
     const objective = (...a: tf.Tensor[]): tf.Scalar => {
       const y = f(...a);
       return (cot ? tf.sum(tf.mul(y, tf.tensor(cot, y.shape))) : y) as tf.Scalar;
     };
     const { value, grads } = tf.valueAndGrads(objective)(xs);
-    const out = {
-      value: (await value.data()) as Float32Array,
-      grads: await Promise.all(grads.map(async (g) => (await g.data()) as Float32Array)),
-    };
+    const out = await read(value, grads);
     tf.dispose([...xs, value, ...grads]);
     return out;
   } finally {
@@ -88,18 +77,49 @@ async function gradsOn(
   }
 }
 
-/** Hand-written op on wasm vs reference composition on cpu: value and every gradient. */
+async function read(value: tf.Tensor, grads: tf.Tensor[]): Promise<GradResult> {
+  return {
+    value: (await value.data()) as Float32Array,
+    grads: await Promise.all(grads.map(async (g) => (await g.data()) as Float32Array)),
+  };
+}
+
+/**
+ * An engine forward and its hand-written backward, on wasm: the output for the inputs, and the
+ * backward from the output's cotangent (for a scalar output none: its gradient is 1).
+ */
+type EngineOp = (xs: tf.Tensor[]) => {
+  value: tf.Tensor;
+  backward: (dy: tf.Tensor | null) => tf.Tensor[];
+};
+
+async function engine(f: EngineOp, inputs: Input[], cot?: Float32Array): Promise<GradResult> {
+  expect(tf.getBackend()).toBe('wasm');
+  const xs = inputs.map((i) => tf.tensor(i.data, i.shape));
+  const r = tf.tidy(() => {
+    const out = f(xs);
+    const dy = cot ? tf.tensor(cot, out.value.shape) : null;
+    // the same objective as the reference's: Σ f(xs) ⊙ cot
+    const value = dy ? tf.sum(tf.mul(out.value, dy)) : out.value;
+    return [value, ...out.backward(dy)];
+  });
+  const got = await read(r[0]!, r.slice(1));
+  tf.dispose([...xs, ...r]);
+  return got;
+}
+
+/** Hand-written forward/backward on wasm vs reference composition on cpu: value and every gradient. */
 async function checkOp(
   name: string,
-  engineOp: (...xs: tf.Tensor[]) => tf.Tensor,
+  engineOp: EngineOp,
   referenceOp: (...xs: tf.Tensor[]) => tf.Tensor,
   inputs: Input[],
   outSize: number | null,
   tol = 1e-4,
 ): Promise<void> {
   const cot = outSize === null ? undefined : randomFloats(outSize, 999);
-  const ours = await gradsOn('wasm', engineOp, inputs, cot);
-  const ref = await gradsOn('cpu', referenceOp, inputs, cot);
+  const ours = await engine(engineOp, inputs, cot);
+  const ref = await autodiff(referenceOp, inputs, cot);
   expect(relError(ours.value, ref.value), `${name}: value`).toBeLessThan(tol);
   expect(ours.grads).toHaveLength(inputs.length);
   ref.grads.forEach((g, i) => {
@@ -120,21 +140,45 @@ describe('hand-written op gradients vs autodiff of standard ops (engine on wasm,
     const O = 7;
     await checkOp(
       'linear',
-      (x, w, b) => linear(x as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D),
+      ([x, w, b]) => ({
+        value: ops.linear(x as tf.Tensor2D, { weight: w!, bias: b! }),
+        backward: (dy) => ops.linearBackward(dy as tf.Tensor2D, x as tf.Tensor2D, w as tf.Tensor2D),
+      }),
       (x, w, b) => tf.add(tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D), b!),
       [input([N, I], 1), input([I, O], 2), input([O], 3)],
       N * O,
     );
   });
 
-  it('tiedLmHead: logits = h Wᵀ', async () => {
-    await checkOp(
-      'tiedLmHead',
-      (h, w) => tiedLmHead(h as tf.Tensor2D, w as tf.Tensor2D),
-      (h, w) => tf.matMul(h as tf.Tensor2D, w as tf.Tensor2D, false, true),
-      [input([6, 8], 4), input([11, 8], 5)],
-      6 * 11,
-    );
+  it('the tied LM head: L1 of logits = h W_eᵀ, its ∂/∂h and ∂/∂W_e, scaled by λ', async () => {
+    const targets = [3, -1, 10, 0, 7, 7];
+    const [N, V] = [targets.length, 11];
+    const onehot = new Float32Array(N * V);
+    targets.forEach((t, i) => {
+      if (t >= 0) onehot[i * V + t] = 1;
+    });
+    const reference = (h: tf.Tensor, w: tf.Tensor) => {
+      const logits = tf.matMul(h as tf.Tensor2D, w as tf.Tensor2D, false, true);
+      return tf.div(tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), tf.tensor2d(onehot, [N, V])))), 5);
+    };
+    for (const scale of [1, 0.25]) {
+      await checkOp(
+        `lmHead × ${scale}`,
+        ([h, w]) => {
+          const ids = tf.tensor1d(targets, 'int32');
+          const out = lmHead(w as tf.Tensor2D, ids, scale)(h as tf.Tensor2D);
+          // the loss is L1; the gradients are scale·L1's
+          const unscale = (g: tf.Tensor) => tf.div(g, scale);
+          return {
+            value: out.loss,
+            backward: () => [unscale(out.dh), unscale(out.grads['wte.weight']!)],
+          };
+        },
+        reference,
+        [input([N, 8], 4), input([V, 8], 5)],
+        null,
+      );
+    }
   });
 
   it('layerNorm over the last axis (x, gain and bias)', async () => {
@@ -148,18 +192,27 @@ describe('hand-written op gradients vs autodiff of standard ops (engine on wasm,
     x.data.forEach((v, i) => (x.data[i] = v + 0.5 * (i % 12)));
     await checkOp(
       'layerNorm',
-      (xi, g, b) => layerNorm(xi as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D, eps),
+      ([xi, g, b]) => {
+        const f = ops.layerNormForward(xi as tf.Tensor2D, g!, b!, eps);
+        return {
+          value: f.y,
+          backward: (dy) => ops.layerNormBackward(dy as tf.Tensor2D, f.xhat, f.rstd, g!),
+        };
+      },
       (xi, g, b) => reference(xi!, g!, b!),
       [x, input([12], 7), input([12], 8)],
       7 * 12,
     );
   });
 
-  it('geluNew (tanh approximation, computed via a sigmoid)', async () => {
+  it('gelu_new (tanh approximation, computed via a sigmoid)', async () => {
     const c = Math.sqrt(2 / Math.PI);
     await checkOp(
-      'geluNew',
-      (x) => geluNew(x!),
+      'gelu_new',
+      ([x]) => {
+        const f = ops.geluForward(x!, 'gelu_new');
+        return { value: f.y, backward: (dy) => [ops.geluBackward(dy!, x!, f.s, 'gelu_new')] };
+      },
       (x) =>
         tf.mul(
           tf.mul(x!, 0.5),
@@ -170,57 +223,17 @@ describe('hand-written op gradients vs autodiff of standard ops (engine on wasm,
     );
   });
 
-  it('geluErf (exact GELU)', async () => {
+  it('gelu (exact GELU)', async () => {
     await checkOp(
-      'geluErf',
-      (x) => geluErf(x!),
+      'gelu',
+      ([x]) => {
+        const f = ops.geluForward(x!, 'gelu');
+        return { value: f.y, backward: (dy) => [ops.geluBackward(dy!, x!, f.s, 'gelu')] };
+      },
       (x) => tf.mul(tf.mul(x!, 0.5), tf.add(1, tf.erf(tf.div(x!, Math.SQRT2)))),
       [input([5, 9], 10, 2.5)],
       45,
     );
-  });
-
-  it('embedding with repeated ids scatters-adds every occurrence', async () => {
-    const ids = [3, 1, 3, 0, 3, 5, 1, 1, 6];
-    // The ids tensor must outlive the forward pass (see the it.fails below), as GPT.embed's does.
-    let idsT: tf.Tensor1D | undefined;
-    const engine = (w: tf.Tensor) => {
-      idsT ??= tf.keep(tf.tensor1d(ids, 'int32'));
-      return embedding(w as tf.Tensor2D, idsT);
-    };
-    try {
-      await checkOp(
-        'embedding',
-        engine,
-        (w) => tf.gather(w!, tf.tensor1d(ids, 'int32')),
-        [input([8, 4], 11)],
-        ids.length * 4,
-      );
-      // rows never used (2, 4, 7) get exactly zero gradient; row 3 gets the sum of three dy rows
-      const cot = randomFloats(ids.length * 4, 999);
-      const r = await gradsOn('wasm', engine, [input([8, 4], 11)], cot);
-      const g = r.grads[0]!;
-      for (const row of [2, 4, 7]) {
-        expect(Array.from(g.subarray(row * 4, row * 4 + 4))).toEqual([0, 0, 0, 0]);
-      }
-      for (let c = 0; c < 4; c++) {
-        expect(g[3 * 4 + c]).toBeCloseTo(cot[0 * 4 + c]! + cot[2 * 4 + c]! + cot[4 * 4 + c]!, 5);
-      }
-    } finally {
-      idsT?.dispose();
-    }
-  });
-
-  // The gradient saves the ids, so ids created inside the differentiated function (freed by the
-  // forward pass's tidy) still reach the backward pass.
-  it('embedding backward with ids created inside the differentiated function', async () => {
-    const r = await gradsOn(
-      'wasm',
-      (w) => embedding(w as tf.Tensor2D, tf.tensor1d([1, 1, 2], 'int32')),
-      [input([4, 3], 19)],
-      randomFloats(9, 998),
-    );
-    expect(r.grads[0]!.some((v) => v !== 0)).toBe(true);
   });
 
   it('crossEntropy with ignored targets (−1) averages over the valid ones only', async () => {
@@ -234,22 +247,22 @@ describe('hand-written op gradients vs autodiff of standard ops (engine on wasm,
     });
     const reference = (logits: tf.Tensor) =>
       tf.div(tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), tf.tensor2d(onehot, [N, V])))), valid);
-    const engine = (logits: tf.Tensor) =>
-      crossEntropy(logits as tf.Tensor2D, tf.tensor1d(targets, 'int32'));
+    const ce =
+      (t: number[]): EngineOp =>
+      ([logits]) => {
+        const r = ops.crossEntropyWithGrad(logits as tf.Tensor2D, tf.tensor1d(t, 'int32'));
+        return { value: r.loss, backward: () => [r.dlogits] };
+      };
     const logits = input([N, V], 12, 3);
-    await checkOp('crossEntropy', engine, reference, [logits], null);
+    await checkOp('crossEntropy', ce(targets), reference, [logits], null);
 
     // ignored rows get exactly zero gradient, whatever their logits
-    const r = await gradsOn('wasm', engine, [logits]);
+    const r = await engine(ce(targets), [logits]);
     for (const row of [1, 4]) {
       expect(Array.from(r.grads[0]!.subarray(row * V, row * V + V))).toEqual(new Array(V).fill(0));
     }
     // all targets ignored: loss 0, no NaN
-    const none = await gradsOn(
-      'wasm',
-      (l) => crossEntropy(l as tf.Tensor2D, tf.tensor1d(new Array(N).fill(-1), 'int32')),
-      [logits],
-    );
+    const none = await engine(ce(new Array(N).fill(-1)), [logits]);
     expect(none.value[0]).toBe(0);
     expect(none.grads[0]!.every((v) => v === 0)).toBe(true);
   });
@@ -266,15 +279,25 @@ describe('hand-written op gradients vs autodiff of standard ops (engine on wasm,
     return tf.matMul(keep ? tf.mul(p, keep) : p, v as tf.Tensor3D);
   }
 
-  for (const strategy of ['batched', 'unrolled'] as BmmStrategy[]) {
-    it(`causalAttention, strategy '${strategy}'`, async () => {
+  /** attentionForward and attentionBackward on q, k, v stacked as qkv [3G, T, hs]. */
+  const attention =
+    (strategy: ops.BmmStrategy, dropout = 0, seed?: number): EngineOp =>
+    ([q, k, v]) => {
+      const qkv = tf.concat([q!, k!, v!]) as tf.Tensor3D;
+      const f = attentionForward(qkv, { strategy, dropout, seed });
+      const backward = (dy: tf.Tensor | null) =>
+        tf.split(attentionBackward(dy as tf.Tensor3D, qkv, f.p, f.pd, f.keep, strategy), 3, 0);
+      return { value: f.y, backward };
+    };
+
+  for (const strategy of ['batched', 'unrolled'] as ops.BmmStrategy[]) {
+    it(`causal attention, strategy '${strategy}'`, async () => {
       const G = 3;
       const T = 6;
       const hs = 4;
       await checkOp(
-        `causalAttention/${strategy}`,
-        (q, k, v) =>
-          causalAttention(tf.concat([q!, k!, v!]) as tf.Tensor3D, { strategy, dropout: 0 }),
+        `attention/${strategy}`,
+        attention(strategy),
         (q, k, v) => referenceAttention(q!, k!, v!),
         [input([G, T, hs], 13), input([G, T, hs], 14), input([G, T, hs], 15)],
         G * T * hs,
@@ -282,7 +305,7 @@ describe('hand-written op gradients vs autodiff of standard ops (engine on wasm,
     });
   }
 
-  it('causalAttention with attention dropout (same seeded keep-mask in the reference)', async () => {
+  it('causal attention with attention dropout (same seeded keep-mask in the reference)', async () => {
     const G = 2;
     const T = 5;
     const hs = 4;
@@ -295,13 +318,8 @@ describe('hand-written op gradients vs autodiff of standard ops (engine on wasm,
         1 - rate,
       );
     await checkOp(
-      'causalAttention/dropout',
-      (q, k, v) =>
-        causalAttention(tf.concat([q!, k!, v!]) as tf.Tensor3D, {
-          strategy: 'batched',
-          dropout: rate,
-          seed,
-        }),
+      'attention/dropout',
+      attention('batched', rate, seed),
       (q, k, v) => referenceAttention(q!, k!, v!, keep([G, T, T])),
       [input([G, T, hs], 16), input([G, T, hs], 17), input([G, T, hs], 18)],
       G * T * hs,
@@ -312,72 +330,7 @@ describe('hand-written op gradients vs autodiff of standard ops (engine on wasm,
 // ---------------------------------------------------------------------------------------------
 // The whole model
 
-/** GPT-2's loss written with standard ops only (tf.gather, tf.moments, tf.logSoftmax, …). */
-function referenceLoss(
-  cfg: GPTConfig,
-  P: Map<string, tf.Tensor>,
-  ids: number[][],
-  targets: number[][],
-): tf.Scalar {
-  const B = ids.length;
-  const T = ids[0]!.length;
-  const { nEmbd: C, nHead: H, vocabSize: V } = cfg;
-  const hs = C / H;
-  const p = (n: string) => P.get(n)!;
-  const ln = (x: tf.Tensor, name: string) => {
-    const { mean, variance } = tf.moments(x, -1, true);
-    const xhat = tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, cfg.layerNormEpsilon)));
-    return tf.add(tf.mul(xhat, p(name + '.weight')), p(name + '.bias'));
-  };
-  const conv1d = (x: tf.Tensor, name: string) =>
-    tf.add(
-      tf.matMul(tf.reshape(x, [-1, x.shape.at(-1)!]), p(name + '.weight') as tf.Tensor2D),
-      p(name + '.bias'),
-    );
-  const act = (x: tf.Tensor) =>
-    cfg.activation === 'gelu'
-      ? tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.div(x, Math.SQRT2))))
-      : tf.mul(
-          tf.mul(x, 0.5),
-          tf.add(
-            1,
-            tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))))),
-          ),
-        );
-  const lower = tf.linalg.bandPart(tf.ones([T, T]), -1, 0);
-  const negMask = tf.mul(tf.sub(1, lower), -1e9);
-
-  let x: tf.Tensor = tf.add(
-    tf.gather(p('wte.weight'), tf.tensor2d(ids, [B, T], 'int32')),
-    tf.slice(p('wpe.weight'), [0, 0], [T, C]),
-  ); // [B, T, C]
-  for (let i = 0; i < cfg.nLayer; i++) {
-    const pre = `h.${i}.`;
-    const qkv = tf.reshape(conv1d(ln(x, pre + 'ln_1'), pre + 'attn.c_attn'), [B, T, 3, H, hs]);
-    const part = (j: number) =>
-      tf.transpose(tf.squeeze(tf.slice(qkv, [0, 0, j, 0, 0], [B, T, 1, H, hs]), [2]), [0, 2, 1, 3]);
-    const [q, k, v] = [part(0), part(1), part(2)] as tf.Tensor4D[];
-    const att = tf.add(tf.div(tf.matMul(q!, k!, false, true), Math.sqrt(hs)), negMask);
-    const y = tf.reshape(tf.transpose(tf.matMul(tf.softmax(att), v!), [0, 2, 1, 3]), [B, T, C]);
-    x = tf.add(x, tf.reshape(conv1d(y, pre + 'attn.c_proj'), [B, T, C]));
-    const m = conv1d(act(conv1d(ln(x, pre + 'ln_2'), pre + 'mlp.c_fc')), pre + 'mlp.c_proj');
-    x = tf.add(x, tf.reshape(m, [B, T, C]));
-  }
-  const h = tf.reshape(ln(x, 'ln_f'), [B * T, C]);
-  const logits = tf.matMul(h, p('wte.weight') as tf.Tensor2D, false, true);
-  const flat = targets.flat();
-  const onehot = new Float32Array(B * T * V);
-  flat.forEach((t, i) => {
-    if (t >= 0) onehot[i * V + t] = 1;
-  });
-  const count = flat.filter((t) => t >= 0).length;
-  return tf.div(
-    tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), tf.tensor2d(onehot, [B * T, V])))),
-    count,
-  ) as tf.Scalar;
-}
-
-/** The engine's loss and gradients per parameter (on the current backend). */
+/** The engine's loss and gradients per parameter: GPT.lossAndGrads with the LM head. */
 async function engineGrads(
   model: GPT,
   ids: number[][],
@@ -385,38 +338,12 @@ async function engineGrads(
 ): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
   const x = tf.tensor2d(ids, undefined, 'int32');
   const y = tf.tensor2d(targets, undefined, 'int32');
-  const { value, grads } = tf.variableGrads(() => model.loss(x, y), model.variables);
+  const r = await model.lossAndGrads(x, model.lmLoss(y));
   const out = new Map<string, Float32Array>();
-  for (const [name, g] of model.gradsByParam(grads))
-    out.set(name, (await g.data()) as Float32Array);
-  const loss = (await value.data())[0]!;
-  tf.dispose([x, y, value, ...Object.values(grads)]);
+  for (const [name, g] of r.grads) out.set(name, (await g.data()) as Float32Array);
+  const loss = (await r.loss.data())[0]!;
+  tf.dispose([x, y, r.loss, ...r.grads.values()]);
   return { loss, grads: out };
-}
-
-async function referenceGrads(
-  cfg: GPTConfig,
-  weights: Map<string, Float32Array>,
-  ids: number[][],
-  targets: number[][],
-): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
-  await initBackend('cpu');
-  try {
-    const names = [...weights.keys()];
-    const shapes = paramShapes(cfg);
-    const vars = names.map((n) => tf.variable(tf.tensor(weights.get(n)!, shapes.get(n)!), true));
-    const P = new Map(names.map((n, i) => [n, vars[i]! as tf.Tensor]));
-    const { value, grads } = tf.variableGrads(() => referenceLoss(cfg, P, ids, targets), vars);
-    const out = new Map<string, Float32Array>();
-    for (const [i, n] of names.entries()) {
-      out.set(n, (await grads[vars[i]!.name]!.data()) as Float32Array);
-    }
-    const loss = (await value.data())[0]!;
-    tf.dispose([value, ...vars, ...Object.values(grads)]);
-    return { loss, grads: out };
-  } finally {
-    await initBackend('wasm');
-  }
 }
 
 describe('whole-model gradient', () => {
@@ -435,10 +362,18 @@ describe('whole-model gradient', () => {
   for (const activation of ['gelu_new', 'gelu'] as const) {
     it(`matches autodiff of a standard-op GPT-2 (${activation}, both attention strategies)`, async () => {
       const c = { ...cfg, activation };
-      const ref = await referenceGrads(c, weights, ids, targets);
+      const shapes = paramShapes(c);
+      const named = new Map(
+        [...weights].map(([n, data]) => [n, { data, shape: shapes.get(n)! }] as const),
+      );
+      const ref = await referenceGrads(
+        named,
+        (P) => referenceLmLoss(P, referenceHidden(c, P, ids), targets),
+        initBackend,
+      );
       const model = new GPT(c, weights);
       try {
-        for (const strategy of ['batched', 'unrolled'] as BmmStrategy[]) {
+        for (const strategy of ['batched', 'unrolled'] as ops.BmmStrategy[]) {
           model.bmm = strategy;
           const ours = await engineGrads(model, ids, targets);
           expect(Math.abs(ours.loss - ref.loss) / ref.loss, `${strategy}: loss`).toBeLessThan(1e-5);
@@ -475,11 +410,10 @@ describe('whole-model gradient', () => {
       return v;
     };
     try {
-      const { value, grads } = tf.variableGrads(() => model.loss(x, y), model.variables);
+      const r = await model.lossAndGrads(x, model.lmLoss(y));
       const analytic = new Map<string, Float32Array>();
-      for (const [n, g] of model.gradsByParam(grads))
-        analytic.set(n, (await g.data()) as Float32Array);
-      tf.dispose([value, ...Object.values(grads)]);
+      for (const [n, g] of r.grads) analytic.set(n, (await g.data()) as Float32Array);
+      tf.dispose([r.loss, ...r.grads.values()]);
 
       const checked: string[] = [];
       const names = [

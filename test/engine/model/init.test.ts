@@ -5,8 +5,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../../src/engine/tf';
 import { initBackend } from '../../../src/engine/backend';
-import type { GPTConfig } from '../../../src/engine/checkpoint/config';
-import { countParams, GPT, initParams, paramShapes } from '../../../src/engine/model/gpt';
+import type { GPTConfig } from '../../../src/engine/model/config';
+import { GPT } from '../../../src/engine/model/gpt';
+import { countParams, initParams, paramShapes } from '../../../src/engine/model/params';
 import {
   checkMemory,
   estimateTrainingMemory,

@@ -9,8 +9,8 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backendMemoryBudget, initBackend } from '../../../src/engine/backend';
-import type { GPTConfig } from '../../../src/engine/checkpoint/config';
-import { countParams } from '../../../src/engine/model/gpt';
+import type { GPTConfig } from '../../../src/engine/model/config';
+import { countParams } from '../../../src/engine/model/params';
 import {
   checkMemory,
   estimateTrainingMemory,

@@ -16,7 +16,7 @@ import { saveModelDir } from '../../../src/engine/checkpoint/modelDir';
 import { finetune } from '../../../src/engine/finetune/finetune';
 import { GPT } from '../../../src/engine/model/gpt';
 import { pretrain, readState } from '../../../src/engine/train/pretrain';
-import { probeModel } from '../../../src/server/datasets-runs';
+import { probeModel } from '../../../src/server/features/runs';
 import {
   charTokenizer,
   removeDir,

@@ -14,7 +14,8 @@ import {
   readHfConfig,
   saveGpt2Weights,
 } from '../../../src/engine/checkpoint/gpt2';
-import { GPT, initParams } from '../../../src/engine/model/gpt';
+import { GPT } from '../../../src/engine/model/gpt';
+import { initParams } from '../../../src/engine/model/params';
 import { AdamW } from '../../../src/engine/train/optimizer';
 import {
   pretrain,

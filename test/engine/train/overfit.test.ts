@@ -5,7 +5,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../../src/engine/tf';
 import { initBackend } from '../../../src/engine/backend';
-import { GPT, initParams } from '../../../src/engine/model/gpt';
+import { GPT } from '../../../src/engine/model/gpt';
+import { initParams } from '../../../src/engine/model/params';
 import { sampleBatch } from '../../../src/engine/train/data';
 import { AdamW, type AdamWOptions } from '../../../src/engine/train/optimizer';
 import { trainStep } from '../../../src/engine/train/pretrain';
@@ -194,13 +195,10 @@ describe('AdamW', () => {
     const opt = new AdamW(model.params, { ...ADAM, gradClip });
     // the true gradient norm of the same batch, computed directly
     const { x, y } = sampleBatch(data, 2, cfg.blockSize, new Rng(8));
-    const { value, grads } = tf.variableGrads(
-      () => model.loss(x, y, { train: true }),
-      model.variables,
-    );
+    const { loss, grads } = await model.lossAndGrads(x, model.lmLoss(y), { train: true });
     let sq = 0;
-    for (const g of Object.values(grads)) for (const v of await read(g)) sq += v * v;
-    tf.dispose([x, y, value, ...Object.values(grads)]);
+    for (const g of grads.values()) for (const v of await read(g)) sq += v * v;
+    tf.dispose([x, y, loss, ...grads.values()]);
 
     const r = await trainStep(
       model,

@@ -19,9 +19,14 @@
  * A short prompt runs in chunks of rows through the same code (causal attention within a chunk);
  * a long one goes through the generic GPT.forwardCached, where XNNPACK's batched ops win, and its
  * keys and values are copied into the cache.
+ *
+ * The math is the block's (./block.ts), specialised to one sequence; the parameters are the
+ * model's tree (./params.ts) with each leaf seen on the heap.
  */
 import * as tf from '../tf';
 import type { GPT } from './gpt';
+import { paramTree, type GPTParams } from './params';
+import { addRows, attendRows, biasGeluRows, layerNormRows } from './rowKernels';
 
 /** tfjs-wasm's BackendWasm, as far as it is used here. */
 interface WasmBackend {
@@ -40,28 +45,10 @@ interface Buf {
   size: number;
 }
 
-/** One block's parameters: matmul weights by backend id, the small vectors as heap views. */
-interface BlockParams {
-  wqkv: number;
-  wo: number;
-  wfc: number;
-  wproj: number;
-  ln1g: Float32Array;
-  ln1b: Float32Array;
-  bqkv: Float32Array;
-  bo: Float32Array;
-  ln2g: Float32Array;
-  ln2b: Float32Array;
-  bfc: Float32Array;
-  bproj: Float32Array;
-}
-
-interface Params {
-  wte: Float32Array;
-  wpe: Float32Array;
-  lnfg: Float32Array;
-  lnfb: Float32Array;
-  blocks: BlockParams[];
+/** A parameter on the heap: its backend id (a matmul's weight operand) and a view of its values. */
+interface HeapParam {
+  id: number;
+  view: Float32Array;
 }
 
 export interface WasmDecoderOptions {
@@ -102,183 +89,6 @@ function wasmMatMul(be: WasmBackend): MatMul {
 }
 
 /**
- * out[r] = LayerNorm(x[r]) for `rows` rows of n values (x̂ g + b, ε inside the root), in double
- * precision. `out` may be `x`.
- */
-export function layerNormRows(
-  x: Float32Array,
-  out: Float32Array,
-  rows: number,
-  n: number,
-  g: Float32Array,
-  b: Float32Array,
-  eps: number,
-  xOff = 0,
-  outOff = 0,
-): void {
-  for (let r = 0; r < rows; r++) {
-    const xo = xOff + r * n;
-    const oo = outOff + r * n;
-    let sum = 0;
-    for (let i = 0; i < n; i++) sum += x[xo + i]!;
-    const mu = sum / n;
-    let sq = 0;
-    for (let i = 0; i < n; i++) {
-      const d = x[xo + i]! - mu;
-      sq += d * d;
-    }
-    const rstd = 1 / Math.sqrt(sq / n + eps);
-    for (let i = 0; i < n; i++) out[oo + i] = (x[xo + i]! - mu) * rstd * g[i]! + b[i]!;
-  }
-}
-
-/**
- * erfc(z) with a relative error below 1.2e-7 everywhere (Numerical Recipes' Chebyshev fit).
- */
-export function erfc(z: number): number {
-  const a = Math.abs(z);
-  const t = 1 / (1 + 0.5 * a);
-  const r =
-    t *
-    Math.exp(
-      -a * a -
-        1.26551223 +
-        t *
-          (1.00002368 +
-            t *
-              (0.37409196 +
-                t *
-                  (0.09678418 +
-                    t *
-                      (-0.18628806 +
-                        t *
-                          (0.27886807 +
-                            t *
-                              (-1.13520398 +
-                                t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
-    );
-  return z >= 0 ? r : 2 - r;
-}
-
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-
-/**
- * x[i] = act(x[i] + bias[i mod n]) in place over `rows` rows of n: 'gelu' is the exact
- * x Φ(x) = x erfc(−x/√2) / 2, 'gelu_new' GPT-2's tanh form written as x σ(2u).
- */
-export function biasGeluRows(
-  x: Float32Array,
-  rows: number,
-  n: number,
-  bias: Float32Array,
-  kind: 'gelu' | 'gelu_new',
-): void {
-  if (kind === 'gelu') {
-    for (let r = 0, o = 0; r < rows; r++, o += n) {
-      for (let i = 0; i < n; i++) {
-        const v = x[o + i]! + bias[i]!;
-        x[o + i] = 0.5 * v * erfc(-v * Math.SQRT1_2);
-      }
-    }
-  } else {
-    for (let r = 0, o = 0; r < rows; r++, o += n) {
-      for (let i = 0; i < n; i++) {
-        const v = x[o + i]! + bias[i]!;
-        const u2 = 2 * SQRT_2_OVER_PI * (v + 0.044715 * v * v * v);
-        x[o + i] = v / (1 + Math.exp(-u2));
-      }
-    }
-  }
-}
-
-/**
- * Causal attention of `rows` new queries at positions past … past+rows−1 over a head-major cache.
- * q: rows × C (row r at qOff + r·qStride, head h at + h·hs), already biased; kc, vc: the layer's
- * keys and values, [nHead, blockSize, hs] from kOff / vOff, holding positions 0 … past+rows−1;
- * y: rows × C. Query r sees positions ≤ past + r.
- */
-export function attendRows(
-  q: Float32Array,
-  qOff: number,
-  qStride: number,
-  cache: Float32Array,
-  kOff: number,
-  vOff: number,
-  y: Float32Array,
-  rows: number,
-  past: number,
-  nHead: number,
-  hs: number,
-  block: number,
-  scratch: Float64Array,
-): void {
-  const scale = 1 / Math.sqrt(hs);
-  const C = nHead * hs;
-  const hs4 = hs & ~3;
-  // (the loops are unrolled by four with separate sums: about twice as fast in V8)
-  for (let r = 0; r < rows; r++) {
-    const len = past + r + 1;
-    for (let h = 0; h < nHead; h++) {
-      const qo = qOff + r * qStride + h * hs;
-      const kb = kOff + h * block * hs;
-      const vb = vOff + h * block * hs;
-      // scores q·k_j / √hs and their max
-      let max = -Infinity;
-      for (let j = 0, ko = kb; j < len; j++, ko += hs) {
-        let s0 = 0;
-        let s1 = 0;
-        let s2 = 0;
-        let s3 = 0;
-        let d = 0;
-        for (; d < hs4; d += 4) {
-          s0 += q[qo + d]! * cache[ko + d]!;
-          s1 += q[qo + d + 1]! * cache[ko + d + 1]!;
-          s2 += q[qo + d + 2]! * cache[ko + d + 2]!;
-          s3 += q[qo + d + 3]! * cache[ko + d + 3]!;
-        }
-        for (; d < hs; d++) s0 += q[qo + d]! * cache[ko + d]!;
-        const s = (s0 + s1 + (s2 + s3)) * scale;
-        scratch[j] = s;
-        if (s > max) max = s;
-      }
-      // softmax numerators
-      let sum = 0;
-      for (let j = 0; j < len; j++) {
-        const e = Math.exp(scratch[j]! - max);
-        scratch[j] = e;
-        sum += e;
-      }
-      // y = Σ_j p_j v_j, four output dimensions at a time
-      const inv = 1 / sum;
-      const yo = r * C + h * hs;
-      let d = 0;
-      for (; d < hs4; d += 4) {
-        let a0 = 0;
-        let a1 = 0;
-        let a2 = 0;
-        let a3 = 0;
-        for (let j = 0, vo = vb + d; j < len; j++, vo += hs) {
-          const p = scratch[j]!;
-          a0 += p * cache[vo]!;
-          a1 += p * cache[vo + 1]!;
-          a2 += p * cache[vo + 2]!;
-          a3 += p * cache[vo + 3]!;
-        }
-        y[yo + d] = a0 * inv;
-        y[yo + d + 1] = a1 * inv;
-        y[yo + d + 2] = a2 * inv;
-        y[yo + d + 3] = a3 * inv;
-      }
-      for (; d < hs; d++) {
-        let a0 = 0;
-        for (let j = 0, vo = vb + d; j < len; j++, vo += hs) a0 += scratch[j]! * cache[vo]!;
-        y[yo + d] = a0 * inv;
-      }
-    }
-  }
-}
-
-/**
  * KV-cache decoding of one sequence on the wasm backend. Make one per generation, feed it a
  * prompt with prefill(), then one token at a time with step(); dispose() frees its buffers.
  */
@@ -307,7 +117,7 @@ export class WasmDecoder {
   /** The heap buffer the views below were made on, and the parameter buffers they show. */
   private heap: ArrayBuffer | null = null;
   private paramIds: object[] = [];
-  private params: Params | null = null;
+  private params: GPTParams<HeapParam> | null = null;
   private views: Record<
     'kv' | 'x' | 'h' | 'qkv' | 'y' | 'a' | 'f' | 'logits',
     Float32Array
@@ -388,43 +198,13 @@ export class WasmDecoder {
     this.params = this.readParams(heap);
   }
 
-  private readParams(heap: ArrayBuffer): Params {
-    const vec = (name: string): Float32Array => {
+  private readParams(heap: ArrayBuffer): GPTParams<HeapParam> {
+    return paramTree(this.model.config, (name) => {
       const t = this.model.p(name);
       const d = this.be.dataIdMap.get(t.dataId);
       if (!d) throw new Error(`WasmDecoder: parameter ${name} is not on the wasm heap`);
-      return new Float32Array(heap, d.memoryOffset, t.size);
-    };
-    const id = (name: string): number => {
-      const d = this.be.dataIdMap.get(this.model.p(name).dataId);
-      if (!d) throw new Error(`WasmDecoder: parameter ${name} is not on the wasm heap`);
-      return d.id;
-    };
-    const blocks: BlockParams[] = [];
-    for (let i = 0; i < this.model.config.nLayer; i++) {
-      const p = `h.${i}.`;
-      blocks.push({
-        wqkv: id(p + 'attn.c_attn.weight'),
-        wo: id(p + 'attn.c_proj.weight'),
-        wfc: id(p + 'mlp.c_fc.weight'),
-        wproj: id(p + 'mlp.c_proj.weight'),
-        ln1g: vec(p + 'ln_1.weight'),
-        ln1b: vec(p + 'ln_1.bias'),
-        bqkv: vec(p + 'attn.c_attn.bias'),
-        bo: vec(p + 'attn.c_proj.bias'),
-        ln2g: vec(p + 'ln_2.weight'),
-        ln2b: vec(p + 'ln_2.bias'),
-        bfc: vec(p + 'mlp.c_fc.bias'),
-        bproj: vec(p + 'mlp.c_proj.bias'),
-      });
-    }
-    return {
-      wte: vec('wte.weight'),
-      wpe: vec('wpe.weight'),
-      lnfg: vec('ln_f.weight'),
-      lnfb: vec('ln_f.bias'),
-      blocks,
-    };
+      return { id: d.id, view: new Float32Array(heap, d.memoryOffset, t.size) };
+    });
   }
 
   /** out[rows, n] = a[rows, k] · W[k, n] (W a parameter or W_eᵀ: never a decoder buffer). */
@@ -504,22 +284,24 @@ export class WasmDecoder {
     this.sync();
     // the views (and the parameters' views) are re-read after each matmul, which may grow the heap
     let v = this.views!;
-    let p = this.params!;
 
     // x = W_e[ids] + W_p[positions]
+    const wte = this.params!.wte.weight.view;
+    const wpe = this.params!.wpe.weight.view;
     for (let r = 0; r < M; r++) {
       const to = ids[r]! * C;
       const po = (past + r) * C;
-      for (let i = 0; i < C; i++) v.x[r * C + i] = p.wte[to + i]! + p.wpe[po + i]!;
+      for (let i = 0; i < C; i++) v.x[r * C + i] = wte[to + i]! + wpe[po + i]!;
     }
     for (let l = 0; l < nLayer; l++) {
       // qkv = LN_1(x) W_qkv + b_qkv
-      layerNormRows(v.x, v.h, M, C, p.blocks[l]!.ln1g, p.blocks[l]!.ln1b, eps);
-      this.matmul(this.h, M, C, p.blocks[l]!.wqkv, 3 * C, this.qkv);
+      let b = this.params!.h[l]!;
+      layerNormRows(v.x, v.h, M, C, b.ln_1.weight.view, b.ln_1.bias.view, eps);
+      this.matmul(this.h, M, C, b.attn.c_attn.weight.id, 3 * C, this.qkv);
       v = this.views!;
-      p = this.params!;
+      b = this.params!.h[l]!;
       const { qkv, kv } = v;
-      const bqkv = p.blocks[l]!.bqkv;
+      const bqkv = b.attn.c_attn.bias.view;
       // the new keys and values into the cache, head-major: [l][k|v][head][position][hs]
       const kOff = l * 2 * T * C;
       const vOff = kOff + T * C;
@@ -538,24 +320,25 @@ export class WasmDecoder {
       }
       // x += attn(q, cache) W_o + b_o; h = LN_2(x)
       attendRows(qkv, 0, 3 * C, kv, kOff, vOff, v.y, M, past, nHead, hs, T, this.scratch);
-      this.matmul(this.y, M, C, p.blocks[l]!.wo, C, this.a);
+      this.matmul(this.y, M, C, b.attn.c_proj.weight.id, C, this.a);
       v = this.views!;
-      p = this.params!;
-      addRows(v.x, v.a, p.blocks[l]!.bo, M, C);
-      layerNormRows(v.x, v.h, M, C, p.blocks[l]!.ln2g, p.blocks[l]!.ln2b, eps);
+      b = this.params!.h[l]!;
+      addRows(v.x, v.a, b.attn.c_proj.bias.view, M, C);
+      layerNormRows(v.x, v.h, M, C, b.ln_2.weight.view, b.ln_2.bias.view, eps);
       // x += GELU(h W_fc + b_fc) W_proj + b_proj
-      this.matmul(this.h, M, C, p.blocks[l]!.wfc, 4 * C, this.f);
+      this.matmul(this.h, M, C, b.mlp.c_fc.weight.id, 4 * C, this.f);
       v = this.views!;
-      p = this.params!;
-      biasGeluRows(v.f, M, 4 * C, p.blocks[l]!.bfc, cfg.activation);
-      this.matmul(this.f, M, 4 * C, p.blocks[l]!.wproj, C, this.a);
+      b = this.params!.h[l]!;
+      biasGeluRows(v.f, M, 4 * C, b.mlp.c_fc.bias.view, cfg.activation);
+      this.matmul(this.f, M, 4 * C, b.mlp.c_proj.weight.id, C, this.a);
       v = this.views!;
-      p = this.params!;
-      addRows(v.x, v.a, p.blocks[l]!.bproj, M, C);
+      b = this.params!.h[l]!;
+      addRows(v.x, v.a, b.mlp.c_proj.bias.view, M, C);
     }
     this.length = past + M;
     // logits = LN_f(x) W_eᵀ, for the last row only
-    layerNormRows(v.x, v.h, 1, C, p.lnfg, p.lnfb, eps, (M - 1) * C, 0);
+    const lnf = this.params!.ln_f;
+    layerNormRows(v.x, v.h, 1, C, lnf.weight.view, lnf.bias.view, eps, (M - 1) * C, 0);
     this.matmul(this.h, 1, C, headId, V, this.logits);
     return this.views!.logits.slice();
   }
@@ -611,12 +394,5 @@ export class WasmDecoder {
     tf.dispose(bufs.map((b) => b.t));
     this.views = null;
     this.params = null;
-  }
-}
-
-/** x[r] += a[r] + bias for `rows` rows of n. */
-function addRows(x: Float32Array, a: Float32Array, bias: Float32Array, rows: number, n: number) {
-  for (let r = 0, o = 0; r < rows; r++, o += n) {
-    for (let i = 0; i < n; i++) x[o + i] = x[o + i]! + (a[o + i]! + bias[i]!);
   }
 }

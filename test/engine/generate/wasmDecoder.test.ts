@@ -1,22 +1,24 @@
 /**
- * The wasm decoder (model/infer.ts): its JS kernels against the same computation in tf ops, and
- * whole decodes against GPT.forwardCached's full forward — odd head sizes, prompts in several
- * chunks, a prompt through the generic path, a re-prefill, new weights mid-session — plus its
- * errors, its clean-up, and the generic path on another backend.
+ * The wasm decoder (model/wasmDecoder.ts): its JS kernels against the same computation in tf ops,
+ * and whole decodes against the block function's forward (GPT.forwardCached without a cache, and
+ * GPT.hidden → the LM head) — odd head sizes, prompts in several chunks, a prompt through the
+ * generic path, a re-prefill, new weights mid-session — plus its errors, its clean-up, and the
+ * generic path on another backend.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../../src/engine/tf';
 import { initBackend } from '../../../src/engine/backend';
 import { generate } from '../../../src/engine/generate';
-import { GPT, type GPTConfig } from '../../../src/engine/model/gpt';
+import type { GPTConfig } from '../../../src/engine/model/config';
+import { GPT } from '../../../src/engine/model/gpt';
+import { geluForward, layerNormForward } from '../../../src/engine/model/ops';
 import {
   attendRows,
   biasGeluRows,
   erfc,
   layerNormRows,
-  WasmDecoder,
-} from '../../../src/engine/model/infer';
-import { geluForward, layerNormForward } from '../../../src/engine/model/ops';
+} from '../../../src/engine/model/rowKernels';
+import { WasmDecoder } from '../../../src/engine/model/wasmDecoder';
 import {
   charTokenizer,
   maxAbs,

@@ -1,0 +1,223 @@
+/**
+ * Causal self-attention: the heads' reshapes, scaled dot-product attention with its backward
+ * (training and scoring), and the same attention over a KV cache (generation).
+ */
+import * as tf from '../tf';
+import { splitBatch } from '../wasmKernels';
+import { SALT, dropoutMask, type Dropout } from './dropout';
+import { bmm, type BmmStrategy } from './ops';
+
+type T2 = tf.Tensor2D;
+type T3 = tf.Tensor3D;
+
+// ---------------------------------------------------------------------------------------------
+// Heads: x [B·T, C] ↔ [nHead·B, T, hs]
+
+/** qkv [B·T, 3C] → [3·nHead·B, T, hs]: q's heads, then k's, then v's. */
+export function splitQkv(qkv: T2, nHead: number, batch: number, tLen: number): T3 {
+  const hs = qkv.shape[1] / 3 / nHead;
+  const x = tf.transpose(tf.reshape(qkv, [batch, tLen, 3 * nHead, hs]), [2, 0, 1, 3]);
+  return tf.reshape(x, [3 * nHead * batch, tLen, hs]) as T3;
+}
+
+/** Inverse of splitQkv(). */
+export function mergeQkv(x: T3, nHead: number, batch: number, tLen: number): T2 {
+  const hs = x.shape[2];
+  const x4 = tf.reshape(x, [3 * nHead, batch, tLen, hs]);
+  return tf.reshape(tf.transpose(x4, [1, 2, 0, 3]), [batch * tLen, 3 * nHead * hs]) as T2;
+}
+
+/** y [nHead·B, T, hs] → [B·T, C]. */
+export function mergeHeads(y: T3, nHead: number, batch: number, tLen: number): T2 {
+  const hs = y.shape[2];
+  const y4 = tf.reshape(y, [nHead, batch, tLen, hs]);
+  return tf.reshape(tf.transpose(y4, [1, 2, 0, 3]), [batch * tLen, nHead * hs]);
+}
+
+/** Inverse of mergeHeads(). */
+export function splitHeads(y: T2, nHead: number, batch: number, tLen: number): T3 {
+  const hs = y.shape[1] / nHead;
+  const y4 = tf.reshape(y, [batch, tLen, nHead, hs]);
+  return tf.reshape(tf.transpose(y4, [2, 0, 1, 3]), [nHead * batch, tLen, hs]) as T3;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training and scoring: every position attends to those before it
+
+const maskCache = new Map<string, T2>();
+
+/** Additive causal mask [T, T]: 0 on and below the diagonal, −1e9 above. */
+export function causalMask(t: number): T2 {
+  const key = `${tf.getBackend()}:${t}`;
+  let m = maskCache.get(key);
+  if (!m || m.isDisposed) {
+    const data = new Float32Array(t * t);
+    for (let i = 0; i < t; i++) for (let j = i + 1; j < t; j++) data[i * t + j] = -1e9;
+    m = tf.keep(tf.tensor2d(data, [t, t]));
+    maskCache.set(key, m);
+  }
+  return m;
+}
+
+export interface AttentionOptions {
+  strategy: BmmStrategy;
+  /** Attention dropout rate; 0 in eval. */
+  dropout: number;
+  seed?: number;
+}
+
+/** What the backward needs from attentionForward: the probabilities, and after dropout. */
+export interface AttentionSaved {
+  p: T3;
+  pd: T3;
+  keep: tf.Tensor | null;
+}
+
+/** Operands of the G per-head products, cut from qkv [3G, T, hs] (q, then k, then v). */
+class Heads {
+  constructor(
+    private qkv: T3,
+    private g: number,
+    private strategy: BmmStrategy,
+  ) {}
+  /** part 0 = q, 1 = k, 2 = v: [G, T, hs] for 'batched', or G 2-D pieces for 'unrolled'. */
+  whole(part: number): T3 {
+    const [, t, hs] = this.qkv.shape;
+    return tf.slice(this.qkv, [part * this.g, 0, 0], [this.g, t, hs]);
+  }
+  pieces(part: number, transpose: boolean): T2[] {
+    return splitBatch(this.qkv, transpose, part * this.g, this.g);
+  }
+}
+
+function products(as: T2[], bs: T2[]): T2[] {
+  return as.map((a, i) => tf.matMul(a, bs[i]!));
+}
+
+function stack3(ps: T2[], shape: [number, number, number]): T3 {
+  return tf.reshape(tf.concat(ps), shape);
+}
+
+/**
+ * Causal scaled dot-product attention on qkv [3G, T, hs] (G = heads × batch):
+ * Y = softmax(q kᵀ / √hs + mask) v, with attention dropout on the probabilities.
+ * Returns Y [G, T, hs] and what the backward needs.
+ */
+export function attentionForward(qkv: T3, opts: AttentionOptions): { y: T3 } & AttentionSaved {
+  const [g3, tLen, hs] = qkv.shape;
+  const g = g3 / 3;
+  const scale = 1 / Math.sqrt(hs);
+  const heads = new Heads(qkv, g, opts.strategy);
+  const unrolled = opts.strategy === 'unrolled' && g > 1;
+  const scores = unrolled
+    ? stack3(products(heads.pieces(0, false), heads.pieces(1, true)), [g, tLen, tLen])
+    : (tf.matMul(heads.whole(0), heads.whole(1), false, true) as T3);
+  const p = tf.softmax(tf.add(tf.mul(scores, scale), causalMask(tLen))) as T3;
+  const keep = opts.dropout > 0 ? dropoutMask(p.shape, opts.dropout, opts.seed ?? 0) : null;
+  const pd = keep ? (tf.mul(p, keep) as T3) : p;
+  const y = unrolled
+    ? stack3(products(splitBatch(pd, false), heads.pieces(2, false)), [g, tLen, hs])
+    : (tf.matMul(pd, heads.whole(2)) as T3);
+  return { y, p, pd, keep };
+}
+
+/** Gradient of attentionForward: dqkv [3G, T, hs]. */
+export function attentionBackward(
+  dy: T3,
+  qkv: T3,
+  p: T3,
+  pd: T3,
+  keep: tf.Tensor | null,
+  strategy: BmmStrategy,
+): T3 {
+  const [g3, tLen, hs] = qkv.shape;
+  const g = g3 / 3;
+  const scale = 1 / Math.sqrt(hs);
+  const heads = new Heads(qkv, g, strategy);
+  const unrolled = strategy === 'unrolled' && g > 1;
+  // dV = Pdᵀ dY, dPd = dY Vᵀ, dS = P ⊙ (dP − Σ dP ⊙ P) / √hs, dQ = dS K, dK = dSᵀ Q
+  if (unrolled) {
+    const dys = splitBatch(dy, false);
+    const dv = products(splitBatch(pd, true), dys);
+    let dp = stack3(products(dys, heads.pieces(2, true)), [g, tLen, tLen]);
+    if (keep) dp = tf.mul(dp, keep) as T3;
+    const ds = tf.mul(tf.mul(p, tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true))), scale) as T3;
+    const dq = products(splitBatch(ds, false), heads.pieces(1, false));
+    const dk = products(splitBatch(ds, true), heads.pieces(0, false));
+    return stack3([...dq, ...dk, ...dv], [g3, tLen, hs]);
+  }
+  const dv = tf.matMul(pd, dy, true, false);
+  let dp: tf.Tensor = tf.matMul(dy, heads.whole(2), false, true);
+  if (keep) dp = tf.mul(dp, keep);
+  const ds = tf.mul(tf.mul(p, tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true))), scale) as T3;
+  const dq = tf.matMul(ds, heads.whole(1));
+  const dk = tf.matMul(ds, heads.whole(0), true, false);
+  return tf.concat([dq, dk, dv]) as T3;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generation: new positions attend to the cached ones and to each other
+
+/** Keys and values of the tokens seen so far, per layer: [nHead·B, t, headSize]. */
+export interface KVCache {
+  k: T3[];
+  v: T3[];
+  length: number;
+  batch: number;
+}
+
+export function disposeCache(cache: KVCache | null | undefined): void {
+  if (!cache) return;
+  tf.dispose([...cache.k, ...cache.v]);
+}
+
+/** Attention of new queries q [G, Tn, hs] over all keys k, v [G, past+Tn, hs]. */
+function attendCached(q: T3, k: T3, v: T3, past: number, strategy: BmmStrategy): T3 {
+  const [g, tn, hs] = q.shape;
+  const tk = k.shape[1];
+  const scale = 1 / Math.sqrt(hs);
+  if (tn === 1) {
+    // one new token: q·k and p·v as broadcast products, no matmul dispatch
+    const att = tf.mul(tf.sum(tf.mul(q, k), -1), scale); // [G, Tk]
+    const p = tf.softmax(att);
+    return tf.reshape(tf.sum(tf.mul(tf.expandDims(p, 2), v), 1), [g, 1, hs]);
+  }
+  const mask = new Float32Array(tn * tk);
+  for (let i = 0; i < tn; i++) for (let j = past + i + 1; j < tk; j++) mask[i * tk + j] = -1e9;
+  const att = tf.add(tf.mul(bmm(q, k, strategy, false, true), scale), tf.tensor2d(mask, [tn, tk]));
+  return bmm(tf.softmax(att) as T3, v, strategy);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The attention a block runs
+
+/** From qkv [3G, T, hs] to y [G, T, hs] in layer `layer`, and what the caller keeps of it. */
+export type Attend<S> = (qkv: T3, layer: number) => { y: T3; saved: S };
+
+/** Causal self-attention within the sequence, with attention dropout when `dropout` is given. */
+export function causalSelfAttention(
+  strategy: BmmStrategy,
+  dropout: Dropout | null,
+): Attend<AttentionSaved> {
+  return (qkv, layer) => {
+    const { y, ...saved } = attentionForward(qkv, {
+      strategy,
+      dropout: dropout?.rate ?? 0,
+      seed: dropout?.seed(SALT.attention(layer)),
+    });
+    return { y, saved };
+  };
+}
+
+/** Self-attention over `cache` and the new positions (inference); returns the grown k and v. */
+export function cachedSelfAttention(
+  strategy: BmmStrategy,
+  cache: KVCache | null,
+): Attend<{ k: T3; v: T3 }> {
+  return (qkv, layer) => {
+    const [q, kNew, vNew] = tf.split(qkv, 3, 0) as T3[];
+    const k = cache ? (tf.concat([cache.k[layer]!, kNew!], 1) as T3) : kNew!;
+    const v = cache ? (tf.concat([cache.v[layer]!, vNew!], 1) as T3) : vNew!;
+    return { y: attendCached(q!, k, v, cache?.length ?? 0, strategy), saved: { k, v } };
+  };
+}
