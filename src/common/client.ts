@@ -11,6 +11,7 @@ import {
   type ApiEventType,
   type EventOf,
   type InvokeMessage,
+  type JobRef,
   type Params,
   type RequestName,
   type Result,
@@ -32,6 +33,18 @@ export interface Transport {
 }
 
 type Listener = (e: ApiEvent) => void;
+
+/** What `followJob` calls for one job's events; each is optional. */
+export interface JobHandlers {
+  started?(e: EventOf<'job.started'>): void;
+  progress?(event: EventOf<'job.progress'>['event']): void;
+  /** A generation's streamed token. */
+  token?(e: EventOf<'generate.token'>): void;
+  /** The job ended with a result; nothing more is called. */
+  done?(result: EventOf<'job.done'>['result']): void;
+  /** The job failed (code `cancelled` once stopped); nothing more is called. */
+  failed?(error: ApiError): void;
+}
 
 export class ApiClient {
   private nextId = 1;
@@ -66,6 +79,50 @@ export class ApiClient {
   onAny(fn: Listener): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
+  }
+
+  /**
+   * Follows one job's events until it ends (job.done or job.failed); returns the function that
+   * stops following it sooner. `job` is its id, or the request that starts it: then the events
+   * that arrive before its reply (Electron sends replies and events on separate channels) are
+   * held and replayed, so none is lost; a request that fails follows nothing.
+   */
+  followJob(job: string | PromiseLike<JobRef>, h: JobHandlers): () => void {
+    let id = typeof job === 'string' ? job : null;
+    let ended = false;
+    const early: ApiEvent[] = [];
+    const handle = (e: ApiEvent) => {
+      if (ended || !('jobId' in e) || e.jobId !== id) return;
+      switch (e.type) {
+        case 'job.started':
+          return h.started?.(e);
+        case 'job.progress':
+          return h.progress?.(e.event);
+        case 'generate.token':
+          return h.token?.(e);
+        case 'job.done':
+          stop();
+          return h.done?.(e.result);
+        case 'job.failed':
+          stop();
+          return h.failed?.(e.error);
+      }
+    };
+    const off = this.onAny((e) => (id === null ? early.push(e) : handle(e)));
+    const stop = () => {
+      ended = true;
+      off();
+    };
+    if (typeof job !== 'string') {
+      job.then(
+        (r) => {
+          id = r.jobId;
+          for (const e of early.splice(0)) handle(e);
+        },
+        () => stop(),
+      );
+    }
+    return stop;
   }
 
   /** Feed every message from the transport here (parsed JSON); malformed ones are dropped. */

@@ -1,11 +1,34 @@
 /**
- * The contract's prompt-console part (GPT-2 zero-shot, GPT-3 few-shot): prompt assembly, candidate
- * scoring, per-model history, sampling presets and in-context evaluation. Owned by the console
- * feature; api.ts spreads these tables in.
+ * The contract's prompt-console part (GPT-2 zero-shot, GPT-3 few-shot): generation, scoring (a
+ * text's log-probabilities, candidate answers), prompt assembly, per-model history, sampling
+ * presets and in-context evaluation. Owned by the console feature; api.ts spreads these tables in.
  */
 import { z } from 'zod';
-import { itemString, pathString, promptString, shortString } from './limits';
-import { modelRef, nonNegInt, posInt, req, samplingSchema, type JobRef } from './schema';
+import { itemString, LIMITS, pathString, promptString, scoreString, shortString } from './limits';
+import {
+  modelRef,
+  nonNegInt,
+  posInt,
+  req,
+  samplingSchema,
+  type JobRef,
+  type ScoreOutput,
+} from './schema';
+
+const generateParamsSchema = z
+  .object({ model: modelRef, prompt: promptString, sampling: samplingSchema.optional() })
+  .strict();
+
+const logprobsParamsSchema = z.union([
+  z.object({ model: modelRef, text: scoreString.min(1) }).strict(),
+  z
+    .object({ model: modelRef, prompt: scoreString, continuation: scoreString.min(1) })
+    .strict()
+    .refine(
+      (p) => p.prompt.length + p.continuation.length <= LIMITS.scoreChars,
+      `prompt and continuation together are at most ${LIMITS.scoreChars.toLocaleString('en-US')} characters`,
+    ),
+]);
 
 export const promptModeSchema = z.enum(['completion', 'zero-shot', 'few-shot']);
 export type PromptMode = z.infer<typeof promptModeSchema>;
@@ -199,11 +222,19 @@ const evalParamsSchema = z
 
 /** Requests of this feature (name → req(paramsSchema)); see api.ts for the core ones. */
 export const consoleRequests = {
+  /** Starts sampling; tokens stream as generate.token events, then job.done with the result. */
+  'console.generate': req<typeof generateParamsSchema, JobRef>(generateParamsSchema),
+  /**
+   * log P of a text, or of a continuation given a prompt, token by token. Runs as a `score` job
+   * (job.started → job.done/failed, subject: the model's name) that `jobs.cancel` stops; the reply
+   * is the scores, or a `cancelled` error.
+   */
+  'console.logprobs': req<typeof logprobsParamsSchema, ScoreOutput>(logprobsParamsSchema),
   /** Builds a prompt (completion, zero-shot or few-shot) and counts it with the model's tokenizer. */
   'console.assemble': req<typeof assembleParamsSchema, AssembledPrompt>(assembleParamsSchema),
   /**
    * Ranks candidate answers by log-likelihood: sum, per-token mean, and normalized. Runs as a
-   * `score` job that `job.cancel` stops (the reply is then a `cancelled` error).
+   * `score` job that `jobs.cancel` stops (the reply is then a `cancelled` error).
    */
   'console.score': req<typeof scoreChoicesParamsSchema, { choices: ChoiceScore[] }>(
     scoreChoicesParamsSchema,
@@ -233,7 +264,22 @@ export const consoleRequests = {
 };
 
 /** Job kinds this feature starts. */
-export const CONSOLE_JOB_KINDS = ['eval-icl'] as const;
+export const CONSOLE_JOB_KINDS = [
+  'generate',
+  /** A `console.logprobs` or `console.score` request while it runs (it answers with the scores). */
+  'score',
+  'eval-icl',
+] as const;
+
+/** A generated token (not a job.progress event: every one is sent, none coalesced). */
+export const generateTokenEventSchema = z.object({
+  type: z.literal('generate.token'),
+  jobId: z.string(),
+  id: z.number(),
+  text: z.string(),
+  logprob: z.number().nullable(),
+  alternatives: z.array(z.object({ id: z.number(), logprob: z.number().nullable() })).optional(),
+});
 
 const iclPointSchema = z.object({
   k: z.number(),
@@ -270,8 +316,26 @@ export const consoleProgressSchema = z.discriminatedUnion('type', [
 ]);
 export type ConsoleProgress = z.infer<typeof consoleProgressSchema>;
 
-/** Results of this feature's jobs (job.done). */
-export const consoleResultSchema = z.object({
+/** job.done of a `generate` job: what was generated. */
+const generationOutputSchema = z.object({
+  ids: z.array(z.number()),
+  text: z.string(),
+  stoppedBy: z.enum(['length', 'stop', 'eos', 'cancelled']),
+});
+
+/**
+ * job.done of a `score` job (a `console.logprobs` or `console.score` request): a summary only,
+ * the scores themselves are the request's result.
+ */
+const scoreJobResultSchema = z.object({
+  type: z.literal('score.result'),
+  request: z.enum(['console.logprobs', 'console.score']),
+  /** Tokens scored. */
+  tokens: z.number(),
+});
+export type ScoreJobResult = z.infer<typeof scoreJobResultSchema>;
+
+const iclEvalResultSchema = z.object({
   type: z.literal('console.eval.result'),
   model: z.string(),
   data: z.string(),
@@ -286,4 +350,11 @@ export const consoleResultSchema = z.object({
   /** A fine-tuned classifier's accuracy on the same examples, when one was compared. */
   finetuned: z.object({ model: z.string(), accuracy: z.number(), n: z.number() }).optional(),
 });
-export type IclEvalResult = z.infer<typeof consoleResultSchema>;
+export type IclEvalResult = z.infer<typeof iclEvalResultSchema>;
+
+/** Results of this feature's jobs (job.done). */
+export const consoleResultSchema = z.union([
+  generationOutputSchema,
+  scoreJobResultSchema,
+  iclEvalResultSchema,
+]);

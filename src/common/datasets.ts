@@ -1,22 +1,14 @@
 /**
- * The contract's datasets and pretrain-wizard part: the dataset library, imports, the tokenizer
- * step, the model estimate and probe, wizard runs with pause, and run management (metrics,
- * delete). Owned by the datasets feature; api.ts spreads these tables in.
+ * The contract's datasets part: the dataset library, imports, and the workspace's tokenizers
+ * (the pretrain wizard's tokenizer step). Owned by the datasets feature; api.ts spreads these
+ * tables in. Pretraining and its runs are common/pretrain.ts.
  */
 import { z } from 'zod';
 import { pathString, shortString } from './limits';
-import {
-  empty,
-  jobIdSchema,
-  modelOverridesSchema,
-  posInt,
-  presetNameSchema,
-  req,
-  runIdSchema,
-  tokenizerKindSchema,
-  trainConfigSchema,
-  type JobRef,
-} from './schema';
+import { empty, posInt, req, runIdSchema, tokenizerKindSchema, type JobRef } from './schema';
+
+/** Moved to the pretrain part; still importable from here. */
+export type { ModelEstimate, RunInfo, RunMetrics } from './pretrain';
 
 // ─── Shapes ────────────────────────────────────────────────────────────────────────────────────
 
@@ -100,35 +92,6 @@ export interface TokenizerPreview {
   charsPerToken: number;
 }
 
-export interface ModelEstimate {
-  params: number;
-  config: { nLayer: number; nHead: number; nEmbd: number; blockSize: number; vocabSize: number };
-  memory: { stateBytes: number; activationBytes: number; totalBytes: number };
-  limitBytes: number;
-  backend: string;
-  fits: boolean;
-  /** When it does not fit: the engine's advice (a smaller batch or context). */
-  advice?: string;
-  /** Set when the shape itself is invalid (e.g. width not divisible by heads). */
-  error?: string;
-}
-
-export interface RunMetrics {
-  id: string;
-  steps: Array<{ step: number; trainLoss: number; lr: number; tokensPerSecond: number }>;
-  evals: Array<{ step: number; valLoss: number; trainLoss: number }>;
-  samples: Array<{ step: number; prompt: string; text: string }>;
-}
-
-export interface RunInfo {
-  id: string;
-  dir: string;
-  params: number | null;
-  elapsedMs: number;
-  /** Bytes on disk. */
-  bytes: number;
-}
-
 // ─── Requests ──────────────────────────────────────────────────────────────────────────────────
 
 /** A dataset's or tokenizer's id: its folder name. */
@@ -144,38 +107,7 @@ const importParams = z
     field: shortString.min(1).optional(),
   })
   .strict();
-const modelShape = {
-  preset: presetNameSchema.optional(),
-  model: modelOverridesSchema.optional(),
-};
-const wizardRun = z
-  .object({
-    name: runIdSchema,
-    datasets: z.array(datasetIdSchema).min(1),
-    tokenizer: datasetIdSchema,
-    ...modelShape,
-    train: trainConfigSchema.optional(),
-  })
-  .strict();
-const probeParams = z
-  .object({
-    datasets: z.array(datasetIdSchema).min(1),
-    tokenizer: datasetIdSchema,
-    ...modelShape,
-    train: trainConfigSchema.optional(),
-    steps: posInt.max(20).optional(),
-  })
-  .strict();
-const estimateParams = z
-  .object({
-    vocabSize: posInt,
-    ...modelShape,
-    batchSize: posInt.optional(),
-    gradAccum: posInt.optional(),
-  })
-  .strict();
 const byId = z.object({ id: datasetIdSchema }).strict();
-const runById = z.object({ id: runIdSchema }).strict();
 const getParams = z
   .object({ id: datasetIdSchema, valFraction: z.number().min(0).lt(1).optional() })
   .strict();
@@ -189,8 +121,6 @@ const tokenizerTrainParams = z
   })
   .strict();
 const previewParams = z.object({ id: datasetIdSchema, dataset: datasetIdSchema }).strict();
-const continueParams = z.object({ id: runIdSchema, steps: posInt.optional() }).strict();
-const pauseParams = z.object({ jobId: jobIdSchema, paused: z.boolean() }).strict();
 
 export const datasetRequests = {
   /** The library, newest first (the bundled sample is seeded on first use). */
@@ -209,31 +139,13 @@ export const datasetRequests = {
   /** Tokenizers trained in the workspace, newest first. */
   'tokenizers.list': req<typeof empty, TokenizerInfo[]>(empty),
   /** Trains a tokenizer on datasets as a `tokenizer.train` job. */
-  'tokenizer.train': req<typeof tokenizerTrainParams, JobRef>(tokenizerTrainParams),
+  'tokenizers.train': req<typeof tokenizerTrainParams, JobRef>(tokenizerTrainParams),
   /** A sample of the vocabulary and the first lines of a dataset, tokenized. */
-  'tokenizer.preview': req<typeof previewParams, TokenizerPreview>(previewParams),
-  /** Parameter count and training memory against the backend's limit. */
-  'model.estimate': req<typeof estimateParams, ModelEstimate>(estimateParams),
-  /** Times a few real training steps (`model.probe` job). */
-  'model.probe': req<typeof probeParams, JobRef>(probeParams),
-  /** Starts pretraining from the wizard: datasets, a trained tokenizer, a model, hyperparameters. */
-  'pretrain.run': req<typeof wizardRun, JobRef>(wizardRun),
-  /** Continues a stopped or interrupted run from its last checkpoint (pausable). */
-  'pretrain.continue': req<typeof continueParams, JobRef>(continueParams),
-  /** Pauses or resumes a wizard run between steps. */
-  'pretrain.pause': req<typeof pauseParams, { paused: boolean }>(pauseParams),
-  /** The training jobs paused now. */
-  'pretrain.paused': req<typeof empty, { jobIds: string[] }>(empty),
-  /** A run's logged losses, learning rate and samples. */
-  'runs.metrics': req<typeof runById, RunMetrics>(runById),
-  /** Each run's size (parameters, bytes on disk) and training time. */
-  'runs.info': req<typeof empty, RunInfo[]>(empty),
-  /** Deletes a run's folder; refused while a job trains it. */
-  'runs.delete': req<typeof runById, { deleted: true }>(runById),
+  'tokenizers.preview': req<typeof previewParams, TokenizerPreview>(previewParams),
 };
 
 /** Job kinds this feature starts. */
-export const DATASET_JOB_KINDS = ['dataset.import', 'tokenizer.train', 'model.probe'] as const;
+export const DATASET_JOB_KINDS = ['dataset.import', 'tokenizer.train'] as const;
 
 const num = z.number();
 
@@ -253,9 +165,6 @@ export const datasetProgressSchema = z.discriminatedUnion('type', [
     fraction: num,
     message: z.string(),
   }),
-  z.object({ type: z.literal('probe.step'), step: num, steps: num, ms: num }),
-  /** A wizard run was paused or resumed. */
-  z.object({ type: z.literal('pretrain.paused'), paused: z.boolean() }),
 ]);
 
 const manifestSchema = z.custom<DatasetManifest>(
@@ -273,15 +182,6 @@ export const datasetResultSchema = z.discriminatedUnion('type', [
     duplicate: z.boolean(),
   }),
   z.object({ type: z.literal('tokenizer.result'), tokenizer: tokenizerInfoSchema }),
-  z.object({
-    type: z.literal('probe.result'),
-    steps: num,
-    secondsPerStep: num,
-    tokensPerStep: num,
-    tokensPerSecond: num,
-    params: num,
-    backend: z.string(),
-  }),
 ]);
 export type DatasetProgress = z.infer<typeof datasetProgressSchema>;
 export type DatasetJobResult = z.infer<typeof datasetResultSchema>;

@@ -35,6 +35,24 @@ export const columnMapSchema = z
   .strict();
 export type ColumnMap = z.infer<typeof columnMapSchema>;
 
+/**
+ * The fields each task reads, in order, the label last: the one table of them (the wizard's
+ * column mapping, the classifier's inputs). `answers` stands for the answer columns or the one
+ * answers column.
+ */
+export const FINETUNE_TASK_FIELDS = {
+  classification: ['text', 'label'],
+  entailment: ['premise', 'hypothesis', 'label'],
+  similarity: ['a', 'b', 'label'],
+  'multiple-choice': ['context', 'answers', 'label'],
+} as const satisfies Record<FinetuneTask, ReadonlyArray<keyof ColumnMap>>;
+export type TaskField = (typeof FINETUNE_TASK_FIELDS)[FinetuneTask][number];
+
+/** The fields a task reads (FINETUNE_TASK_FIELDS), in order. */
+export function taskFields(task: FinetuneTask): readonly TaskField[] {
+  return FINETUNE_TASK_FIELDS[task];
+}
+
 /** GPT-1's fine-tuning hyperparameters (§4.1), all editable. */
 export const finetuneSettingsSchema = z
   .object({

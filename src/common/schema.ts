@@ -1,7 +1,7 @@
 /**
  * The contract's building blocks: errors, shared shapes and the `req` helper. The request tables
- * (api.ts core, and one file per feature: datasets, finetune, console, checkpoints) build on it.
- * Pure: no Node APIs.
+ * (api.ts core, and one file per feature: pretrain, datasets, finetune, console, checkpoints)
+ * build on it. Pure: no Node APIs.
  */
 import { z } from 'zod';
 import { pathString, shortString } from './limits';

@@ -1,7 +1,8 @@
 /**
  * The Electron main process: thin glue. The window and its guards (window.ts, security.ts), the
- * engine host in a utility process (hostProcess.ts), the request gate (ipc.ts), the settings
- * (settings.ts) and the menu (menu.ts) hold the logic; this file wires them to Electron.
+ * engine host in a utility process (hostProcess.ts, over the HostProcess browser mode shares), the
+ * request gate (ipc.ts), the settings (settings.ts) and the menu (menu.ts) hold the logic; this
+ * file wires them to Electron.
  */
 /// <reference types="electron-vite/node" />
 import * as path from 'node:path';
@@ -21,7 +22,7 @@ import Store from 'electron-store';
 import hostMainPath from '../server/hostMain?modulePath';
 import type { ApiEvent } from '../common/api';
 import type { EventChannel, InvokeChannel } from '../common/bridge';
-import { HostProcess, type HostChild } from './hostProcess';
+import { HostProcess, utilityHostChild } from './hostProcess';
 import { appUrlMatcher, handleInvoke } from './ipc';
 import { menuTemplate } from './menu';
 import { openSettings, type AppSettings, type Settings, type SettingsStore } from './settings';
@@ -65,43 +66,33 @@ function sendEvent(event: ApiEvent) {
 function startHost() {
   host?.close();
   host = new HostProcess({
-    spawn: (): HostChild => {
-      const child = utilityProcess.fork(
-        hostMainPath,
-        // the renderer's paths come from native dialogs the user answered (docs/security.md)
-        [
-          '--workspace',
-          settings.get('workspace'),
-          '--backend',
-          settings.get('backend'),
-          '--paths',
-          'unrestricted',
-        ],
-        {
-          serviceName: 'GPT Studio engine',
-          stdio: 'inherit',
-          env: {
-            ...process.env,
-            GPT_STUDIO_VERSION: app.getVersion(),
-            // samples and the bundled model: beside the app when packaged (extraResources)
-            GPT_STUDIO_RESOURCES: app.isPackaged
-              ? path.join(process.resourcesPath, 'resources')
-              : path.join(app.getAppPath(), 'resources'),
+    spawn: () =>
+      utilityHostChild(
+        utilityProcess.fork(
+          hostMainPath,
+          // the renderer's paths come from native dialogs the user answered (docs/security.md)
+          [
+            '--workspace',
+            settings.get('workspace'),
+            '--backend',
+            settings.get('backend'),
+            '--paths',
+            'unrestricted',
+          ],
+          {
+            serviceName: 'GPT Studio engine',
+            stdio: 'inherit',
+            env: {
+              ...process.env,
+              GPT_STUDIO_VERSION: app.getVersion(),
+              // samples and the bundled model: beside the app when packaged (extraResources)
+              GPT_STUDIO_RESOURCES: app.isPackaged
+                ? path.join(process.resourcesPath, 'resources')
+                : path.join(app.getAppPath(), 'resources'),
+            },
           },
-        },
-      );
-      return {
-        get pid() {
-          return child.pid;
-        },
-        postMessage: (msg) => child.postMessage(msg),
-        on: (event: 'message' | 'exit', fn: (x: never) => void) =>
-          event === 'message'
-            ? child.on('message', (m: unknown) => (fn as (m: unknown) => void)(m))
-            : child.on('exit', (code: number) => (fn as (c: number) => void)(code)),
-        kill: () => child.kill(),
-      };
-    },
+        ),
+      ),
     onEvent: sendEvent,
   });
 }

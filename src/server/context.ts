@@ -65,7 +65,7 @@ export interface HostContext {
   /**
    * Runs a request's work as a job while the request waits for it: job.started (with `subject`) at
    * once, then job.done with `summary(value)` or job.failed, so the status bar shows it and
-   * `job.cancel` aborts `signal`. Resolves with the work's value (the request's result); once
+   * `jobs.cancel` aborts `signal`. Resolves with the work's value (the request's result); once
    * cancelled, rejects with a `cancelled` error.
    */
   runJob<R>(
@@ -76,6 +76,11 @@ export interface HostContext {
   ): Promise<R>;
   /** The id of the job writing this run, if one runs. */
   jobFor(runId: string): string | undefined;
+  /**
+   * Whether a running job was already failed by a backend abort elsewhere: the host is about to
+   * exit, so its work should stop touching the backend.
+   */
+  jobEnded(jobId: string): boolean;
   /** A model reference (absolute dir, or a run id under runs/) → its directory; 404 if none. */
   modelDir(ref: string): Promise<string>;
   /** Which paths requests may name: every path from a request goes through it. */

@@ -232,7 +232,7 @@ export class ModelCache {
 async function expectedBytes(dir: string): Promise<number> {
   try {
     const { readHfConfig } = await import('../engine/checkpoint/gpt2');
-    const { countParams } = await import('../engine/model/gpt');
+    const { countParams } = await import('../engine/model/params');
     return countParams(await readHfConfig(path.join(dir, 'config.json'))) * 4;
   } catch {
     return 0; // the load itself says what is wrong

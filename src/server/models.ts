@@ -6,21 +6,20 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ModelInfo, ModelSource } from '../common/api';
+import { countParams } from '../engine/model/params';
 import type { HostContext } from './context';
 
 const num = (v: unknown, fallback = 0) =>
   typeof v === 'number' && Number.isFinite(v) ? v : fallback;
 
-/** GPT-2's parameter count from its config (tied LM head, no lm_head weights). */
+/** GPT-2's parameter count from its config.json's fields. */
 export function paramsFromConfig(c: Record<string, unknown>): number {
-  const v = num(c.vocab_size);
-  const p = num(c.n_positions ?? c.n_ctx);
-  const d = num(c.n_embd);
-  const L = num(c.n_layer);
-  const inner = num(c.n_inner, 4 * d) || 4 * d;
-  const block =
-    2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * inner + inner) + (inner * d + d);
-  return v * d + p * d + L * block + 2 * d;
+  return countParams({
+    vocabSize: num(c.vocab_size),
+    blockSize: num(c.n_positions ?? c.n_ctx),
+    nLayer: num(c.n_layer),
+    nEmbd: num(c.n_embd),
+  });
 }
 
 /** 'char' or 'bpe' by the tokenizer's structure (both save a BPE-typed tokenizer.json). */

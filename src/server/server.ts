@@ -10,7 +10,7 @@
  * invalid UTF-8) closes that connection alone, with a close reason; a client that goes away has
  * its open uploads aborted.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
@@ -23,16 +23,13 @@ import {
   apiEventSchema,
   invokeMessageSchema,
   parseRequest,
-  replyMessageSchema,
   type ApiError,
   type ApiEvent,
-  crashMessage,
-  hostStoppedMessage,
   LIMITS,
-  type JobKind,
   type ReplyMessage,
 } from '../common/api';
 import { formatBytes } from '../common/format';
+import { HostProcess, type HostChild } from '../common/hostProcess';
 import { MIME_TYPES } from '../common/mime';
 import { describeSweep, sweepLeftovers } from '../engine/util/leftovers';
 
@@ -66,135 +63,32 @@ export interface StudioServer {
   close(): Promise<void>;
 }
 
-/** A request waiting for the host's reply; `ws` null for the server's own (an upload's abort). */
-type Pending = {
-  ws: WebSocket | null;
-  clientId: string | number;
-  name: string;
-  uploadId?: string;
-};
-
-/** The forked engine host, restarted when it exits unexpectedly. */
-class HostProcess {
-  private child: ChildProcess | null = null;
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
-  /** Jobs started and not yet ended, to fail them if the host dies. */
-  private readonly jobs = new Map<string, JobKind>();
-  private closing = false;
-  private restarts = 0;
-
-  constructor(
-    private readonly args: string[],
-    private readonly onReply: (p: Pending, msg: ReplyMessage) => void,
-    private readonly onEvent: (e: ApiEvent) => void,
-  ) {
-    this.start();
-  }
-
-  get pid() {
-    return this.child?.pid;
-  }
-
-  private start() {
-    const child = fork(path.join(ROOT, 'src/server/hostMain.ts'), this.args, {
-      cwd: ROOT,
-      execArgv: ['--import', 'tsx'],
-      serialization: 'json',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    this.child = child;
-    child.on('message', (m) => this.receive(m));
-    child.on('exit', (code, signal) => {
-      if (this.child !== child) return;
-      this.child = null;
-      for (const [, p] of this.pending) {
-        this.onReply(p, {
-          id: p.clientId,
-          type: 'error',
-          error: apiError('internal', 'the engine host stopped before answering; try again'),
-        });
-      }
-      this.pending.clear();
-      for (const [jobId, kind] of this.jobs) {
-        this.onEvent({
-          type: 'job.failed',
-          jobId,
-          kind,
-          error: apiError('internal', crashMessage(kind)),
-        });
-      }
-      this.jobs.clear();
-      if (this.closing) return;
-      this.restarts += 1;
-      this.onEvent({
-        type: 'log',
-        level: 'error',
-        message: hostStoppedMessage(code, signal, this.restarts),
-      });
-      // back off a little if it keeps dying
-      setTimeout(() => this.closing || this.start(), Math.min(5000, 200 * this.restarts));
-    });
-  }
-
-  private receive(m: unknown) {
-    const r = replyMessageSchema.safeParse(m);
-    if (!r.success) {
-      this.onEvent({
-        type: 'log',
-        level: 'warn',
-        message: 'malformed message from the engine host',
-      });
-      return;
-    }
-    const msg = r.data;
-    if (msg.type === 'event') {
-      const e = msg.event;
-      if (e.type === 'job.started') this.jobs.set(e.jobId, e.kind);
-      if (e.type === 'job.done' || e.type === 'job.failed') this.jobs.delete(e.jobId);
-      this.onEvent(e);
-      return;
-    }
-    const p = this.pending.get(Number(msg.id));
-    if (!p) return;
-    this.pending.delete(Number(msg.id));
-    this.onReply(p, { ...msg, id: p.clientId });
-  }
-
-  invoke(p: Pending, params: unknown) {
-    const name = p.name;
-    if (!this.child?.connected) {
-      this.onReply(p, {
-        id: p.clientId,
-        type: 'error',
-        error: apiError('internal', 'the engine host is restarting; try again in a moment'),
-      });
-      return;
-    }
-    const id = this.nextId++;
-    this.pending.set(id, p);
-    this.child.send({ id, type: 'invoke', name, params });
-  }
-
-  forget(ws: WebSocket) {
-    for (const [id, p] of this.pending) if (p.ws === ws) this.pending.delete(id);
-  }
-
-  async close() {
-    this.closing = true;
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      child.once('exit', () => {
-        clearTimeout(kill);
-        resolve();
-      });
-      // the host cancels its jobs and exits when the channel closes
-      if (child.connected) child.disconnect();
-      else child.kill('SIGTERM');
-    });
-  }
+/** Forks the engine host (src/server/hostMain.ts) as the shared HostProcess's child. */
+function forkHost(args: string[]): HostChild {
+  const child = fork(path.join(ROOT, 'src/server/hostMain.ts'), args, {
+    cwd: ROOT,
+    execArgv: ['--import', 'tsx'],
+    serialization: 'json',
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return {
+    get pid() {
+      return child.pid;
+    },
+    get connected() {
+      return child.connected;
+    },
+    postMessage: (msg) => void child.send(msg),
+    on: (event: 'message' | 'exit', fn: (...args: never[]) => void) =>
+      event === 'message'
+        ? child.on('message', (m) => (fn as (m: unknown) => void)(m))
+        : child.on('exit', (code, signal) =>
+            (fn as (c: number | null, s: string | null) => void)(code, signal),
+          ),
+    // the host cancels its jobs and exits when the channel closes
+    stop: () => (child.connected ? child.disconnect() : child.kill('SIGTERM')),
+    kill: () => void child.kill('SIGKILL'),
+  };
 }
 
 const PLACEHOLDER = `<!doctype html>
@@ -278,17 +172,30 @@ export async function startServer(opts: ServeOptions = {}): Promise<StudioServer
   };
   /** Each client's open uploads, aborted when it goes away (so their handles close). */
   const uploadsOf = new Map<WebSocket, Set<string>>();
-  const onReply = (p: Pending, msg: ReplyMessage) => {
-    if (p.ws && msg.type === 'result') {
-      const mine = uploadsOf.get(p.ws);
-      const id = (msg.result as { uploadId?: unknown } | null)?.uploadId;
-      if (p.name === 'upload.begin' && typeof id === 'string') mine?.add(id);
-      if (p.uploadId && (p.name === 'upload.end' || p.name === 'upload.abort')) {
-        mine?.delete(p.uploadId);
-      }
-    }
-    sendTo(p.ws, msg);
-  };
+  /** One client's request to the host; its reply goes back to that client alone. */
+  const forward = (
+    ws: WebSocket,
+    clientId: string | number,
+    name: string,
+    params: unknown,
+    uploadId?: string,
+  ) =>
+    host.send(
+      name,
+      params,
+      (reply) => {
+        if (reply.type === 'result') {
+          const mine = uploadsOf.get(ws);
+          const id = (reply.result as { uploadId?: unknown } | null)?.uploadId;
+          if (name === 'uploads.begin' && typeof id === 'string') mine?.add(id);
+          if (uploadId && (name === 'uploads.end' || name === 'uploads.abort')) {
+            mine?.delete(uploadId);
+          }
+        }
+        sendTo(ws, { id: clientId, ...reply });
+      },
+      ws,
+    );
   const broadcast = (event: ApiEvent) => {
     if (!apiEventSchema.safeParse(event).success) return;
     if (event.type === 'log' && event.level === 'error') log(`gpt-studio: ${event.message}`);
@@ -306,7 +213,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<StudioServer
     opts.backend ?? 'auto',
     ...(opts.allowPaths ?? []).flatMap((p) => ['--allow-path', path.resolve(p)]),
   ];
-  const host = new HostProcess(hostArgs, onReply, broadcast);
+  const host = new HostProcess({ spawn: () => forkHost(hostArgs), onEvent: broadcast });
   const maxPayload = opts.maxMessageBytes ?? LIMITS.messageBytes;
 
   await new Promise<void>((resolve, reject) => {
@@ -373,7 +280,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<StudioServer
       host.forget(ws);
       // its unfinished uploads go too (the host closes their files and removes them)
       for (const uploadId of uploadsOf.get(ws) ?? []) {
-        host.invoke({ ws: null, clientId: 0, name: 'upload.abort' }, { uploadId });
+        host.send('uploads.abort', { uploadId }, () => {});
       }
       uploadsOf.delete(ws);
     });
@@ -403,7 +310,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<StudioServer
       const parsed = parseRequest(name, params);
       if (!parsed.ok) return sendTo(ws, { id, type: 'error', error: parsed.error });
       const uploadId = (parsed.params as { uploadId?: string }).uploadId;
-      host.invoke({ ws, clientId: id, name, ...(uploadId ? { uploadId } : {}) }, params ?? {});
+      forward(ws, id, name, params ?? {}, uploadId);
     });
   });
 
@@ -416,7 +323,7 @@ export async function startServer(opts: ServeOptions = {}): Promise<StudioServer
     async close() {
       for (const ws of clients) ws.terminate();
       wss.close();
-      await host.close();
+      await host.shutdown();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },

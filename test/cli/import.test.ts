@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeHubGpt2 } from '../engine/checkpoint/fixtures';
-import { tinyConfig } from '../engine/checkpoint/helpers';
+import { tinyCheckpointConfig as tinyConfig } from '../engine/helpers';
 import { jsonLines, last, cli, tmpDir } from './helpers';
 
 let dir: string;

@@ -21,6 +21,14 @@ let dir: string;
 const openShell = (locale: string, colorScheme: 'light' | 'dark' = 'light') =>
   studio.openPage(locale, colorScheme);
 const shot = (page: Page, name: string) => studio.shot(page, name);
+/** A job's result (its job.done event's), or its failure thrown. */
+const resultOf = async (jobId: string) => {
+  const end = await studio.waitForEvent(
+    (e) => (e.type === 'job.done' || e.type === 'job.failed') && e.jobId === jobId,
+  );
+  if (end.type !== 'job.done') throw new Error(JSON.stringify(end));
+  return end.result;
+};
 
 beforeAll(async () => {
   studio = await startStudio({ files: { 'corpus.txt': TEXT.repeat(8) } });
@@ -145,9 +153,20 @@ describe('the renderer shell in Chromium', { timeout: TIMEOUT }, () => {
       await page.keyboard.press('Enter');
       await expect.poll(() => page.locator('main h1').textContent()).toBe('Console');
 
-      // a request round-trips (pretrain.start) and its streamed progress reaches the status bar
+      // requests round-trip (the wizard's: data, tokenizer, pretrain.start) and the run's
+      // streamed progress reaches the status bar
+      const imported = await studio.api.invoke('datasets.import', {
+        paths: [path.join(dir, 'corpus.txt')],
+      });
+      const { dataset } = (await resultOf(imported.jobId)) as { dataset: { id: string } };
+      const trained = await studio.api.invoke('tokenizers.train', {
+        datasets: [dataset.id],
+        kind: 'char',
+      });
+      const { tokenizer } = (await resultOf(trained.jobId)) as { tokenizer: { id: string } };
       const { jobId } = await studio.api.invoke('pretrain.start', {
-        corpus: [path.join(dir, 'corpus.txt')],
+        datasets: [dataset.id],
+        tokenizer: tokenizer.id,
         name: RUN,
         model: { nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16 },
         train: { steps: 60, batchSize: 2, evalEvery: 20, evalIters: 1, sampleEvery: 0, warmup: 1 },

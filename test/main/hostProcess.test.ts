@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { ApiEvent, InvokeMessage } from '../../src/common/api';
 import { crashMessage } from '../../src/common/api';
-import { HostProcess, type HostChild } from '../../src/main/hostProcess';
+import { HostProcess, utilityHostChild, type UtilityChild } from '../../src/main/hostProcess';
 
-class FakeChild implements HostChild {
+/** Electron's utility process as main drives it: messages out, message and exit events in. */
+class FakeChild implements UtilityChild {
   static n = 100;
   readonly pid = FakeChild.n++;
   sent: Array<InvokeMessage | { type: 'shutdown' }> = [];
@@ -12,8 +13,8 @@ class FakeChild implements HostChild {
     (this.fns[event] ??= []).push(fn);
     return this;
   }
-  postMessage(msg: InvokeMessage | { type: 'shutdown' }) {
-    this.sent.push(msg);
+  postMessage(msg: unknown) {
+    this.sent.push(msg as InvokeMessage | { type: 'shutdown' });
   }
   kill() {
     this.emit('exit', 0);
@@ -32,7 +33,7 @@ function setup() {
     spawn: () => {
       const c = new FakeChild();
       children.push(c);
-      return c;
+      return utilityHostChild(c);
     },
     onEvent: (e) => events.push(e),
     setTimeout: (fn, ms) => timers.push({ fn, ms }),
@@ -74,7 +75,7 @@ describe('engine host process (main)', () => {
     child.emit('message', { id: 1, type: 'result', result: [] });
     await expect(p).resolves.toEqual({ type: 'result', result: [] });
     expect(events).toEqual([{ type: 'log', level: 'info', message: 'hi' }]);
-    const q = host.invoke('run.get', { id: 'x' });
+    const q = host.invoke('runs.get', { id: 'x' });
     child.emit('message', {
       id: 2,
       type: 'error',
@@ -118,7 +119,7 @@ describe('engine host process (main)', () => {
     expect(children).toHaveLength(2);
     expect(host.pid).toBe(children[1]!.pid);
     // the new child answers
-    const p = host.invoke('presets.list', {});
+    const p = host.invoke('models.presets', {});
     children[1]!.emit('message', {
       id: (children[1]!.sent[0] as InvokeMessage).id,
       type: 'result',

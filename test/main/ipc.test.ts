@@ -12,7 +12,12 @@ const good: SenderInfo = {
 describe('main request gate', () => {
   it('forwards a valid request from the main window', async () => {
     const forward = vi.fn(async () => ({ type: 'result' as const, result: { jobId: 'j1' } }));
-    const params = { corpus: ['a.txt'], name: 'run1', train: { steps: 10 } };
+    const params = {
+      datasets: ['austen'],
+      tokenizer: 'char-1',
+      name: 'run1',
+      train: { steps: 10 },
+    };
     const reply = await handleInvoke(good, trusted, 'pretrain.start', params, forward);
     expect(reply).toEqual({ type: 'result', result: { jobId: 'j1' } });
     expect(forward).toHaveBeenCalledWith('pretrain.start', params);
@@ -30,7 +35,7 @@ describe('main request gate', () => {
       good,
       trusted,
       'pretrain.start',
-      { corpus: ['a.txt'], name: 'run1', train: { steps: -3 } },
+      { datasets: ['austen'], tokenizer: 'char-1', name: 'run1', train: { steps: -3 } },
       forward,
     );
     expect(reply.type).toBe('error');
@@ -44,7 +49,7 @@ describe('main request gate', () => {
     const forward = vi.fn();
     const a = await handleInvoke(good, trusted, 'fs.readFile', { path: '/etc/passwd' }, forward);
     expect(a).toMatchObject({ type: 'error', error: { code: 'bad-request' } });
-    const b = await handleInvoke(good, trusted, 'run.get', { id: '../../etc' }, forward);
+    const b = await handleInvoke(good, trusted, 'runs.get', { id: '../../etc' }, forward);
     expect(b).toMatchObject({ type: 'error', error: { code: 'bad-request' } });
     if (b.type === 'error') expect(b.error.message).toContain('params.id');
     const c = await handleInvoke(good, trusted, 42, {}, forward);

@@ -11,7 +11,7 @@ import type { ApiEvent, ReplyMessage } from '../../src/common/api';
 import type { CheckpointInfo } from '../../src/common/checkpoints';
 import { EngineHost } from '../../src/server/host';
 import { bpeTok, charTok, makeHubGpt2, makeRun } from '../engine/checkpoint/fixtures';
-import { tinyConfig } from '../engine/checkpoint/helpers';
+import { tinyCheckpointConfig as tinyConfig } from '../engine/helpers';
 
 let dir: string;
 let host: EngineHost;
@@ -115,7 +115,7 @@ describe('checkpoints through the engine host', () => {
     });
     const models = (await call('models.list', {})) as Array<{ name: string; source: string }>;
     expect(models).toContainEqual(expect.objectContaining({ name: 'my-gpt2', source: 'imported' }));
-    const scored = (await call('score', {
+    const scored = (await call('console.logprobs', {
       model: path.join(dir, 'models', 'my-gpt2'),
       text: 'Hello world',
     })) as { tokens: number[] };

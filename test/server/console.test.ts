@@ -1,6 +1,6 @@
 /**
  * The console's requests through the engine host (in-process, wasm): streaming and stop of
- * generate.start, prompt assembly with the model's tokenizer, candidate scoring, labeled tables,
+ * console.generate, prompt assembly with the model's tokenizer, candidate scoring, labeled tables,
  * per-model history and presets on disk (atomic, and survive a new host), and the eval-icl job
  * with its progress, result and cancel.
  */
@@ -54,7 +54,7 @@ afterAll(async () => {
 
 describe('generation through the host', () => {
   it('streams generate.token events that add up to the result, then job.done', async () => {
-    const { jobId } = await host.call('generate.start', {
+    const { jobId } = await host.call('console.generate', {
       model: modelDir,
       prompt: 'the film',
       sampling: { maxNewTokens: 20, seed: 3, topAlternatives: 10 },
@@ -79,14 +79,14 @@ describe('generation through the host', () => {
     expect(pieces.every((p) => p.length === 1)).toBe(true);
   });
 
-  it('stop: job.cancel ends a long generation early with stoppedBy cancelled', async () => {
-    const { jobId } = await host.call('generate.start', {
+  it('stop: jobs.cancel ends a long generation early with stoppedBy cancelled', async () => {
+    const { jobId } = await host.call('console.generate', {
       model: modelDir,
       prompt: 'the film',
       sampling: { maxNewTokens: 100_000, seed: 1 },
     });
     await host.waitFor((e) => e.type === 'generate.token' && e.jobId === jobId);
-    expect(await host.call('job.cancel', { jobId })).toEqual({ cancelled: true });
+    expect(await host.call('jobs.cancel', { jobId })).toEqual({ cancelled: true });
     const done = (await host.waitFor((e) => e.type === 'job.done' && e.jobId === jobId)) as Extract<
       ApiEvent,
       { type: 'job.done' }
@@ -353,7 +353,7 @@ describe('the eval-icl job', () => {
       limit: 24,
     });
     await host.waitFor((e) => e.type === 'job.progress' && e.jobId === jobId);
-    await host.call('job.cancel', { jobId });
+    await host.call('jobs.cancel', { jobId });
     const end = await host.waitFor(
       (e) => (e.type === 'job.done' || e.type === 'job.failed') && e.jobId === jobId,
     );

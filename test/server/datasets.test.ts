@@ -118,7 +118,7 @@ describe('the dataset library and the pretrain wizard in the engine host', () =>
   });
 
   it('trains a tokenizer, counts tokens, previews it and estimates a model', async () => {
-    const { jobId } = await call<{ jobId: string }>('tokenizer.train', {
+    const { jobId } = await call<{ jobId: string }>('tokenizers.train', {
       datasets: [ds.id],
       kind: 'char',
     });
@@ -131,19 +131,19 @@ describe('the dataset library and the pretrain wizard in the engine host', () =>
       tokens: ds.stats.chars,
       charsPerToken: 1,
     });
-    const preview = await call<{ lines: Array<Array<{ text: string }>> }>('tokenizer.preview', {
+    const preview = await call<{ lines: Array<Array<{ text: string }>> }>('tokenizers.preview', {
       id: tok.id,
       dataset: ds.id,
     });
     expect(preview.lines[0]!.map((p) => p.text).join('')).toBe(TEXT.split('\n')[0]);
 
     const est = await call<{ params: number; fits: boolean; limitBytes: number }>(
-      'model.estimate',
+      'models.estimate',
       { vocabSize: tok.vocabSize, model: { nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16 } },
     );
     expect(est.params).toBeGreaterThan(16 * 16);
     expect(est.fits).toBe(true);
-    const huge = await call<{ fits: boolean; advice?: string }>('model.estimate', {
+    const huge = await call<{ fits: boolean; advice?: string }>('models.estimate', {
       vocabSize: 50257,
       preset: 'gpt1',
       batchSize: 512,
@@ -153,7 +153,7 @@ describe('the dataset library and the pretrain wizard in the engine host', () =>
   });
 
   it('probes a few real steps', async () => {
-    const { jobId } = await call<{ jobId: string }>('model.probe', {
+    const { jobId } = await call<{ jobId: string }>('models.probe', {
       datasets: [ds.id],
       tokenizer: tok.id,
       model: { nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16 },
@@ -166,7 +166,7 @@ describe('the dataset library and the pretrain wizard in the engine host', () =>
   });
 
   it('runs a pausable pretraining from the wizard, then lists, measures and deletes it', async () => {
-    const { jobId } = await call<{ jobId: string }>('pretrain.run', {
+    const { jobId } = await call<{ jobId: string }>('pretrain.start', {
       name: 'wiz',
       datasets: [ds.id],
       tokenizer: tok.id,
@@ -205,7 +205,7 @@ describe('the dataset library and the pretrain wizard in the engine host', () =>
   });
 
   it('stops a paused run with a checkpoint and continues it to the end', async () => {
-    const first = await call<{ jobId: string }>('pretrain.run', {
+    const first = await call<{ jobId: string }>('pretrain.start', {
       name: 'again',
       datasets: [ds.id],
       tokenizer: tok.id,
@@ -216,7 +216,7 @@ describe('the dataset library and the pretrain wizard in the engine host', () =>
       (e) => e.type === 'job.progress' && e.jobId === first.jobId && e.event.type === 'step',
     );
     await call('pretrain.pause', { jobId: first.jobId, paused: true });
-    await call('job.cancel', { jobId: first.jobId });
+    await call('jobs.cancel', { jobId: first.jobId });
     const stopped = (await doneOf(first.jobId)) as { step: number; stopped: string };
     expect(stopped.stopped).toBe('cancelled');
     expect(stopped.step).toBeLessThan(12);

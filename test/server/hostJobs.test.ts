@@ -1,7 +1,7 @@
 /**
- * The host's shared model cache and its request jobs (in-process, wasm): `score` and
+ * The host's shared model cache and its request jobs (in-process, wasm): `console.logprobs` and
  * `console.score` run as `score` jobs (job.started with the model's name, job.done/failed) while
- * the request still answers with the scores; job.cancel stops a long score quickly with a
+ * the request still answers with the scores; jobs.cancel stops a long score quickly with a
  * `cancelled` reply, and the host keeps answering other requests meanwhile; a second request on a
  * model does not reload it. A backend abort makes the host fail the request, say why and exit with
  * its restart code.
@@ -42,9 +42,12 @@ afterAll(async () => {
 });
 
 describe('score as a job', () => {
-  it('score: job.started (subject: the model) and job.done, the reply is the scores', async () => {
+  it('console.logprobs: job.started (subject: the model) and job.done, the reply is the scores', async () => {
     const before = host.events.length;
-    const r = await host.call('score', { model: modelDir, text: 'the cat sat on the mat.' });
+    const r = await host.call('console.logprobs', {
+      model: modelDir,
+      text: 'the cat sat on the mat.',
+    });
     expect(r.tokens).toHaveLength('the cat sat on the mat.'.length);
     expect(Number.isFinite(r.sum)).toBe(true);
     const events = host.events.slice(before);
@@ -53,7 +56,7 @@ describe('score as a job', () => {
     const done = events.find((e) => e.type === 'job.done' && e.jobId === start.jobId);
     expect(done).toMatchObject({
       kind: 'score',
-      result: { type: 'score.result', request: 'score', tokens: r.tokens.length },
+      result: { type: 'score.result', request: 'console.logprobs', tokens: r.tokens.length },
     });
   });
 
@@ -71,8 +74,8 @@ describe('score as a job', () => {
     const done = await host.waitFor((e) => e.type === 'job.done' && e.jobId === start.jobId);
     expect(done).toMatchObject({ result: { request: 'console.score', tokens: 8 } });
     // the model is the one the first test loaded: cached, not loaded again
-    await host.call('score', { model: modelDir, prompt: 'the', continuation: ' cat' });
-    await host.call('generate.start', {
+    await host.call('console.logprobs', { model: modelDir, prompt: 'the', continuation: ' cat' });
+    await host.call('console.generate', {
       model: modelDir,
       prompt: 'the',
       sampling: { maxNewTokens: 3, seed: 1 },
@@ -81,12 +84,12 @@ describe('score as a job', () => {
     expect(host.host.models.stats().entries).toBe(1);
   });
 
-  it('job.cancel stops a long score quickly with a cancelled reply; other requests are answered meanwhile', async () => {
+  it('jobs.cancel stops a long score quickly with a cancelled reply; other requests are answered meanwhile', async () => {
     const words = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'and', 'dog', 'ran', 'far'];
     let text = '';
     for (let i = 0; text.length < 50_000; i++) text += words[(i * 7) % words.length] + ' ';
     const before = host.events.length;
-    const reply = host.raw('score', { model: modelDir, text });
+    const reply = host.raw('console.logprobs', { model: modelDir, text });
     const start = await host.waitFor(
       (e): e is EventOf<'job.started'> =>
         started(e) && e.kind === 'score' && host.events.indexOf(e) >= before,
@@ -105,7 +108,7 @@ describe('score as a job', () => {
     void reply.then(() => (settled = true));
     expect(settled).toBe(false); // still scoring
     const cancelAt = Date.now();
-    expect(await host.call('job.cancel', { jobId: start.jobId })).toEqual({ cancelled: true });
+    expect(await host.call('jobs.cancel', { jobId: start.jobId })).toEqual({ cancelled: true });
     const r = await reply;
     const cancelMs = Date.now() - cancelAt;
     expect(r.error?.code).toBe('cancelled');
@@ -113,9 +116,9 @@ describe('score as a job', () => {
     const failed = await host.waitFor((e) => e.type === 'job.failed' && e.jobId === start.jobId);
     expect(failed).toMatchObject({ kind: 'score', error: { code: 'cancelled' } });
     // the job is gone; the cached model was released, not disposed
-    const again = await host.raw('job.cancel', { jobId: start.jobId });
+    const again = await host.raw('jobs.cancel', { jobId: start.jobId });
     expect(again.error?.code).toBe('not-found');
-    const ok = await host.call('score', { model: modelDir, text: 'the cat' });
+    const ok = await host.call('console.logprobs', { model: modelDir, text: 'the cat' });
     expect(ok.tokens).toHaveLength(7);
   });
 });
@@ -134,19 +137,19 @@ describe('a backend abort restarts the host', () => {
       await h.call('backend.report', {});
       // a handler whose backend call aborts, as the wasm heap does once exhausted
       const handlers = (h.host as unknown as { handlers: Record<string, () => unknown> }).handlers;
-      handlers['presets.list'] = () => {
+      handlers['models.presets'] = () => {
         throw new (
           globalThis as unknown as { WebAssembly: { RuntimeError: new (m: string) => Error } }
         ).WebAssembly.RuntimeError('Aborted()');
       };
-      const r = await h.raw('presets.list', {});
+      const r = await h.raw('models.presets', {});
       expect(r.error?.code).toBe('engine');
       expect(r.error?.message).toBe(
         'the compute backend crashed (Aborted()); the engine is restarting, try again',
       );
       const log = await h.waitFor((e) => e.type === 'log' && e.level === 'error');
       expect((log as EventOf<'log'>).message).toMatch(
-        /the compute backend crashed \(Aborted\(\)\) during request "presets.list"; the engine host restarts \(exit code 70\)/,
+        /the compute backend crashed \(Aborted\(\)\) during request "models.presets"; the engine host restarts \(exit code 70\)/,
       );
       await new Promise((r) => setTimeout(r, 50));
       expect(h.exits).toEqual([BACKEND_ABORT_EXIT_CODE]);
@@ -199,7 +202,7 @@ describe('a backend abort restarts the host', () => {
     const h = new Host(w, { paths: { mode: 'unrestricted' } }, true);
     try {
       await h.call('backend.report', {});
-      const r0 = await h.call('score', { model: modelDir, text: 'the cat' });
+      const r0 = await h.call('console.logprobs', { model: modelDir, text: 'the cat' });
       expect(r0.tokens).toHaveLength(7);
       // the next forward aborts inside the engine
       const loaded = await h.host.models.acquire(modelDir);
@@ -207,7 +210,7 @@ describe('a backend abort restarts the host', () => {
       loaded.model.hidden = () => {
         throw abortError();
       };
-      const r = await h.raw('score', { model: modelDir, text: 'the cat' });
+      const r = await h.raw('console.logprobs', { model: modelDir, text: 'the cat' });
       loaded.model.hidden = hidden;
       loaded.release();
       expect(r.error?.message).toMatch(/^the compute backend crashed \(Aborted\(\)/);
@@ -228,9 +231,9 @@ describe('memory', () => {
     const h = new Host(w, { paths: { mode: 'unrestricted' } }, true);
     try {
       await h.call('backend.report', {});
-      await h.call('score', { model: modelDir, text: 'the cat' }); // the first: shapes cached
+      await h.call('console.logprobs', { model: modelDir, text: 'the cat' }); // the first: shapes cached
       const base = tf.memory().numBytes;
-      await h.call('score', { model: modelDir, text: 'the cat' });
+      await h.call('console.logprobs', { model: modelDir, text: 'the cat' });
       expect(tf.memory().numBytes).toBe(base);
       const cached = h.host.models.stats().bytes;
       expect(cached).toBeGreaterThan(0);

@@ -95,10 +95,11 @@ describe('1. no request deletes or writes outside what the host created', () => 
       ['datasets.import', { paths: [secret] }],
       ['finetune.columns', { file: secret }],
       ['console.dataset', { file: secret }],
-      ['pretrain.start', { corpus: [secret], name: 'escape' }],
+      // one allowed path does not let a forbidden one through beside it
+      ['datasets.import', { paths: [path.join(allowed, 'corpus.txt'), secret] }],
       ['checkpoints.import', { from: outside }],
       ['checkpoints.export', { model: SAMPLE_MODEL, out: path.join(outside, 'export') }],
-      ['generate.start', { model: outside, prompt: 'x' }],
+      ['console.generate', { model: outside, prompt: 'x' }],
     ];
     for (const [name, params] of probes) {
       const r = await client.raw(name, params);
@@ -187,10 +188,10 @@ describe('2. one bad frame never takes the server down', () => {
 
   it('requests past their documented size get a clear error naming the field and limit', async () => {
     const prompt = 'a'.repeat(LIMITS.promptChars + 1);
-    const r = await client.raw('generate.start', { model: SAMPLE_MODEL, prompt });
+    const r = await client.raw('console.generate', { model: SAMPLE_MODEL, prompt });
     expect(r.error?.code).toBe('bad-request');
     expect(r.error?.message).toMatch(/params\.prompt: a prompt is at most 100,000 characters/);
-    const s = await client.raw('score', {
+    const s = await client.raw('console.logprobs', {
       model: SAMPLE_MODEL,
       text: 'b'.repeat(LIMITS.scoreChars + 1),
     });
@@ -225,12 +226,12 @@ describe('4. no request can wedge the host', () => {
     const other = await Client.open(apiUrl());
     const ids: string[] = [];
     for (let i = 0; i < 8; i++) {
-      ids.push((await other.invoke('upload.begin', { name: `f${i}.txt`, size: 10 })).uploadId);
+      ids.push((await other.invoke('uploads.begin', { name: `f${i}.txt`, size: 10 })).uploadId);
     }
-    const ninth = await other.raw('upload.begin', { name: 'f9.txt', size: 10 });
+    const ninth = await other.raw('uploads.begin', { name: 'f9.txt', size: 10 });
     expect(ninth.error?.code).toBe('busy');
     expect(ninth.error?.message).toMatch(/8 uploads are open already \(at most 8\)/);
-    const huge = await client.raw('upload.begin', { name: 'huge.txt', size: 2 ** 50 });
+    const huge = await client.raw('uploads.begin', { name: 'huge.txt', size: 2 ** 50 });
     expect(huge.error?.code).toMatch(/too-large|busy/);
     const mine = (name: string) => name.startsWith(`${server.hostPid()}-`);
     expect((await fs.readdir(path.join(ws, 'uploads'))).filter(mine)).toHaveLength(8);
@@ -241,8 +242,8 @@ describe('4. no request can wedge the host', () => {
     }
     expect((await fs.readdir(path.join(ws, 'uploads'))).filter(mine)).toEqual([]);
     // the slots are free again
-    const again = await client.invoke('upload.begin', { name: 'again.txt', size: 1 });
-    await client.invoke('upload.abort', again);
+    const again = await client.invoke('uploads.begin', { name: 'again.txt', size: 1 });
+    await client.invoke('uploads.abort', again);
   });
 });
 

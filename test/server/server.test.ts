@@ -27,13 +27,28 @@ const TINY_TRAIN = {
 let dir: string;
 let server: StudioServer;
 let client: Client;
+/** What pretraining trains on: corpus.txt in the library, and a character tokenizer of it. */
+let data: { datasets: string[]; tokenizer: string };
 const apiUrl = () => `ws://127.0.0.1:${server.port}/api?token=${server.token}`;
+
+/** The result of a job, or its error thrown. */
+async function resultOf(jobId: string) {
+  const end = await client.waitFor(done(jobId));
+  if (end.type !== 'job.done') throw new Error(JSON.stringify(end));
+  return end.result;
+}
 
 beforeAll(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'gpt-studio-server-'));
   await fs.writeFile(path.join(dir, 'corpus.txt'), TEXT.repeat(8));
   server = await startServer({ port: 0, workspace: dir, backend: 'wasm', log: () => {} });
   client = await Client.open(apiUrl());
+  // the wizard's first two steps: the corpus into the library, a tokenizer trained on it
+  const imported = await client.invoke('datasets.import', { paths: ['corpus.txt'] });
+  const { dataset } = (await resultOf(imported.jobId)) as { dataset: { id: string } };
+  const trained = await client.invoke('tokenizers.train', { datasets: [dataset.id], kind: 'char' });
+  const { tokenizer } = (await resultOf(trained.jobId)) as { tokenizer: { id: string } };
+  data = { datasets: [dataset.id], tokenizer: tokenizer.id };
 });
 
 afterAll(async () => {
@@ -64,32 +79,28 @@ describe('browser mode', () => {
     }
   });
 
-  it('app.info round-trips and reports the backend; presets.list works', async () => {
+  it('app.info round-trips and reports the backend; models.presets works', async () => {
     const info = await client.invoke('app.info', {});
     expect(info.version).toMatch(/^\d+\.\d+\.\d+/);
     expect(info.workspace).toBe(path.resolve(dir));
     expect(info.backend?.name).toBe('wasm');
     expect(info.pid).toBe(server.hostPid());
-    const presets = await client.invoke('presets.list', {});
+    const presets = await client.invoke('models.presets', {});
     expect(presets.map((p) => p.name)).toEqual(['tiny', 'small', 'gpt1']);
   });
 
   it('an invalid request gets bad-request naming the field', async () => {
-    const r = await client.raw('pretrain.start', {
-      corpus: ['corpus.txt'],
-      name: 'x',
-      train: { steps: -1 },
-    });
+    const r = await client.raw('pretrain.start', { ...data, name: 'x', train: { steps: -1 } });
     expect(r.error?.code).toBe('bad-request');
     expect(r.error?.message).toMatch(/params\.train\.steps/);
-    const missing = await client.raw('pretrain.start', { corpus: ['nope.txt'], name: 'x' });
+    const missing = await client.raw('pretrain.start', { ...data, datasets: ['nope'], name: 'x' });
     expect(missing.error?.code).toBe('not-found');
-    expect(missing.error?.message).toContain('nope.txt');
+    expect(missing.error?.message).toMatch(/params\.datasets\.0: dataset "nope" not found/);
   });
 
   it('a tiny pretrain streams job events ending in job.done at step 4', async () => {
     const { jobId } = await client.invoke('pretrain.start', {
-      corpus: ['corpus.txt'],
+      ...data,
       name: 'tiny',
       model: TINY_MODEL,
       train: { ...TINY_TRAIN, steps: 4 },
@@ -110,10 +121,10 @@ describe('browser mode', () => {
 
     const runs = await client.invoke('runs.list', {});
     expect(runs.find((r) => r.id === 'tiny')).toMatchObject({ status: 'completed', step: 4 });
-    const score = await client.invoke('score', { model: 'tiny', text: 'the cat' });
+    const score = await client.invoke('console.logprobs', { model: 'tiny', text: 'the cat' });
     expect(score.logprobs).toHaveLength(7);
 
-    const gen = await client.invoke('generate.start', {
+    const gen = await client.invoke('console.generate', {
       model: 'tiny',
       prompt: 'the ',
       sampling: { maxNewTokens: 5, seed: 1 },
@@ -131,13 +142,13 @@ describe('browser mode', () => {
 
   it('one training job at a time; cancel stops it, at ≤ ~10 steps/s, and the run resumes', async () => {
     const { jobId } = await client.invoke('pretrain.start', {
-      corpus: ['corpus.txt'],
+      ...data,
       name: 'long',
       model: TINY_MODEL,
       train: { ...TINY_TRAIN, steps: 100_000, evalEvery: 0 },
     });
     const busy = await client.raw('pretrain.start', {
-      corpus: ['corpus.txt'],
+      ...data,
       name: 'other',
       model: TINY_MODEL,
     });
@@ -149,7 +160,7 @@ describe('browser mode', () => {
     expect(first.type).toBe('job.progress');
     // let it train for a while, then stop it
     await new Promise((r) => setTimeout(r, 1500));
-    await client.invoke('job.cancel', { jobId });
+    await client.invoke('jobs.cancel', { jobId });
     const end = await client.waitFor(done(jobId));
     if (end.type !== 'job.done') throw new Error(JSON.stringify(end));
     if (!('stopped' in end.result)) throw new Error('not a TrainResult');
@@ -169,18 +180,18 @@ describe('browser mode', () => {
       step: stoppedAt,
     });
 
-    const resumed = await client.invoke('run.resume', { id: 'long', steps: stoppedAt + 2 });
+    const resumed = await client.invoke('pretrain.continue', { id: 'long', steps: stoppedAt + 2 });
     const end2 = await client.waitFor(done(resumed.jobId));
     if (end2.type !== 'job.done') throw new Error(JSON.stringify(end2));
     expect(end2.result).toMatchObject({ step: stoppedAt + 2, stopped: 'completed' });
 
-    const again = await client.raw('job.cancel', { jobId });
+    const again = await client.raw('jobs.cancel', { jobId });
     expect(again.error?.code).toBe('not-found');
   });
 
   it('restarts a crashed engine host, fails its job, and the run resumes', async () => {
     const { jobId } = await client.invoke('pretrain.start', {
-      corpus: ['corpus.txt'],
+      ...data,
       name: 'crashed',
       model: TINY_MODEL,
       train: { ...TINY_TRAIN, steps: 100_000, evalEvery: 0 },
@@ -204,7 +215,7 @@ describe('browser mode', () => {
     expect(info?.pid).toBe(server.hostPid());
     const runs = await client.invoke('runs.list', {});
     expect(runs.find((r) => r.id === 'crashed')?.status).toBe('interrupted');
-    const resumed = await client.invoke('run.resume', { id: 'crashed', steps: 2 });
+    const resumed = await client.invoke('pretrain.continue', { id: 'crashed', steps: 2 });
     const end = await client.waitFor(done(resumed.jobId));
     expect(end).toMatchObject({ type: 'job.done', result: { step: 2, stopped: 'completed' } });
   });

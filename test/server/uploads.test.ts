@@ -37,47 +37,47 @@ afterAll(async () => {
 describe('uploads (browser mode hands the engine a file in chunks)', () => {
   it('streams chunks in order to workspace/uploads and returns the path', async () => {
     const bytes = Buffer.from('héllo, wörld\n'.repeat(1000));
-    const { uploadId } = (await call('upload.begin', {
+    const { uploadId } = (await call('uploads.begin', {
       name: 'corpus.txt',
       size: bytes.length,
     })) as {
       uploadId: string;
     };
     const half = 5000;
-    await call('upload.chunk', {
+    await call('uploads.chunk', {
       uploadId,
       offset: 0,
       data: bytes.subarray(0, half).toString('base64'),
     });
-    await expect(call('upload.end', { uploadId })).rejects.toThrow(
+    await expect(call('uploads.end', { uploadId })).rejects.toThrow(
       `upload corpus.txt: received ${half} of ${bytes.length} bytes`,
     );
-    await expect(call('upload.chunk', { uploadId, offset: 0, data: 'AAAA' })).rejects.toThrow(
+    await expect(call('uploads.chunk', { uploadId, offset: 0, data: 'AAAA' })).rejects.toThrow(
       `params.offset: expected ${half} (chunks go in order), got 0`,
     );
-    await call('upload.chunk', {
+    await call('uploads.chunk', {
       uploadId,
       offset: half,
       data: bytes.subarray(half).toString('base64'),
     });
-    const { path: p } = (await call('upload.end', { uploadId })) as { path: string };
+    const { path: p } = (await call('uploads.end', { uploadId })) as { path: string };
     // the folder carries the host's pid, so a later host can tell a dead one's leftovers
     expect(p).toBe(path.join(dir, 'uploads', `${process.pid}-${uploadId}`, 'corpus.txt'));
     expect(await fs.readFile(p)).toEqual(bytes);
-    await expect(call('upload.end', { uploadId })).rejects.toThrow(/no open upload/);
+    await expect(call('uploads.end', { uploadId })).rejects.toThrow(/no open upload/);
   });
 
   it('refuses names with folders, and more bytes than announced; abort removes the file', async () => {
-    await expect(call('upload.begin', { name: '../evil.txt', size: 1 })).rejects.toThrow(
+    await expect(call('uploads.begin', { name: '../evil.txt', size: 1 })).rejects.toThrow(
       /params.name: must be a file name/,
     );
-    const { uploadId } = (await call('upload.begin', { name: 'x.csv', size: 2 })) as {
+    const { uploadId } = (await call('uploads.begin', { name: 'x.csv', size: 2 })) as {
       uploadId: string;
     };
-    await expect(call('upload.chunk', { uploadId, offset: 0, data: 'AAAAAA==' })).rejects.toThrow(
+    await expect(call('uploads.chunk', { uploadId, offset: 0, data: 'AAAAAA==' })).rejects.toThrow(
       'more bytes than the 2 announced',
     );
-    await call('upload.abort', { uploadId });
+    await call('uploads.abort', { uploadId });
     await expect(
       fs.access(path.join(dir, 'uploads', `${process.pid}-${uploadId}`)),
     ).rejects.toThrow();

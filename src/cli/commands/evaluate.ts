@@ -32,7 +32,7 @@ async function run(ctx: Context): Promise<number> {
   const { args, out } = ctx;
   const flags = columnFlags(args);
   await startBackend(ctx);
-  const { evaluate } = await import('../../engine/finetune/finetune');
+  const { evaluate } = await import('../../engine/finetune/predict');
   const interrupt = onInterrupt(out, 'stopping');
   try {
     const r = await evaluate({

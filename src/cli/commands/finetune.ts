@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import {
   FINETUNE_TASKS,
   GPT1_FINETUNE,
+  taskFields,
   type AblationResult,
   type ColumnMap,
   type FinetuneMetrics,
@@ -11,7 +12,8 @@ import {
   type FinetuneTask,
   type ImportCounts,
 } from '../../common/finetune';
-import type { FinetuneData, FinetuneEvent } from '../../engine/finetune/finetune';
+import type { FinetuneEvent } from '../../engine/finetune/finetune';
+import type { FinetuneData } from '../../engine/finetune/load';
 import { UsageError, type OptionSpec, type ParsedArgs } from '../args';
 import { formatDuration, type Output } from '../output';
 import { EXIT, onInterrupt, startBackend, type Command, type Context } from '../runtime';
@@ -73,14 +75,6 @@ export function columnFlags(args: ParsedArgs): ColumnMap {
   return map;
 }
 
-/** Which columns a task reads (for the mapping line and for dropping unrelated guesses). */
-const TASK_KEYS: Record<FinetuneTask, Array<keyof ColumnMap>> = {
-  classification: ['text', 'label'],
-  entailment: ['premise', 'hypothesis', 'label'],
-  similarity: ['a', 'b', 'label'],
-  'multiple-choice': ['context', 'answers', 'answersColumn', 'label'],
-};
-
 /** The flags over a guess from the file's column names, restricted to what the task reads. */
 export async function resolveColumns(
   task: FinetuneTask,
@@ -97,7 +91,10 @@ export async function resolveColumns(
   }
   const merged = { ...guess, ...flags };
   const out: ColumnMap = {};
-  for (const k of TASK_KEYS[task]) {
+  // the task's fields; multiple choice may also name its answers by one column
+  const keys: Array<keyof ColumnMap> = [...taskFields(task)];
+  if (task === 'multiple-choice') keys.push('answersColumn');
+  for (const k of keys) {
     if (merged[k] !== undefined) (out as Record<string, unknown>)[k] = merged[k];
   }
   return out;
@@ -314,7 +311,9 @@ async function run(ctx: Context): Promise<number> {
   const settings = settingsFrom(args);
   const flags = columnFlags(args);
   await startBackend(ctx);
-  const engine = await import('../../engine/finetune/finetune');
+  const { finetune } = await import('../../engine/finetune/finetune');
+  const { ablation: runAblation } = await import('../../engine/finetune/ablation');
+  const { readFinetuneData } = await import('../../engine/finetune/load');
   const { mappingProblem } = await import('../../engine/finetune/data');
   const columns = await resolveColumns(task, data, flags);
   const problem = mappingProblem(task, columns);
@@ -322,7 +321,7 @@ async function run(ctx: Context): Promise<number> {
     throw new UsageError(`${path.basename(data)}: ${problem} (see the column flags)`, 'finetune');
 
   const valData = args.string('val-data');
-  const prepared: FinetuneData = await engine.readFinetuneData({
+  const prepared: FinetuneData = await readFinetuneData({
     task,
     columns,
     data,
@@ -366,12 +365,12 @@ async function run(ctx: Context): Promise<number> {
   };
   try {
     if (ablation) {
-      const r: AblationResult = await engine.ablation(common);
+      const r: AblationResult = await runAblation(common);
       if (out.json) out.emit(r);
       else printAblation(out, r);
       return EXIT.ok;
     }
-    const r: FinetuneResult = await engine.finetune({ ...common, out: outDir! });
+    const r: FinetuneResult = await finetune({ ...common, out: outDir! });
     if (out.json) {
       out.emit(r);
     } else {

@@ -18,43 +18,43 @@ export const evalRun = $state({
   error: '',
 });
 
-let watching = false;
+/** Stops following the previous run. */
+let unfollow = () => {};
 
-/** Follows the run's job events (once for the whole renderer). */
-export function watchEval(): void {
-  if (watching) return;
-  watching = true;
-  api.on('job.progress', (e) => {
-    if (e.jobId !== evalRun.jobId) return;
-    const ev = e.event;
-    if (ev.type === 'console.eval.start') {
-      evalRun.planned = ev.shots;
-      evalRun.chance = ev.chance;
-      evalRun.progress.total = ev.shots.length * ev.evalSize;
-    } else if (ev.type === 'console.eval.progress') {
-      evalRun.progress = { done: ev.done, total: ev.total, etaMs: ev.etaMs, k: ev.k };
-    } else if (ev.type === 'console.eval.point') {
-      const { type: _t, ...point } = ev;
-      evalRun.points = [...evalRun.points.filter((p) => p.k !== point.k), point];
-    }
-  });
-  api.on('job.done', (e) => {
-    const r = e.result;
-    if (e.jobId !== evalRun.jobId || !('type' in r) || r.type !== 'console.eval.result') return;
-    evalRun.result = r;
-    evalRun.points = r.points;
-    evalRun.chance = r.chance;
-    evalRun.phase = 'done';
-  });
-  api.on('job.failed', (e) => {
-    if (e.jobId !== evalRun.jobId) return;
-    evalRun.phase = e.error.code === 'cancelled' ? 'cancelled' : 'failed';
-    if (evalRun.phase === 'failed') evalRun.error = e.error.message;
+/** Follows the run's job (`console.eval.start`'s) until it ends, wherever the user goes. */
+export function followEval(jobId: string): void {
+  unfollow();
+  evalRun.jobId = jobId;
+  unfollow = api.followJob(jobId, {
+    progress(ev) {
+      if (ev.type === 'console.eval.start') {
+        evalRun.planned = ev.shots;
+        evalRun.chance = ev.chance;
+        evalRun.progress.total = ev.shots.length * ev.evalSize;
+      } else if (ev.type === 'console.eval.progress') {
+        evalRun.progress = { done: ev.done, total: ev.total, etaMs: ev.etaMs, k: ev.k };
+      } else if (ev.type === 'console.eval.point') {
+        const { type: _t, ...point } = ev;
+        evalRun.points = [...evalRun.points.filter((p) => p.k !== point.k), point];
+      }
+    },
+    done(r) {
+      if (!('type' in r) || r.type !== 'console.eval.result') return;
+      evalRun.result = r;
+      evalRun.points = r.points;
+      evalRun.chance = r.chance;
+      evalRun.phase = 'done';
+    },
+    failed(error) {
+      evalRun.phase = error.code === 'cancelled' ? 'cancelled' : 'failed';
+      if (evalRun.phase === 'failed') evalRun.error = error.message;
+    },
   });
 }
 
 /** Clears the previous run's numbers for a new one on `model`. */
 export function resetEval(model: string): void {
+  unfollow();
   evalRun.jobId = null;
   evalRun.model = model;
   evalRun.phase = 'idle';

@@ -1,8 +1,9 @@
 /**
  * The console page's pure helpers: sampling defaults, probability colours, and a generation
- * stream over the contract (generate.start → generate.token events → job.done/failed, with stop).
+ * stream over the contract (console.generate → generate.token events → job.done/failed, with
+ * stop).
  */
-import type { ApiEvent, GenerationOutput, Params } from '../../common/api';
+import type { GenerationOutput, Params } from '../../common/api';
 import type { ApiClient } from '../../common/client';
 import type { Demo, HistoryToken, SamplingPreset } from '../../common/console';
 
@@ -89,15 +90,14 @@ export interface Stream {
 
 /**
  * Starts generation and calls `onToken` for each streamed token. Events that arrive before the
- * job id is known are held, so none is lost.
+ * job id is known are held (followJob), so none is lost.
  */
 export function streamGenerate(
   api: ApiClient,
-  params: Params<'generate.start'>,
+  params: Params<'console.generate'>,
   onToken: (t: HistoryToken) => void,
 ): Stream {
   let id: string | null = null;
-  const early: ApiEvent[] = [];
   let stopRequested = false;
   let resolveDone!: (r: GenerationOutput) => void;
   let rejectDone!: (e: Error) => void;
@@ -105,8 +105,9 @@ export function streamGenerate(
     resolveDone = res;
     rejectDone = rej;
   });
-  const handle = (e: ApiEvent) => {
-    if (e.type === 'generate.token' && e.jobId === id) {
+  const started = api.invoke('console.generate', params);
+  api.followJob(started, {
+    token: (e) =>
       onToken({
         id: e.id,
         text: e.text,
@@ -114,28 +115,17 @@ export function streamGenerate(
         ...(e.alternatives
           ? { alternatives: e.alternatives.map((a) => ({ ...a, text: '' })) }
           : {}),
-      });
-    } else if (e.type === 'job.done' && e.jobId === id) {
-      off();
-      resolveDone(e.result as GenerationOutput);
-    } else if (e.type === 'job.failed' && e.jobId === id) {
-      off();
-      rejectDone(new Error(e.error.message));
-    }
-  };
-  const off = api.onAny((e) => {
-    if (id === null) early.push(e);
-    else handle(e);
+      }),
+    done: (result) => resolveDone(result as GenerationOutput),
+    failed: (error) => rejectDone(new Error(error.message)),
   });
-  const jobId = api.invoke('generate.start', params).then(
+  const jobId = started.then(
     (r) => {
       id = r.jobId;
-      for (const e of early.splice(0)) handle(e);
-      if (stopRequested) void api.invoke('job.cancel', { jobId: r.jobId }).catch(() => {});
+      if (stopRequested) void api.invoke('jobs.cancel', { jobId: r.jobId }).catch(() => {});
       return r.jobId;
     },
     (err: unknown) => {
-      off();
       rejectDone(err as Error);
       throw err;
     },
@@ -146,7 +136,7 @@ export function streamGenerate(
     done,
     stop() {
       stopRequested = true;
-      if (id) void api.invoke('job.cancel', { jobId: id }).catch(() => {});
+      if (id) void api.invoke('jobs.cancel', { jobId: id }).catch(() => {});
     },
   };
 }

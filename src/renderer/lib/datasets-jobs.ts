@@ -16,16 +16,10 @@ export function awaitJob(
   signal?: AbortSignal,
 ): Promise<Done> {
   return new Promise((resolve, reject) => {
-    const off = api.onAny((e) => {
-      if (!('jobId' in e) || e.jobId !== jobId) return;
-      if (e.type === 'job.progress') onProgress?.(e.event);
-      else if (e.type === 'job.done') {
-        off();
-        resolve(e.result);
-      } else if (e.type === 'job.failed') {
-        off();
-        reject(new ApiRequestError(e.error));
-      }
+    const off = api.followJob(jobId, {
+      progress: (e) => onProgress?.(e),
+      done: resolve,
+      failed: (error) => reject(new ApiRequestError(error)),
     });
     signal?.addEventListener('abort', () => {
       off();

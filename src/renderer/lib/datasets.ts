@@ -1,15 +1,4 @@
-/** Number formatting for the data and pretrain pages and the status bar. */
-
-export function formatBytes(n: number): string {
-  if (!(n > 0)) return '0 B';
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(n >= 10 || i === 0 ? 0 : 1)} ${units[i]}`;
-}
+/** Number formatting for the data and pretrain pages (bytes: common/format.ts's formatBytes). */
 
 /** 1234 → "1.23k", 4.2e6 → "4.2M". */
 export function formatCount(n: number): string {

@@ -101,19 +101,19 @@ export async function engineFilePath(
     onProgress?.(1);
     return own;
   }
-  const { uploadId } = await api.invoke('upload.begin', { name: file.name, size: file.size });
+  const { uploadId } = await api.invoke('uploads.begin', { name: file.name, size: file.size });
   try {
     for (let offset = 0; offset < file.size; offset += CHUNK) {
       signal?.throwIfAborted();
       const bytes = new Uint8Array(await file.slice(offset, offset + CHUNK).arrayBuffer());
-      await api.invoke('upload.chunk', { uploadId, offset, data: toBase64(bytes) });
+      await api.invoke('uploads.chunk', { uploadId, offset, data: toBase64(bytes) });
       onProgress?.(Math.min(1, (offset + bytes.length) / Math.max(1, file.size)));
     }
-    const { path } = await api.invoke('upload.end', { uploadId });
+    const { path } = await api.invoke('uploads.end', { uploadId });
     onProgress?.(1);
     return path;
   } catch (err) {
-    await api.invoke('upload.abort', { uploadId }).catch(() => {});
+    await api.invoke('uploads.abort', { uploadId }).catch(() => {});
     throw err;
   }
 }

@@ -5,6 +5,7 @@
  */
 import {
   GPT1_FINETUNE,
+  taskFields,
   type AblationResult,
   type ColumnMap,
   type FinetunePreview,
@@ -13,7 +14,7 @@ import {
   type FinetuneTask,
   type TableColumns,
 } from '../../common/finetune';
-import type { ApiEvent, ModelInfo } from '../../common/api';
+import type { EventOf, ModelInfo } from '../../common/api';
 import { api } from './state.svelte';
 
 export interface LossPoint {
@@ -80,6 +81,12 @@ export const ft = $state({
 export const SAMPLE_NAME = 'sentiment-imdb.jsonl';
 export const SAMPLE_MODEL = 'austen-tiny';
 
+/** A number typed into a field, or `fallback` when it is not one. */
+export function numberOr(v: string, fallback: number): number {
+  const x = Number(v);
+  return Number.isFinite(x) ? x : fallback;
+}
+
 export function samplePath(): string {
   return ft.resources ? `${ft.resources}/samples/${SAMPLE_NAME}` : '';
 }
@@ -116,22 +123,6 @@ export async function loadModels(): Promise<void> {
     }
   } catch (err) {
     ft.modelsError = (err as Error).message;
-  }
-}
-
-/** The columns a task maps, in order. */
-export function taskFields(
-  task: FinetuneTask,
-): Array<'text' | 'premise' | 'hypothesis' | 'a' | 'b' | 'context' | 'answers' | 'label'> {
-  switch (task) {
-    case 'classification':
-      return ['text', 'label'];
-    case 'entailment':
-      return ['premise', 'hypothesis', 'label'];
-    case 'similarity':
-      return ['a', 'b', 'label'];
-    case 'multiple-choice':
-      return ['context', 'answers', 'label'];
   }
 }
 
@@ -238,7 +229,7 @@ export async function start(kind: 'finetune' | 'ablation'): Promise<void> {
       kind === 'finetune' ? 'finetune.start' : 'finetune.ablation',
       params,
     );
-    ft.job = newJob(jobId, kind);
+    follow(jobId, kind);
   } catch (err) {
     ft.startError = (err as Error).message;
   }
@@ -248,7 +239,7 @@ export async function stop(): Promise<void> {
   const job = ft.job;
   if (!job || job.phase !== 'running') return;
   job.stopping = true;
-  await api.invoke('job.cancel', { jobId: job.jobId }).catch(() => {});
+  await api.invoke('jobs.cancel', { jobId: job.jobId }).catch(() => {});
 }
 
 function runFor(job: FinetuneJob, variant: string | undefined): VariantRun {
@@ -267,74 +258,84 @@ function runFor(job: FinetuneJob, variant: string | undefined): VariantRun {
   return run;
 }
 
-function onEvent(e: ApiEvent): void {
-  const job = ft.job;
-  if (!job || !('jobId' in e) || e.jobId !== job.jobId) return;
-  if (e.type === 'job.progress') {
-    const ev = e.event;
-    switch (ev.type) {
-      case 'finetune.variant': {
-        job.variantIndex = ev.index;
-        job.variantCount = ev.count;
-        const run = runFor(job, ev.variant);
-        run.init = ev.init;
-        run.lambda = ev.lambda;
-        return;
-      }
-      case 'finetune.start': {
-        const run = runFor(job, ev.variant);
-        run.init = ev.init;
-        run.lambda = ev.lambda;
-        job.totalSteps = ev.totalSteps;
-        job.epochs = ev.epochs;
-        job.labels = ev.labels;
-        job.step = 0;
-        return;
-      }
-      case 'finetune.step':
-        runFor(job, ev.variant).steps.push({ step: ev.step, loss: ev.loss, l2: ev.l2, l1: ev.l1 });
-        job.step = ev.step;
-        job.totalSteps = ev.totalSteps;
-        job.epoch = ev.epoch;
-        job.etaMs = ev.etaMs;
-        return;
-      case 'finetune.epoch':
-        runFor(job, ev.variant).epochs.push({
-          epoch: ev.epoch,
-          valAccuracy: ev.valAccuracy,
-          valLoss: ev.valLoss,
-        });
-        return;
-      case 'log':
-        job.log.push(ev.message);
-        return;
-      default:
-        return;
+/** The job shown, as long as it is `jobId`'s (a newer one replaces it). */
+const shown = (jobId: string) => (ft.job?.jobId === jobId ? ft.job : null);
+
+function onProgress(job: FinetuneJob, ev: EventOf<'job.progress'>['event']): void {
+  switch (ev.type) {
+    case 'finetune.variant': {
+      job.variantIndex = ev.index;
+      job.variantCount = ev.count;
+      const run = runFor(job, ev.variant);
+      run.init = ev.init;
+      run.lambda = ev.lambda;
+      return;
     }
-  }
-  if (e.type === 'job.done') {
-    const r = e.result;
-    if (!('type' in r)) return;
-    if (r.type === 'finetune.result') {
-      job.result = r;
-      job.phase = r.outcome === 'cancelled' ? 'cancelled' : 'done';
-      void loadModels();
-    } else if (r.type === 'ablation.result') {
-      job.ablation = r;
-      job.phase = 'done';
+    case 'finetune.start': {
+      const run = runFor(job, ev.variant);
+      run.init = ev.init;
+      run.lambda = ev.lambda;
+      job.totalSteps = ev.totalSteps;
+      job.epochs = ev.epochs;
+      job.labels = ev.labels;
+      job.step = 0;
+      return;
     }
-  } else if (e.type === 'job.failed') {
-    job.phase = e.error.code === 'cancelled' ? 'cancelled' : 'failed';
-    job.error = e.error.message;
+    case 'finetune.step':
+      runFor(job, ev.variant).steps.push({ step: ev.step, loss: ev.loss, l2: ev.l2, l1: ev.l1 });
+      job.step = ev.step;
+      job.totalSteps = ev.totalSteps;
+      job.epoch = ev.epoch;
+      job.etaMs = ev.etaMs;
+      return;
+    case 'finetune.epoch':
+      runFor(job, ev.variant).epochs.push({
+        epoch: ev.epoch,
+        valAccuracy: ev.valAccuracy,
+        valLoss: ev.valLoss,
+      });
+      return;
+    case 'log':
+      job.log.push(ev.message);
+      return;
+    default:
+      return;
   }
 }
 
-let started = false;
-/** Subscribes to job events once and loads the model list. */
+let unfollow = () => {};
+
+/** Shows the job `jobId` and follows its events until it ends. */
+function follow(jobId: string, kind: 'finetune' | 'ablation'): void {
+  unfollow();
+  ft.job = newJob(jobId, kind);
+  unfollow = api.followJob(jobId, {
+    progress(ev) {
+      const job = shown(jobId);
+      if (job) onProgress(job, ev);
+    },
+    done(r) {
+      const job = shown(jobId);
+      if (!job || !('type' in r)) return;
+      if (r.type === 'finetune.result') {
+        job.result = r;
+        job.phase = r.outcome === 'cancelled' ? 'cancelled' : 'done';
+        void loadModels();
+      } else if (r.type === 'ablation.result') {
+        job.ablation = r;
+        job.phase = 'done';
+      }
+    },
+    failed(error) {
+      const job = shown(jobId);
+      if (!job) return;
+      job.phase = error.code === 'cancelled' ? 'cancelled' : 'failed';
+      job.error = error.message;
+    },
+  });
+}
+
+/** Loads the model list (the page calls it each time it opens). */
 export function initFinetune(): void {
-  if (!started) {
-    started = true;
-    api.onAny(onEvent);
-  }
   void loadModels();
 }

@@ -3,7 +3,7 @@
  * (and its curves keep growing) while the user browses other pages. Fed by job events; on
  * reconnect or page load it catches up from the run's logged metrics.
  */
-import type { ApiEvent } from '../../common/api';
+import type { EventOf } from '../../common/api';
 import type { TokenizerInfo } from '../../common/datasets';
 import {
   MODEL_PRESETS,
@@ -42,6 +42,9 @@ export const live = $state({
 
 const TRAINING = new Set(['pretrain', 'resume']);
 
+let unfollow = () => {};
+
+/** Shows the training job `jobId` from its start, and follows its events until it ends. */
 function reset(jobId: string, runId: string | null) {
   Object.assign(live, {
     jobId,
@@ -61,6 +64,20 @@ function reset(jobId: string, runId: string | null) {
     val: [],
     lr: [],
     samples: [],
+  });
+  unfollow();
+  unfollow = api.followJob(jobId, {
+    progress: onProgress,
+    done(result) {
+      live.paused = false;
+      live.phase =
+        'stopped' in result && result.stopped === 'cancelled' ? 'cancelled' : 'completed';
+    },
+    failed(error) {
+      live.paused = false;
+      live.phase = error.code === 'cancelled' ? 'cancelled' : 'failed';
+      live.error = error.message;
+    },
   });
 }
 
@@ -103,61 +120,47 @@ export async function attach(jobId: string, runId: string, step: number, total: 
   live.paused = jobIds.includes(jobId);
 }
 
-function onEvent(e: ApiEvent) {
-  if (e.type === 'job.started') {
-    if (!TRAINING.has(e.kind)) return;
-    reset(e.jobId, e.runId ?? null);
-    wizard.monitor = true;
-    if (e.kind === 'resume' && e.runId) void loadHistory(e.runId);
-    return;
-  }
-  if (!('jobId' in e) || e.jobId !== live.jobId) return;
-  if (e.type === 'job.progress') {
-    const ev = e.event;
-    switch (ev.type) {
-      case 'start':
-        live.phase = 'running';
-        live.step = ev.step;
-        live.totalSteps = ev.totalSteps;
-        live.params = ev.params;
-        return;
-      case 'step':
-        live.phase = 'running';
-        live.step = ev.step;
-        live.totalSteps = ev.totalSteps;
-        live.trainLoss = ev.trainLoss;
-        live.tokensPerSecond = ev.tokensPerSecond;
-        live.etaMs = ev.etaMs;
-        live.elapsedMs = ev.elapsedMs;
-        live.train = [...live.train, [ev.step, ev.trainLoss]];
-        live.lr = [...live.lr, [ev.step, ev.lr]];
-        return;
-      case 'eval':
-        live.valLoss = ev.valLoss;
-        live.val = [...live.val, [ev.step, ev.valLoss]];
-        return;
-      case 'sample':
-        live.samples = [...live.samples, { step: ev.step, prompt: ev.prompt, text: ev.text }];
-        return;
-      case 'pretrain.paused':
-        live.paused = ev.paused;
-        return;
-      default:
-        return;
-    }
-  }
-  if (e.type === 'job.done') {
-    live.paused = false;
-    live.phase =
-      'stopped' in e.result && e.result.stopped === 'cancelled' ? 'cancelled' : 'completed';
-  } else if (e.type === 'job.failed') {
-    live.paused = false;
-    live.phase = e.error.code === 'cancelled' ? 'cancelled' : 'failed';
-    live.error = e.error.message;
+function onProgress(ev: EventOf<'job.progress'>['event']) {
+  switch (ev.type) {
+    case 'start':
+      live.phase = 'running';
+      live.step = ev.step;
+      live.totalSteps = ev.totalSteps;
+      live.params = ev.params;
+      return;
+    case 'step':
+      live.phase = 'running';
+      live.step = ev.step;
+      live.totalSteps = ev.totalSteps;
+      live.trainLoss = ev.trainLoss;
+      live.tokensPerSecond = ev.tokensPerSecond;
+      live.etaMs = ev.etaMs;
+      live.elapsedMs = ev.elapsedMs;
+      live.train = [...live.train, [ev.step, ev.trainLoss]];
+      live.lr = [...live.lr, [ev.step, ev.lr]];
+      return;
+    case 'eval':
+      live.valLoss = ev.valLoss;
+      live.val = [...live.val, [ev.step, ev.valLoss]];
+      return;
+    case 'sample':
+      live.samples = [...live.samples, { step: ev.step, prompt: ev.prompt, text: ev.text }];
+      return;
+    case 'pretrain.paused':
+      live.paused = ev.paused;
+      return;
+    default:
+      return;
   }
 }
 
-api.onAny(onEvent);
+// every training job that starts is shown, whoever started it (the wizard, Runs, another window)
+api.on('job.started', (e) => {
+  if (!TRAINING.has(e.kind)) return;
+  reset(e.jobId, e.runId ?? null);
+  wizard.monitor = true;
+  if (e.kind === 'resume' && e.runId) void loadHistory(e.runId);
+});
 
 export async function setPaused(paused: boolean): Promise<void> {
   if (!live.jobId) return;
@@ -166,7 +169,7 @@ export async function setPaused(paused: boolean): Promise<void> {
 }
 
 export async function stop(): Promise<void> {
-  if (live.jobId) await api.invoke('job.cancel', { jobId: live.jobId });
+  if (live.jobId) await api.invoke('jobs.cancel', { jobId: live.jobId });
 }
 
 /** The wizard's choices, kept while the user visits other pages. */

@@ -1,8 +1,9 @@
 /**
- * The engine host's handlers for the console feature's requests (src/common/console.ts): prompt
- * assembly and candidate scoring with the model's own tokenizer, labeled tables for the few-shot
- * builder, the per-model history and the sampling presets (both in workspace/console/, written
- * atomically), and the in-context evaluation job.
+ * The engine host's handlers for the console feature's requests (src/common/console.ts):
+ * generation (tokens streamed from a `generate` job), scoring as `score` jobs (a text's
+ * log-probabilities, candidate answers), prompt assembly with the model's own tokenizer, labeled
+ * tables for the few-shot builder, the per-model history and the sampling presets (both in
+ * workspace/console/, written atomically), and the in-context evaluation job.
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -14,10 +15,11 @@ import {
   type HistoryEntry,
   type IclEvalResult,
   type SamplingPreset,
+  type ScoreJobResult,
 } from '../../common/console';
 import type { Tokenizer } from '../../engine/tokenizer/types';
 import { writeJsonAtomic } from '../../engine/util/atomic';
-import { HostError, type HostContext, type Handlers } from '../context';
+import { HostError, type HostContext, type Handlers, type ModelLease } from '../context';
 
 /** The app's own presets (listed first; the user's cannot take their names). */
 export const BUILTIN_PRESETS: SamplingPreset[] = [
@@ -89,7 +91,78 @@ export function consoleHandlers(ctx: HostContext): Handlers {
   const isBuiltin = (name: string) =>
     BUILTIN_PRESETS.some((b) => b.name.toLowerCase() === name.toLowerCase());
 
+  /**
+   * A scoring request as a `score` job on the model `ref` while it runs (the status bar shows it,
+   * jobs.cancel stops it); the request answers with the scores, the job's result counts tokens.
+   */
+  const scoreJob = async <R>(
+    ref: string,
+    request: ScoreJobResult['request'],
+    score: (loaded: ModelLease, signal: AbortSignal) => Promise<R>,
+    tokens: (scores: R) => number,
+  ): Promise<R> => {
+    const dir = await ctx.modelDir(ref);
+    return ctx.runJob(
+      'score',
+      { subject: path.basename(dir) },
+      async (signal) => {
+        const loaded = await ctx.loadModel(dir);
+        try {
+          return await score(loaded, signal);
+        } finally {
+          loaded.release();
+        }
+      },
+      (r) => ({ type: 'score.result', request, tokens: tokens(r) }),
+    );
+  };
+
   return {
+    'console.generate': async (p) => {
+      const { generateTokens } = await import('../../engine/generate');
+      // loaded before the job starts: a missing or forbidden model is the request's error
+      const loaded = await ctx.loadModel(p.model);
+      return ctx.startJob(
+        'generate',
+        { subject: path.basename(p.model) },
+        async (_push, signal, jobId) => {
+          try {
+            const it = generateTokens(
+              loaded.model,
+              loaded.tokenizer,
+              loaded.tokenizer.encode(p.prompt),
+              p.sampling ?? {},
+              signal,
+            );
+            for (;;) {
+              const r = await it.next();
+              if (r.done) return r.value;
+              // every token is sent (none coalesced); after a backend abort elsewhere it stops
+              if (ctx.jobEnded(jobId)) return { ids: [], text: '', stoppedBy: 'cancelled' };
+              ctx.emit({ type: 'generate.token', jobId, ...r.value });
+            }
+          } finally {
+            loaded.release();
+          }
+        },
+      );
+    },
+
+    'console.logprobs': async (p) => {
+      const { scoreContinuation, scoreText } = await import('../../engine/score');
+      return scoreJob(
+        p.model,
+        'console.logprobs',
+        async ({ model, tokenizer }, signal) => {
+          signal.throwIfAborted();
+          return 'text' in p
+            ? await scoreText(model, tokenizer, p.text, { signal })
+            : await scoreContinuation(model, tokenizer, p.prompt, p.continuation, { signal });
+        },
+        (r) => r.tokens.length,
+      );
+    },
+
     'console.assemble': async (p) => {
       const { tokenizer, blockSize } = await tokenizerOf(p.model);
       const { assemblePrompt } = await import('../../engine/console/prompt');
@@ -114,30 +187,29 @@ export function consoleHandlers(ctx: HostContext): Handlers {
       }
     },
 
-    // a `score` job while it runs (status bar, job.cancel); the request answers with the scores
     'console.score': async (p) => {
-      const dir = await ctx.modelDir(p.model);
       const { scoreChoices } = await import('../../engine/console/choices');
       const { tokenPiece } = await import('../../engine/console/prompt');
       const { isBackendAbort } = await import('../../engine/backendAbort');
-      return ctx.runJob(
-        'score',
-        { subject: path.basename(dir) },
-        async (signal) => {
-          const loaded = await ctx.loadModel(dir);
+      return scoreJob(
+        p.model,
+        'console.score',
+        async ({ model, tokenizer }, signal) => {
           try {
             const scores = await scoreChoices(
-              loaded.model,
-              loaded.tokenizer,
+              model,
+              tokenizer,
               p.context,
               p.candidates,
               p.neutral,
-              { signal },
+              {
+                signal,
+              },
             );
             return {
               choices: scores.map((s) => ({
                 ...s,
-                pieces: s.tokens.map((id) => tokenPiece(loaded.tokenizer, id)),
+                pieces: s.tokens.map((id) => tokenPiece(tokenizer, id)),
               })),
             };
           } catch (err) {
@@ -147,15 +219,9 @@ export function consoleHandlers(ctx: HostContext): Handlers {
             throw new HostError(
               apiError('bad-request', /^candidates\./.test(m) ? `params.${m}` : m),
             );
-          } finally {
-            loaded.release();
           }
         },
-        (r) => ({
-          type: 'score.result',
-          request: 'console.score',
-          tokens: r.choices.reduce((n, c) => n + c.tokens.length, 0),
-        }),
+        (r) => r.choices.reduce((n, c) => n + c.tokens.length, 0),
       );
     },
 

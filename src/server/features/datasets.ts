@@ -1,11 +1,11 @@
 /**
  * The engine host's handlers for the datasets feature (src/common/datasets.ts): the dataset
- * library (seeded with the bundled Austen sample on first use), imports as jobs, the wizard's
- * tokenizer, model and run steps (runs pausable between steps) and run management.
+ * library (seeded with the bundled Austen sample on first use), imports as jobs, and the
+ * workspace's tokenizers (the pretrain wizard's tokenizer step).
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { apiError, type ParsedParams } from '../../common/api';
+import { apiError } from '../../common/api';
 import type { DatasetManifest } from '../../common/datasets';
 import {
   datasetShards,
@@ -15,10 +15,8 @@ import {
   readManifest,
   readTextAt,
 } from '../../engine/data/dataset';
-import { PauseGate } from '../../engine/train/pause';
 import { writeJsonAtomic } from '../../engine/util/atomic';
 import { HostError, type Handlers, type HostContext } from '../context';
-import { estimateModel, probeModel, runMetrics, runsInfo } from '../datasets-runs';
 import {
   countTokens,
   listTokenizers,
@@ -26,16 +24,47 @@ import {
   readTokenizerInfo,
   tokenizersDir,
   trainWorkspaceTokenizer,
-} from '../datasets-tokenizers';
+} from './tokenizers';
 import { exists } from '../../engine/util/fs';
 
 /** The bundled corpus the library starts with, so a new user can train at once. */
 export const SAMPLE_CORPUS = { file: 'samples/austen.txt', name: 'Jane Austen (sample)' };
 
-export function datasetHandlers(ctx: HostContext): Handlers {
+/**
+ * The library's datasets and the workspace's tokenizers by id, for this feature and the pretrain
+ * feature's wizard: a missing one is a not-found naming the field.
+ */
+export function datasetLibrary(ctx: HostContext) {
   const root = path.join(ctx.workspace, 'datasets');
-  /** Pause gates of the runs this feature started, by job id. */
-  const gates = new Map<string, PauseGate>();
+  const dataset = async (id: string, field = 'params.id'): Promise<DatasetManifest> => {
+    try {
+      return await readManifest(path.join(root, id));
+    } catch {
+      throw new HostError(apiError('not-found', `${field}: dataset "${id}" not found in ${root}`));
+    }
+  };
+  const tokenizer = async (id: string) => {
+    try {
+      return await readTokenizerInfo(path.join(tokenizersDir(ctx.workspace), id));
+    } catch {
+      throw new HostError(
+        apiError('not-found', `params.tokenizer: tokenizer "${id}" not found; train one first`),
+      );
+    }
+  };
+  /** The text shards of the datasets `ids` (params.datasets). */
+  const shardsOf = async (ids: string[]) => {
+    const out: string[] = [];
+    for (const [i, id] of ids.entries()) {
+      out.push(...datasetShards(root, await dataset(id, `params.datasets.${i}`)));
+    }
+    return out;
+  };
+  return { root, dataset, tokenizer, shardsOf };
+}
+
+export function datasetHandlers(ctx: HostContext): Handlers {
+  const { root, dataset, tokenizer } = datasetLibrary(ctx);
   let seeding: Promise<void> | null = null;
 
   /** On first use the library gets the sample corpus (once: deleting it is respected). */
@@ -58,76 +87,6 @@ export function datasetHandlers(ctx: HostContext): Handlers {
       await fs.mkdir(root, { recursive: true });
       await fs.writeFile(marker, new Date().toISOString());
     })());
-
-  const dataset = async (id: string, field = 'params.id'): Promise<DatasetManifest> => {
-    try {
-      return await readManifest(path.join(root, id));
-    } catch {
-      throw new HostError(apiError('not-found', `${field}: dataset "${id}" not found in ${root}`));
-    }
-  };
-  const tokenizer = async (id: string) => {
-    try {
-      return await readTokenizerInfo(path.join(tokenizersDir(ctx.workspace), id));
-    } catch {
-      throw new HostError(
-        apiError('not-found', `params.tokenizer: tokenizer "${id}" not found; train one first`),
-      );
-    }
-  };
-  const shardsOf = async (ids: string[]) => {
-    const out: string[] = [];
-    for (const [i, id] of ids.entries()) {
-      out.push(...datasetShards(root, await dataset(id, `params.datasets.${i}`)));
-    }
-    return out;
-  };
-
-  const startRun = async (p: ParsedParams<'pretrain.run'>) => {
-    const dir = path.join(ctx.runsDir, p.name);
-    if (await exists(path.join(dir, 'state.json'))) {
-      throw new HostError(
-        apiError('bad-request', `params.name: run "${p.name}" already exists; choose another name`),
-      );
-    }
-    const corpus = await shardsOf(p.datasets);
-    const tok = await tokenizer(p.tokenizer);
-    const { pretrain } = await import('../../engine/train/pretrain');
-    return ctx.startJob('pretrain', { runId: p.name, exclusive: true }, (push, signal, jobId) => {
-      const gate = new PauseGate();
-      gates.set(jobId, gate);
-      return pretrain({
-        corpus,
-        out: dir,
-        tokenizer: { dir: tok.dir },
-        ...(p.preset ? { preset: p.preset } : {}),
-        ...(p.model ? { model: p.model } : {}),
-        ...(p.train ? { train: p.train } : {}),
-        onEvent: push,
-        signal,
-        pause: gate,
-      }).finally(() => gates.delete(jobId));
-    });
-  };
-
-  const continueRun = async (p: ParsedParams<'pretrain.continue'>) => {
-    const dir = path.join(ctx.runsDir, p.id);
-    if (!(await exists(path.join(dir, 'state.json')))) {
-      throw new HostError(apiError('not-found', `params.id: run "${p.id}" not found`));
-    }
-    const { resume } = await import('../../engine/train/pretrain');
-    return ctx.startJob('resume', { runId: p.id, exclusive: true }, (push, signal, jobId) => {
-      const gate = new PauseGate();
-      gates.set(jobId, gate);
-      return resume({
-        run: dir,
-        ...(p.steps !== undefined ? { steps: p.steps } : {}),
-        onEvent: push,
-        signal,
-        pause: gate,
-      }).finally(() => gates.delete(jobId));
-    });
-  };
 
   return {
     'datasets.list': async () => {
@@ -212,7 +171,7 @@ export function datasetHandlers(ctx: HostContext): Handlers {
       return { tokens, charsPerToken: tokens > 0 ? m.stats.chars / tokens : 0 };
     },
     'tokenizers.list': () => listTokenizers(ctx.workspace),
-    'tokenizer.train': async (p) => {
+    'tokenizers.train': async (p) => {
       const datasets: DatasetManifest[] = [];
       for (const [i, id] of p.datasets.entries()) {
         datasets.push(await dataset(id, `params.datasets.${i}`));
@@ -235,70 +194,9 @@ export function datasetHandlers(ctx: HostContext): Handlers {
         }),
       }));
     },
-    'tokenizer.preview': async (p) => {
+    'tokenizers.preview': async (p) => {
       const info = await tokenizer(p.id);
       return previewTokenizer(info.dir, await dataset(p.dataset, 'params.dataset'), info);
-    },
-    'model.estimate': (p) => estimateModel(p),
-    'model.probe': async (p) => {
-      const shards = await shardsOf(p.datasets);
-      const tok = await tokenizer(p.tokenizer);
-      return ctx.startJob('model.probe', { exclusive: true }, (push, signal) =>
-        probeModel({
-          shards,
-          tokenizerDir: tok.dir,
-          ...(p.preset ? { preset: p.preset } : {}),
-          ...(p.model ? { model: p.model } : {}),
-          ...(p.train ? { train: p.train } : {}),
-          steps: p.steps ?? 4,
-          signal,
-          onStep: (step, ms) => push({ type: 'probe.step', step, steps: p.steps ?? 4, ms }),
-        }),
-      );
-    },
-    'pretrain.run': (p) => startRun(p),
-    'pretrain.continue': (p) => continueRun(p),
-    'pretrain.pause': (p) => {
-      const gate = gates.get(p.jobId);
-      if (!gate) {
-        throw new HostError(
-          apiError('not-found', `params.jobId: no pausable training job ${p.jobId}`),
-        );
-      }
-      if (p.paused) gate.pause();
-      else gate.resume();
-      ctx.emit({
-        type: 'job.progress',
-        jobId: p.jobId,
-        event: { type: 'pretrain.paused', paused: gate.paused },
-      });
-      return { paused: gate.paused };
-    },
-    'pretrain.paused': () => ({
-      jobIds: [...gates].filter(([, g]) => g.paused).map(([id]) => id),
-    }),
-    'runs.metrics': async (p) => {
-      if (!(await exists(path.join(ctx.runsDir, p.id, 'state.json')))) {
-        throw new HostError(apiError('not-found', `params.id: run "${p.id}" not found`));
-      }
-      return runMetrics(ctx.runsDir, p.id);
-    },
-    'runs.info': () => runsInfo(ctx.runsDir),
-    'runs.delete': async (p) => {
-      const dir = path.join(ctx.runsDir, p.id);
-      if (!(await exists(path.join(dir, 'state.json')))) {
-        throw new HostError(apiError('not-found', `params.id: run "${p.id}" not found`));
-      }
-      const job = ctx.jobFor(p.id);
-      if (job) {
-        throw new HostError(
-          apiError('busy', `run "${p.id}" is being trained (${job}); stop it before deleting it`, {
-            jobId: job,
-          }),
-        );
-      }
-      await fs.rm(dir, { recursive: true, force: true });
-      return { deleted: true };
     },
   };
 }

@@ -2,8 +2,8 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { apiError, type ParsedParams } from '../../common/api';
-import type { ClassifyInput, FinetunePreview, TokenPiece } from '../../common/finetune';
-import type { LoadedClassifier } from '../../engine/finetune/finetune';
+import type { ClassifyInput, FinetunePreview } from '../../common/finetune';
+import type { LoadedClassifier } from '../../engine/finetune/checkpoint';
 import { HostError, type Handlers, type HostContext } from '../context';
 import { exists } from '../../engine/util/fs';
 
@@ -30,7 +30,7 @@ export function finetuneHandlers(ctx: HostContext): Handlers {
     const stat = await fs.stat(path.join(dir, 'model.safetensors')).catch(() => null);
     const key = `${dir}\u0000${stat?.mtimeMs ?? 0}`;
     if (cached?.key === key) return cached.c;
-    const { loadClassifier } = await import('../../engine/finetune/finetune');
+    const { loadClassifier } = await import('../../engine/finetune/checkpoint');
     const c = await userInput(() => loadClassifier(dir));
     cached?.c.dispose();
     cached = { key, c };
@@ -97,81 +97,20 @@ export function finetuneHandlers(ctx: HostContext): Handlers {
       const dir = await ctx.modelDir(p.model);
       const data = await resolveFile(p.data, 'params.data');
       const valData = p.valData ? await resolveFile(p.valData, 'params.valData') : undefined;
-      const { readFinetuneData } = await import('../../engine/finetune/finetune');
-      const { labelCounts, mappingProblem } = await import('../../engine/finetune/data');
-      const { addFinetuneTokens, encodeExample, describeInput } =
-        await import('../../engine/finetune/tasks');
-      const { loadTokenizer } = await import('../../engine/tokenizer');
-      const { readHfConfig } = await import('../../engine/checkpoint/gpt2');
+      const { mappingProblem } = await import('../../engine/finetune/data');
       const problem = mappingProblem(p.task, p.columns);
       if (problem) throw badRequest(`params.columns: ${problem}`);
-      const { GPT1_FINETUNE } = await import('../../common/finetune');
-      const d = await userInput(() =>
-        readFinetuneData({
+      const { previewFinetune } = await import('../../engine/finetune/preview');
+      return userInput(() =>
+        previewFinetune({
+          model: dir,
           task: p.task,
           columns: p.columns,
           data,
           ...(valData ? { valData } : {}),
-          valFraction: p.valFraction ?? GPT1_FINETUNE.valFraction,
-          seed: GPT1_FINETUNE.seed,
+          ...(p.valFraction !== undefined ? { valFraction: p.valFraction } : {}),
         }),
       );
-      const tokenizer = await userInput(() => loadTokenizer(dir));
-      const { blockSize } = await readHfConfig(path.join(dir, 'config.json'));
-      const before = tokenizer.vocabSize;
-      const sp = addFinetuneTokens(tokenizer);
-      const newTokens = Object.values(sp)
-        .filter((id) => id >= before)
-        .map((id) => tokenizer.idToToken(id)!);
-      const kinds = new Map<number, TokenPiece['special']>([
-        [sp.start, 'start'],
-        [sp.delim, 'delim'],
-        [sp.extract, 'extract'],
-      ]);
-      let truncated = 0;
-      const encodable = d.train.filter((e) => {
-        try {
-          if (encodeExample(p.task, e.input, tokenizer, sp, blockSize).truncated) truncated++;
-          return true;
-        } catch (err) {
-          // a character the model's tokenizer cannot encode: that row is left out
-          d.trainImport.problems.push({
-            row: e.row,
-            message: `${d.trainImport.file} row ${e.row}: ${(err as Error).message}`,
-          });
-          d.trainImport.imported--;
-          d.trainImport.skipped++;
-          return false;
-        }
-      });
-      d.trainImport.problems.sort((a, b) => a.row - b.row).splice(50);
-      const first = encodable[0];
-      let example: FinetunePreview['example'] = null;
-      if (first) {
-        const enc = encodeExample(p.task, first.input, tokenizer, sp, blockSize);
-        example = {
-          input: describeInput(first.input),
-          label: d.labels[first.label] ?? String(first.label),
-          truncated: enc.truncated,
-          sequences: enc.sequences.map((seq) =>
-            seq.map((id) => {
-              const special = kinds.get(id);
-              return { id, text: tokenizer.decode([id]), ...(special ? { special } : {}) };
-            }),
-          ),
-        };
-      }
-      return {
-        task: p.task,
-        train: d.trainImport,
-        val: d.valImport,
-        valSplit: valData ? 0 : d.val.length,
-        labels: labelCounts([...encodable, ...d.val], d.labels),
-        example,
-        truncated,
-        blockSize,
-        newTokens,
-      };
     },
 
     'finetune.start': async (p) => {
@@ -185,7 +124,7 @@ export function finetuneHandlers(ctx: HostContext): Handlers {
 
     'finetune.ablation': async (p) => {
       const job = await jobInput(p);
-      const { ablation } = await import('../../engine/finetune/finetune');
+      const { ablation } = await import('../../engine/finetune/ablation');
       return ctx.startJob(
         'ablation',
         { exclusive: true, subject: path.basename(job.model) },
@@ -196,7 +135,7 @@ export function finetuneHandlers(ctx: HostContext): Handlers {
     'finetune.evaluate': async (p) => {
       const model = await ctx.modelDir(p.model);
       const data = await resolveFile(p.data, 'params.data');
-      const { evaluate } = await import('../../engine/finetune/finetune');
+      const { evaluate } = await import('../../engine/finetune/predict');
       return ctx.startJob('evaluate', { subject: path.basename(model) }, (push, signal) =>
         evaluate({
           model,
@@ -210,7 +149,7 @@ export function finetuneHandlers(ctx: HostContext): Handlers {
 
     'finetune.classify': async (p) => {
       const c = await classifier(p.model);
-      const { classify } = await import('../../engine/finetune/finetune');
+      const { classify } = await import('../../engine/finetune/predict');
       return userInput(() => classify(c, p.input as ClassifyInput));
     },
   };

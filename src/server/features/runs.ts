@@ -4,10 +4,10 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { ModelEstimate, RunInfo, RunMetrics } from '../common/datasets';
-import { folderBytes } from '../engine/checkpoint/stage';
-import type { PresetName } from '../engine/model/presets';
-import { paramsFromConfig } from './models';
+import type { ModelEstimate, RunInfo, RunMetrics } from '../../common/datasets';
+import { folderBytes } from '../../engine/checkpoint/stage';
+import type { PresetName } from '../../engine/model/presets';
+import { paramsFromConfig } from '../models';
 
 type Overrides = Partial<{
   nLayer: number;
@@ -18,7 +18,7 @@ type Overrides = Partial<{
 }>;
 
 async function modelConfig(vocabSize: number, preset: PresetName | undefined, o: Overrides = {}) {
-  const { presetConfig } = await import('../engine/model/presets');
+  const { presetConfig } = await import('../../engine/model/presets');
   const base = presetConfig(preset ?? 'tiny', vocabSize, o.dropout ?? 0);
   const clean = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
   return { ...base, ...clean, vocabSize };
@@ -31,8 +31,8 @@ export async function estimateModel(p: {
   batchSize?: number;
   gradAccum?: number;
 }): Promise<ModelEstimate> {
-  const { estimateTrainingMemory, checkMemory } = await import('../engine/model/presets');
-  const { getBackendReport } = await import('../engine/backend');
+  const { estimateTrainingMemory, checkMemory } = await import('../../engine/model/presets');
+  const { getBackendReport } = await import('../../engine/backend');
   const cfg = await modelConfig(p.vocabSize, p.preset, p.model);
   const batch = p.batchSize ?? 16;
   const est = estimateTrainingMemory(cfg, batch, p.gradAccum ?? 1);
@@ -82,14 +82,14 @@ export interface ProbeOptions {
 
 /** A few real training steps of the chosen model on the chosen backend, timed. */
 export async function probeModel(o: ProbeOptions) {
-  const tf = await import('../engine/tf');
-  const { loadTokenizer, readCorpusChunks } = await import('../engine/tokenizer');
-  const { GPT } = await import('../engine/model/gpt');
+  const tf = await import('../../engine/tf');
+  const { loadTokenizer, readCorpusChunks } = await import('../../engine/tokenizer');
+  const { GPT } = await import('../../engine/model/gpt');
   const { trainStep, DEFAULT_TRAIN, checkBackendMemory, newOptimizer, trainingAdvice } =
-    await import('../engine/train/pretrain');
-  const { explainBackendAbort, isBackendAbort } = await import('../engine/backendAbort');
-  const { Rng } = await import('../engine/util/rng');
-  const { gpt2ParamCount } = await import('../engine/checkpoint/config');
+    await import('../../engine/train/pretrain');
+  const { explainBackendAbort, isBackendAbort } = await import('../../engine/backendAbort');
+  const { Rng } = await import('../../engine/util/rng');
+  const { countParams } = await import('../../engine/model/params');
   const tokenizer = await loadTokenizer(o.tokenizerDir);
   const cfg = await modelConfig(tokenizer.vocabSize, o.preset, o.model);
   if (cfg.nEmbd % cfg.nHead !== 0) {
@@ -144,7 +144,7 @@ export async function probeModel(o: ProbeOptions) {
     secondsPerStep,
     tokensPerStep,
     tokensPerSecond: tokensPerStep / secondsPerStep,
-    params: gpt2ParamCount(cfg),
+    params: countParams(cfg),
     backend: tf.getBackend(),
   };
 }

@@ -5,12 +5,12 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { DatasetManifest, TokenizerInfo, TokenizerPreview } from '../common/datasets';
-import { DEFAULT_BPE_VOCAB } from '../common/defaults';
-import { datasetShards, readManifest } from '../engine/data/dataset';
-import { loadTokenizer, readCorpusChunks, trainTokenizer } from '../engine/tokenizer';
-import type { Tokenizer, TokenizerKind } from '../engine/tokenizer/types';
-import { writeJsonAtomic } from '../engine/util/atomic';
+import type { DatasetManifest, TokenizerInfo, TokenizerPreview } from '../../common/datasets';
+import { DEFAULT_BPE_VOCAB } from '../../common/defaults';
+import { datasetShards, readManifest } from '../../engine/data/dataset';
+import { loadTokenizer, readCorpusChunks, trainTokenizer } from '../../engine/tokenizer';
+import type { Tokenizer, TokenizerKind } from '../../engine/tokenizer/types';
+import { writeJsonAtomic } from '../../engine/util/atomic';
 
 export function tokenizersDir(workspace: string) {
   return path.join(workspace, 'tokenizers');

@@ -1,0 +1,44 @@
+/**
+ * The engine host's handlers for the app itself (the core of src/common/api.ts): what the app
+ * is and runs on, the models every page picks from, and browser mode's uploads.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { getBackendReport } from '../../engine/backend';
+import type { Handlers, HostContext } from '../context';
+import { listModels } from '../models';
+import type { Uploads } from '../uploads';
+
+export function appVersion(): string {
+  // Electron's main passes app.getVersion(); package.json is not beside a bundled host
+  if (process.env.GPT_STUDIO_VERSION) return process.env.GPT_STUDIO_VERSION;
+  try {
+    const pkg = fileURLToPath(new URL('../../../package.json', import.meta.url));
+    return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+}
+
+export function defaultResourcesDir(): string {
+  if (process.env.GPT_STUDIO_RESOURCES) return process.env.GPT_STUDIO_RESOURCES;
+  return fileURLToPath(new URL('../../../resources', import.meta.url));
+}
+
+export function appHandlers(ctx: HostContext, uploads: Uploads): Handlers {
+  return {
+    'app.info': () => ({
+      version: appVersion(),
+      workspace: ctx.workspace,
+      resources: ctx.resourcesDir,
+      backend: getBackendReport() ?? null,
+      pid: process.pid,
+    }),
+    'backend.report': () => getBackendReport() ?? null,
+    'models.list': () => listModels(ctx),
+    'uploads.begin': (p) => uploads.begin(p.name, p.size),
+    'uploads.chunk': (p) => uploads.chunk(p.uploadId, p.offset, p.data),
+    'uploads.end': (p) => uploads.end(p.uploadId),
+    'uploads.abort': (p) => uploads.abort(p.uploadId),
+  };
+}
