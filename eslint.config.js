@@ -1,6 +1,7 @@
-// ESLint: TypeScript rules plus the folder boundaries. A file's folder says which runtime it may
+// ESLint: TypeScript (and Svelte) rules plus the folder boundaries. A file's folder says which runtime it may
 // use, and imports go one way: renderer/main/preload/server/cli → common ← engine.
 import boundaries from 'eslint-plugin-boundaries';
+import svelte from 'eslint-plugin-svelte';
 import tseslint from 'typescript-eslint';
 
 const layers = ['engine', 'common', 'main', 'preload', 'renderer', 'server', 'cli'];
@@ -21,8 +22,16 @@ const allowed = {
 export default tseslint.config(
   { ignores: ['node_modules/', 'out/', 'dist/', 'coverage/', 'test-artifacts/', 'resources/'] },
   ...tseslint.configs.recommended,
+  // Svelte components get the same TypeScript rules and folder boundaries as .ts files
+  ...svelte.configs.recommended,
   {
-    files: ['**/*.ts', '**/*.js', '**/*.mjs'],
+    files: ['**/*.svelte', '**/*.svelte.ts'],
+    languageOptions: {
+      parserOptions: { parser: tseslint.parser, extraFileExtensions: ['.svelte'] },
+    },
+  },
+  {
+    files: ['**/*.ts', '**/*.js', '**/*.mjs', '**/*.svelte'],
     plugins: { boundaries },
     settings: {
       'import/resolver': { node: { extensions: ['.ts', '.js', '.mjs', '.svelte'] } },
