@@ -253,6 +253,10 @@ tf.setBackend('tensorflow');
   for (const f of ['wasmKernels.ts']) {
     copyFileSync(path.join(path.dirname(backendDir), f), path.join(scratch, 'src', f));
   }
+  // and the contract's formatting, at the same relative place (../../common from backend/)
+  mkdirSync(path.join(scratch, 'common'));
+  const common = path.join(path.dirname(path.dirname(backendDir)), 'common');
+  copyFileSync(path.join(common, 'format.ts'), path.join(scratch, 'common', 'format.ts'));
   const child = (preference: string, FAKE_TF: string): Promise<ChildResult> =>
     initInChild(preference, { backendTs, env: { FAKE_TF } });
 

@@ -1,6 +1,7 @@
 /** webgpu: Dawn's Node binding (npm `webgpu`) + @tensorflow/tfjs-backend-webgpu. */
 import * as tf from '@tensorflow/tfjs-core';
-import { firstLine, formatBytes } from './format';
+import { formatBytes } from '../../common/format';
+import { firstLine } from './format';
 import { notSelected, selected, type Outcome } from './outcome';
 import { importOptional, initializedBackend, setBackendOrThrow } from './tfjs';
 
@@ -66,7 +67,7 @@ export async function tryWebgpu(auto: boolean): Promise<Outcome> {
   const maxBinding = limits.maxStorageBufferBindingSize ?? 0;
   const notes = [
     'reads must be async (await t.data()); dataSync()/arraySync() throw in Node',
-    `largest tensor a kernel can bind: ${formatBytes(maxBinding)} (maxStorageBufferBindingSize); ` +
+    `largest tensor a kernel can bind: ${maxBinding > 0 ? formatBytes(maxBinding) : 'unknown'} (maxStorageBufferBindingSize); ` +
       'bigger ones fail validation and read back stale data',
   ];
   if (software) notes.push(`software adapter (${software}): runs on the CPU, slower than wasm`);

@@ -3,7 +3,12 @@
  * outside the set, or a multiple-choice row with a different number of answers is reported with
  * its file and row, and the rest is kept.
  */
-import type { ColumnMap, ImportCounts, RowProblemInfo } from '../../common/finetune';
+import {
+  taskFields,
+  type ColumnMap,
+  type ImportCounts,
+  type RowProblemInfo,
+} from '../../common/finetune';
 import type { ExampleInput, Task } from './tasks';
 
 export interface Row {
@@ -28,40 +33,23 @@ export interface ExampleSet {
 
 export const MAX_PROBLEMS = 50;
 
-/** The fields a task reads, as [key in ColumnMap, what the user sees]. */
+/** The column names a mapping gives for the task's fields (FINETUNE_TASK_FIELDS), in order. */
 export function neededColumns(task: Task, c: ColumnMap): string[] {
-  const answers = c.answers ?? (c.answersColumn ? [c.answersColumn] : []);
-  const need: Record<Task, Array<string | undefined>> = {
-    classification: [c.text],
-    entailment: [c.premise, c.hypothesis],
-    similarity: [c.a, c.b],
-    'multiple-choice': [c.context, ...answers],
-  };
-  return [...need[task], c.label].filter((x): x is string => x !== undefined);
+  return taskFields(task).flatMap((k) => {
+    if (k === 'answers') return c.answers ?? (c.answersColumn ? [c.answersColumn] : []);
+    const v = c[k];
+    return v === undefined ? [] : [v];
+  });
 }
 
 /** Checks the mapping names every column the task needs; returns a message or null. */
 export function mappingProblem(task: Task, c: ColumnMap): string | null {
-  const missing: string[] = [];
-  const want = (key: keyof ColumnMap, flag: string) => {
-    if (c[key] === undefined) missing.push(flag);
-  };
-  if (task === 'classification') want('text', 'text');
-  if (task === 'entailment') {
-    want('premise', 'premise');
-    want('hypothesis', 'hypothesis');
+  if (task === 'multiple-choice' && c.answers && c.answersColumn) {
+    return 'give either answer columns or an answers column, not both';
   }
-  if (task === 'similarity') {
-    want('a', 'a');
-    want('b', 'b');
-  }
-  if (task === 'multiple-choice') {
-    want('context', 'context');
-    if (!c.answers && !c.answersColumn) missing.push('answers');
-    if (c.answers && c.answersColumn)
-      return 'give either answer columns or an answers column, not both';
-  }
-  want('label', 'label');
+  const missing = taskFields(task).filter((k) =>
+    k === 'answers' ? !c.answers && !c.answersColumn : c[k] === undefined,
+  );
   return missing.length ? `the ${task} task needs a column for: ${missing.join(', ')}` : null;
 }
 

@@ -1,6 +1,7 @@
 import type { GPTConfig } from './config';
 import { countParams } from './params';
 import { MODEL_PRESETS, type PresetName } from '../../common/defaults';
+import { formatBytes } from '../../common/format';
 
 export type { PresetName };
 
@@ -133,11 +134,7 @@ export function estimateTrainingMemory(
   };
 }
 
-export function formatBytes(n: number): string {
-  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
-  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
-  return `${(n / 1024).toFixed(0)} KiB`;
-}
+export { formatBytes };
 
 /**
  * Refuses a run that would not fit, naming a configuration that does: a smaller micro-batch with
