@@ -79,6 +79,8 @@ export const requests = {
       resources: string;
       backend: BackendInfo | null;
       pid: number;
+      /** What the engine's backend holds now: a load that leaks shows here. */
+      memory: { tensors: number; bytes: number };
     }
   >(empty),
   /**

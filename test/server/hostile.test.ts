@@ -199,6 +199,25 @@ describe('2. one bad frame never takes the server down', () => {
   });
 });
 
+describe('3. loading a model leaks nothing', () => {
+  it('40 scoring requests on the sample model leave the engine holding what it held after the first', async () => {
+    const text =
+      'It is a truth universally acknowledged, that a single man in possession of a fortune';
+    await client.invoke('console.logprobs', { model: SAMPLE_MODEL, text });
+    const before = (await client.invoke('app.info', {})).memory;
+    for (let i = 0; i < 40; i++) {
+      await client.invoke(i % 2 ? 'console.logprobs' : 'console.score', {
+        model: SAMPLE_MODEL,
+        ...(i % 2 ? { text } : { context: text, candidates: [' wife', ' house'] }),
+      } as never);
+    }
+    const after = (await client.invoke('app.info', {})).memory;
+    // the model stays loaded once (the console's cache); only a causal mask per new length is added
+    expect(after.tensors - before.tensors).toBeLessThanOrEqual(2);
+    expect(after.bytes - before.bytes).toBeLessThan(1 << 20);
+  });
+});
+
 describe('4. no request can wedge the host', () => {
   it('FIFOs and devices given as paths are refused by name, at once', async () => {
     if (process.platform === 'win32') return;
@@ -220,6 +239,23 @@ describe('4. no request can wedge the host', () => {
     await fs.symlink('/dev/zero', path.join(allowed, 'zeros.txt'));
     const z = await client.raw('datasets.inspect', { path: path.join(allowed, 'zeros.txt') });
     expect(z.error?.code).toBe('forbidden');
+  });
+
+  it('a long scoring request is a job: cancelled by its id, with other requests answered meanwhile', async () => {
+    const text = 'It is a truth universally acknowledged. '.repeat(20_000);
+    const earlier = new Set(client.events.map((x) => ('jobId' in x.event ? x.event.jobId : '')));
+    const reply = client.raw('console.logprobs', { model: SAMPLE_MODEL, text });
+    const started = await client.waitFor(
+      (e) => e.type === 'job.started' && e.kind === 'score' && !earlier.has(e.jobId),
+    );
+    const jobId = (started as { jobId: string }).jobId;
+    // answered while the scoring runs (once it did, the host answered no one until it ended)
+    const info = await client.invoke('app.info', {});
+    expect(info.pid).toBe(server.hostPid());
+    const ended = (t: string) => t === 'job.done' || t === 'job.failed';
+    expect(client.jobEvents(jobId).some((x) => ended(x.event.type))).toBe(false);
+    await client.invoke('jobs.cancel', { jobId });
+    expect((await reply).error?.code).toBe('cancelled');
   });
 
   it('open uploads are capped, and a client that goes away has its uploads closed and removed', async () => {
@@ -244,6 +280,86 @@ describe('4. no request can wedge the host', () => {
     // the slots are free again
     const again = await client.invoke('uploads.begin', { name: 'again.txt', size: 1 });
     await client.invoke('uploads.abort', again);
+  });
+});
+
+describe('5. parsers are linear and bounded', () => {
+  const importFails = async (file: string, extra: Record<string, unknown> = {}) => {
+    const { jobId } = await client.invoke('datasets.import', { paths: [file], ...extra });
+    return failed(await client.waitFor(done(jobId), 60_000));
+  };
+
+  it('a CSV with an unclosed quote stops at the field cap, naming the file and the line', async () => {
+    const file = path.join(ws, 'unclosed.csv');
+    await fs.writeFile(file, 'text,label\nfine,1\n"' + 'a'.repeat(17 * 2 ** 20));
+    const t0 = Date.now();
+    expect(await importFails(file, { field: 'text' })).toMatch(
+      /unclosed\.csv: line 3: a quoted field runs past 16 MiB \(an unclosed quote\?\)/,
+    );
+    expect(Date.now() - t0).toBeLessThan(30_000);
+  });
+
+  it('a single 17 MiB JSONL line and JSON nested 5000 deep are refused by name', async () => {
+    const line = path.join(ws, 'oneline.jsonl');
+    await fs.writeFile(line, JSON.stringify({ text: 'w '.repeat(9 * 2 ** 20) }) + '\n');
+    expect(await importFails(line, { field: 'text' })).toMatch(
+      /oneline\.jsonl: line 1 is longer than 16 MiB/,
+    );
+    const deep = path.join(ws, 'deep.json');
+    await fs.writeFile(deep, '['.repeat(5000) + ']'.repeat(5000));
+    expect(await importFails(deep, { field: 'text' })).toMatch(
+      /deep\.json: .*nested deeper than 1000 levels/,
+    );
+    expect((await client.invoke('app.info', {})).pid).toBe(server.hostPid());
+  });
+});
+
+describe('6. checkpoint readers check before they allocate', () => {
+  const copyOfSample = async (name: string) => {
+    const dir = path.join(ws, name);
+    await fs.cp(SAMPLE_MODEL, dir, { recursive: true });
+    return dir;
+  };
+  const importFails = async (from: string) => {
+    const { jobId } = await client.invoke('checkpoints.import', { from });
+    return failed(await client.waitFor(done(jobId), 60_000));
+  };
+
+  it('config.json with n_layer 1e9 is refused at once, naming the file and the field', async () => {
+    const dir = await copyOfSample('huge-config');
+    const cfg = JSON.parse(await fs.readFile(path.join(dir, 'config.json'), 'utf8'));
+    await fs.writeFile(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, n_layer: 1e9 }));
+    const t0 = Date.now();
+    expect(await importFails(dir)).toMatch(/config\.json: n_layer 1000000000 gives .* parameters/);
+    expect(Date.now() - t0).toBeLessThan(10_000); // was 23 s and 2.4 GB before failing
+  });
+
+  it('a 3 GiB safetensors file with a bad header is refused without reading it', async () => {
+    const dir = await copyOfSample('bad-header');
+    const file = path.join(dir, 'model.safetensors');
+    await fs.writeFile(file, Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0]));
+    await fs.truncate(file, 3 * 2 ** 30); // sparse: no disk used
+    const t0 = Date.now();
+    expect(await importFails(dir)).toMatch(/model\.safetensors: header length \d+ is larger than/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+});
+
+describe('7. memory checks match what runs', () => {
+  it('12 x 640 at batch 1 fits the wasm heap; 48 layers of it is refused with advice', async () => {
+    const ask = (nLayer: number) =>
+      client.invoke('models.estimate', {
+        vocabSize: 2048,
+        preset: 'tiny',
+        model: { nLayer, nEmbd: 640 },
+        batchSize: 1,
+      });
+    const wide = await ask(12);
+    expect(wide.fits).toBe(true);
+    expect(wide.memory.totalBytes).toBeGreaterThan(1.4 * 2 ** 30);
+    const deep = await ask(48);
+    expect(deep.fits).toBe(false);
+    expect(deep.advice).toMatch(/smaller preset|fewer layers|narrower/);
   });
 });
 

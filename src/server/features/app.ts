@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { getBackendReport } from '../../engine/backend';
+import * as tf from '../../engine/tf';
 import type { Handlers, HostContext } from '../context';
 import { listModels } from '../models';
 import type { Uploads } from '../uploads';
@@ -25,6 +26,11 @@ export function defaultResourcesDir(): string {
   return fileURLToPath(new URL('../../../resources', import.meta.url));
 }
 
+function engineMemory(): { tensors: number; bytes: number } {
+  const m = tf.memory();
+  return { tensors: m.numTensors, bytes: m.numBytes };
+}
+
 export function appHandlers(ctx: HostContext, uploads: Uploads): Handlers {
   return {
     'app.info': () => ({
@@ -33,6 +39,7 @@ export function appHandlers(ctx: HostContext, uploads: Uploads): Handlers {
       resources: ctx.resourcesDir,
       backend: getBackendReport() ?? null,
       pid: process.pid,
+      memory: engineMemory(),
     }),
     'backend.report': () => getBackendReport() ?? null,
     'models.list': () => listModels(ctx),
