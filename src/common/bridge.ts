@@ -1,7 +1,7 @@
 /**
  * The preload bridge's shape: what the Electron preload exposes to the renderer as
- * `window.gptStudio` through contextBridge. Types only — main and the preload each name the
- * channels with these literal types, so the compiler checks that both sides agree.
+ * `window.gptStudio` through contextBridge, and the channel names main and the preload both use
+ * (one constant each, typed by its literal type, so both sides agree).
  *
  * `invoke` resolves to a reply (the wire reply without its id) rather than rejecting: an Error
  * crossing contextBridge keeps only its message, and the renderer needs the typed `ApiError` (its
@@ -17,6 +17,10 @@ export type BridgeKey = 'gptStudio';
 export type InvokeChannel = 'api:invoke';
 /** main → renderer: every `ApiEvent`, including main's own notices (host restarts, settings reset). */
 export type EventChannel = 'api:event';
+
+export const BRIDGE_KEY: BridgeKey = 'gptStudio';
+export const INVOKE_CHANNEL: InvokeChannel = 'api:invoke';
+export const EVENT_CHANNEL: EventChannel = 'api:event';
 
 export type BridgeReply = { type: 'result'; result: unknown } | { type: 'error'; error: ApiError };
 

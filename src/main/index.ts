@@ -21,7 +21,7 @@ import Store from 'electron-store';
 // only the entry's path: the engine host runs in its own process (utilityProcess.fork)
 import hostMainPath from '../server/hostMain?modulePath';
 import type { ApiEvent } from '../common/api';
-import type { EventChannel, InvokeChannel } from '../common/bridge';
+import { EVENT_CHANNEL as EVENT, INVOKE_CHANNEL as INVOKE } from '../common/bridge';
 import { HostProcess, utilityHostChild } from './hostProcess';
 import { appUrlMatcher, handleInvoke } from './ipc';
 import { menuTemplate } from './menu';
@@ -37,9 +37,6 @@ import {
   secureSession,
   serveRenderer,
 } from './window';
-
-const INVOKE: InvokeChannel = 'api:invoke';
-const EVENT: EventChannel = 'api:event';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const devUrl = !app.isPackaged ? process.env['ELECTRON_RENDERER_URL'] : undefined;

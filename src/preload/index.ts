@@ -5,17 +5,13 @@
  */
 import { contextBridge, ipcRenderer, webUtils, type IpcRendererEvent } from 'electron';
 import type { ApiEvent } from '../common/api';
-import type {
-  BridgeKey,
-  BridgeReply,
-  EventChannel,
-  GptStudioBridge,
-  InvokeChannel,
+import {
+  BRIDGE_KEY as KEY,
+  EVENT_CHANNEL as EVENT,
+  INVOKE_CHANNEL as INVOKE,
+  type BridgeReply,
+  type GptStudioBridge,
 } from '../common/bridge';
-
-const KEY: BridgeKey = 'gptStudio';
-const INVOKE: InvokeChannel = 'api:invoke';
-const EVENT: EventChannel = 'api:event';
 
 const bridge: GptStudioBridge = {
   invoke(name: string, params: unknown): Promise<BridgeReply> {

@@ -1,7 +1,7 @@
 /** `export`: a model folder as a Hugging Face GPT-2 folder, a GGUF file, or a cluster folder. */
 import type { OptionSpec } from '../args';
-import { EXIT, onInterrupt, type Command, type Context } from '../runtime';
-import { MODEL_OPTION } from './shared';
+import type { Command, Context } from '../runtime';
+import { MODEL_OPTION, runCheckpointOperation } from './shared';
 import { formatBytes } from '../../common/format';
 
 const OPTIONS: OptionSpec[] = [
@@ -45,32 +45,27 @@ async function run(ctx: Context): Promise<number> {
   const { checkModelFiles } = await import('../../engine/checkpoint/source');
   const model = args.requireString('model');
   await checkModelFiles(model);
-  const interrupt = onInterrupt(out, 'stopping; nothing is left half-written');
-  try {
-    const name = args.string('name');
-    const r = await exportModel({
-      model,
-      out: args.requireString('out'),
-      format: args.string('format') as 'hf' | 'gguf' | 'cluster',
-      dtype: args.string('dtype') as 'float32' | 'float16',
-      ...(name ? { name } : {}),
-      signal: interrupt.signal,
-      onProgress: (p) =>
-        out.json
-          ? out.emit({ type: 'checkpoints.progress', ...p })
-          : out.status(`${p.phase}: ${p.message}`),
-    });
-    if (out.json) {
-      out.emit({ type: 'checkpoints.result', operation: 'export', ...r });
-      return EXIT.ok;
-    }
-    out.line(`exported ${model} as ${r.format} (${r.dtype}) to ${r.out}: ${formatBytes(r.bytes)}`);
-    for (const f of r.files) out.line(`  ${f}`);
-    for (const n of r.notes) out.note(`note: ${n}`);
-    return EXIT.ok;
-  } finally {
-    interrupt.dispose();
-  }
+  const name = args.string('name');
+  return runCheckpointOperation(
+    out,
+    'export',
+    (run) =>
+      exportModel({
+        model,
+        out: args.requireString('out'),
+        format: args.string('format') as 'hf' | 'gguf' | 'cluster',
+        dtype: args.string('dtype') as 'float32' | 'float16',
+        ...(name ? { name } : {}),
+        ...run,
+      }),
+    (r) => {
+      out.line(
+        `exported ${model} as ${r.format} (${r.dtype}) to ${r.out}: ${formatBytes(r.bytes)}`,
+      );
+      for (const f of r.files) out.line(`  ${f}`);
+      for (const n of r.notes) out.note(`note: ${n}`);
+    },
+  );
 }
 
 export const command: Command = {

@@ -1,7 +1,8 @@
 /** `import`: a local Hugging Face GPT-2 folder (gpt2, distilgpt2, your own) as a model folder. */
 import type { OptionSpec } from '../args';
 import { formatCount } from '../output';
-import { EXIT, onInterrupt, type Command, type Context } from '../runtime';
+import type { Command, Context } from '../runtime';
+import { runCheckpointOperation } from './shared';
 import { formatBytes } from '../../common/format';
 
 const OPTIONS: OptionSpec[] = [
@@ -25,31 +26,19 @@ const OPTIONS: OptionSpec[] = [
 async function run(ctx: Context): Promise<number> {
   const { args, out } = ctx;
   const { importModel } = await import('../../engine/checkpoint/import');
-  const interrupt = onInterrupt(out, 'stopping; nothing is left half-written');
-  try {
-    const from = args.requireString('from');
-    const r = await importModel({
-      from,
-      out: args.requireString('out'),
-      signal: interrupt.signal,
-      onProgress: (p) =>
-        out.json
-          ? out.emit({ type: 'checkpoints.progress', ...p })
-          : out.status(`${p.phase}: ${p.message}`),
-    });
-    if (out.json) {
-      out.emit({ type: 'checkpoints.result', operation: 'import', ...r });
-      return EXIT.ok;
-    }
-    out.line(
-      `imported ${from} to ${r.out}: ${formatCount(r.params)} parameters, ${r.vocabSize} tokens (${r.tokenizer}), ${formatBytes(r.bytes)}`,
-    );
-    for (const n of r.notes) out.note(`note: ${n}`);
-    out.note(`  generate: gpt-studio generate --model ${r.out} --prompt "..."`);
-    return EXIT.ok;
-  } finally {
-    interrupt.dispose();
-  }
+  const from = args.requireString('from');
+  return runCheckpointOperation(
+    out,
+    'import',
+    (run) => importModel({ from, out: args.requireString('out'), ...run }),
+    (r) => {
+      out.line(
+        `imported ${from} to ${r.out}: ${formatCount(r.params)} parameters, ${r.vocabSize} tokens (${r.tokenizer}), ${formatBytes(r.bytes)}`,
+      );
+      for (const n of r.notes) out.note(`note: ${n}`);
+      out.note(`  generate: gpt-studio generate --model ${r.out} --prompt "..."`);
+    },
+  );
 }
 
 export const command: Command = {

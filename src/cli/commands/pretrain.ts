@@ -1,12 +1,12 @@
 /** `pretrain`: train a new GPT from scratch on text files. */
 import type { TrainEvent, TrainResult } from '../../common/events';
 import type { TrainConfig } from '../../engine/train/pretrain';
-import { MIN_BPE_VOCAB_SIZE } from '../../engine/tokenizer';
 import type { TokenizerKind } from '../../engine/tokenizer';
 import { UsageError, type OptionSpec, type ParsedArgs } from '../args';
-import { DEFAULT_BPE_VOCAB, PRESETS, TRAIN_DEFAULTS, type PresetName } from '../defaults';
+import { PRESETS, TRAIN_DEFAULTS, type PresetName } from '../defaults';
 import { TrainView } from '../progress';
 import { EXIT, onInterrupt, startBackend, type Command, type Context } from '../runtime';
+import { VOCAB_SIZE_OPTION } from './tokenizer';
 
 /** `--log-every`: shared with resume. */
 export const LOG_EVERY: OptionSpec = {
@@ -86,15 +86,7 @@ const OPTIONS: OptionSpec[] = [
     description: 'use an existing tokenizer (tokenizer.json, or GPT-2 vocab.json + merges.txt)',
     group: 'Data',
   },
-  {
-    name: 'vocab-size',
-    kind: 'int',
-    value: 'N',
-    min: MIN_BPE_VOCAB_SIZE,
-    default: DEFAULT_BPE_VOCAB,
-    description: 'BPE vocabulary size, special tokens included (bpe only)',
-    group: 'Data',
-  },
+  { ...VOCAB_SIZE_OPTION, group: 'Data' },
   {
     name: 'val-fraction',
     kind: 'number',

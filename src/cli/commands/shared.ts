@@ -1,9 +1,14 @@
-/** Pieces several commands share: the model option and loading, tokenizer loading, text input. */
+/**
+ * Pieces several commands share: the model option and loading, tokenizer loading, text input,
+ * running a checkpoint operation.
+ */
 import { promises as fs } from 'node:fs';
+import type { CheckpointProgress } from '../../engine/checkpoint/export';
 import type { LoadedModel } from '../../engine/checkpoint/modelDir';
 import type { Tokenizer } from '../../engine/tokenizer';
-import { errorMessage } from '../output';
+import { errorMessage, type Output } from '../output';
 import type { OptionSpec } from '../args';
+import { EXIT, onInterrupt } from '../runtime';
 
 export const MODEL_OPTION: OptionSpec = {
   name: 'model',
@@ -56,4 +61,37 @@ async function readStdin(): Promise<Uint8Array> {
   const parts: Buffer[] = [];
   for await (const chunk of process.stdin) parts.push(chunk as Buffer);
   return Buffer.concat(parts);
+}
+
+/** What a checkpoint operation (import, export) is handed: the Ctrl-C signal and a progress sink. */
+export interface CheckpointRun {
+  signal: AbortSignal;
+  onProgress: (p: CheckpointProgress) => void;
+}
+
+/**
+ * Runs a checkpoint operation under Ctrl-C: progress as status lines (or events with --json),
+ * then the result as the last JSON line, or `report` prints it for people.
+ */
+export async function runCheckpointOperation<R extends object>(
+  out: Output,
+  operation: 'import' | 'export',
+  work: (run: CheckpointRun) => Promise<R>,
+  report: (r: R) => void,
+): Promise<number> {
+  const interrupt = onInterrupt(out, 'stopping; nothing is left half-written');
+  try {
+    const r = await work({
+      signal: interrupt.signal,
+      onProgress: (p) =>
+        out.json
+          ? out.emit({ type: 'checkpoints.progress', ...p })
+          : out.status(`${p.phase}: ${p.message}`),
+    });
+    if (out.json) out.emit({ type: 'checkpoints.result', operation, ...r });
+    else report(r);
+    return EXIT.ok;
+  } finally {
+    interrupt.dispose();
+  }
 }

@@ -24,6 +24,16 @@ const TOKENIZER_DIR: OptionSpec = {
     'tokenizer folder: tokenizer.json, or GPT-2 vocab.json + merges.txt (a model folder works too)',
 };
 
+/** --vocab-size, which `pretrain` takes too. */
+export const VOCAB_SIZE_OPTION: OptionSpec = {
+  name: 'vocab-size',
+  kind: 'int',
+  value: 'N',
+  min: MIN_BPE_VOCAB_SIZE,
+  default: DEFAULT_BPE_VOCAB,
+  description: 'BPE vocabulary size, special tokens included (bpe only)',
+};
+
 // ---------------------------------------------------------------------------------------------
 // train
 
@@ -90,14 +100,7 @@ const train: Command = {
       default: 'char',
       description: 'one token per character, or byte-level BPE (GPT-2 style)',
     },
-    {
-      name: 'vocab-size',
-      kind: 'int',
-      value: 'N',
-      min: MIN_BPE_VOCAB_SIZE,
-      default: DEFAULT_BPE_VOCAB,
-      description: 'BPE vocabulary size, special tokens included (bpe only)',
-    },
+    VOCAB_SIZE_OPTION,
     {
       name: 'out',
       kind: 'string',

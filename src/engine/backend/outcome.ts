@@ -1,17 +1,15 @@
 /** One backend's init result: the attempt to report, and what the selected backend offers. */
-import type { AttemptStatus, BackendAttempt, BackendName } from './types';
+import type { AttemptStatus, BackendAttempt, BackendName, BackendReport } from './types';
 import { clip, firstLine } from './format';
 
-export interface SelectedInfo {
-  threads: number;
-  simd: boolean;
-  memoryLimitBytes: number;
-  maxTensorBytes?: number;
-  device: string;
-  notes: string[];
+/** What the selected backend offers: the report's own fields, and a few words for the summary. */
+export type SelectedInfo = Pick<
+  BackendReport,
+  'threads' | 'simd' | 'memoryLimitBytes' | 'maxTensorBytes' | 'device' | 'notes'
+> & {
   /** For the summary, e.g. "SIMD, 1 thread". */
   features: string;
-}
+};
 
 export interface Outcome {
   attempt: BackendAttempt;

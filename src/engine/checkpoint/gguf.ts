@@ -92,35 +92,29 @@ class ByteWriter {
     this.buf = next;
     this.view = new DataView(next.buffer);
   }
+  /** Makes room for n bytes, lets `write` fill them at the current position, and steps past. */
+  private put(n: number, write: (view: DataView, at: number) => void) {
+    this.room(n);
+    write(this.view, this.pos);
+    this.pos += n;
+  }
   u8(x: number) {
-    this.room(1);
-    this.view.setUint8(this.pos, x);
-    this.pos += 1;
+    this.put(1, (v, at) => v.setUint8(at, x));
   }
   u32(x: number) {
-    this.room(4);
-    this.view.setUint32(this.pos, x, true);
-    this.pos += 4;
+    this.put(4, (v, at) => v.setUint32(at, x, true));
   }
   i32(x: number) {
-    this.room(4);
-    this.view.setInt32(this.pos, x, true);
-    this.pos += 4;
+    this.put(4, (v, at) => v.setInt32(at, x, true));
   }
   f32(x: number) {
-    this.room(4);
-    this.view.setFloat32(this.pos, x, true);
-    this.pos += 4;
+    this.put(4, (v, at) => v.setFloat32(at, x, true));
   }
   u64(x: number | bigint) {
-    this.room(8);
-    this.view.setBigUint64(this.pos, BigInt(x), true);
-    this.pos += 8;
+    this.put(8, (v, at) => v.setBigUint64(at, BigInt(x), true));
   }
   i64(x: bigint) {
-    this.room(8);
-    this.view.setBigInt64(this.pos, x, true);
-    this.pos += 8;
+    this.put(8, (v, at) => v.setBigInt64(at, x, true));
   }
   bytes(b: Uint8Array) {
     this.room(b.length);
@@ -143,34 +137,31 @@ class ByteWriter {
   }
 }
 
+/** The writer of each number type a value, or an array's items, can have. */
+const NUMBER_WRITERS: Record<
+  T['UINT8'] | T['UINT32'] | T['INT32'] | T['FLOAT32'],
+  (w: ByteWriter, x: number) => void
+> = {
+  [GgufType.UINT8]: (w, x) => w.u8(x),
+  [GgufType.UINT32]: (w, x) => w.u32(x),
+  [GgufType.INT32]: (w, x) => w.i32(x),
+  [GgufType.FLOAT32]: (w, x) => w.f32(x),
+};
+
 function writeValue(w: ByteWriter, v: GgufValue) {
-  switch (v.type) {
-    case GgufType.UINT8:
-      return w.u8(v.value);
-    case GgufType.UINT32:
-      return w.u32(v.value);
-    case GgufType.INT32:
-      return w.i32(v.value);
-    case GgufType.FLOAT32:
-      return w.f32(v.value);
-    case GgufType.UINT64:
-      return w.u64(v.value);
-    case GgufType.INT64:
-      return w.i64(v.value);
-    case GgufType.BOOL:
-      return w.u8(v.value ? 1 : 0);
-    case GgufType.STRING:
-      return w.string(v.value);
-    case GgufType.ARRAY:
-      w.u32(v.itemType);
-      w.u64(v.value.length);
-      for (const item of v.value) {
-        if (v.itemType === GgufType.STRING) w.string(item as string);
-        else if (v.itemType === GgufType.INT32) w.i32(item as number);
-        else if (v.itemType === GgufType.UINT32) w.u32(item as number);
-        else w.f32(item as number);
-      }
-  }
+  if (v.type === GgufType.ARRAY) {
+    w.u32(v.itemType);
+    w.u64(v.value.length);
+    for (const item of v.value) {
+      if (v.itemType === GgufType.STRING) w.string(item as string);
+      else NUMBER_WRITERS[v.itemType](w, item as number);
+    }
+  } else if (v.type === GgufType.UINT64) w.u64(v.value);
+  else if (v.type === GgufType.INT64) w.i64(v.value);
+  else if (v.type === GgufType.BOOL) w.u8(v.value ? 1 : 0);
+  else if (v.type === GgufType.STRING) w.string(v.value);
+  // the one type left: a number (the compiler does not narrow the 64-bit member away)
+  else NUMBER_WRITERS[v.type](w, v.value as number);
 }
 
 const tensorBytes = (t: GgufTensor) => t.data.length * (t.type === GGML_F16 ? 2 : 4);

@@ -20,36 +20,12 @@ export interface SampleView {
   text: string;
 }
 
-export const live = $state({
-  jobId: null as string | null,
-  runId: null as string | null,
-  phase: 'idle' as 'idle' | 'starting' | 'running' | 'completed' | 'cancelled' | 'failed',
-  paused: false,
-  error: '',
-  step: 0,
-  totalSteps: 0,
-  params: 0,
-  tokensPerSecond: 0,
-  etaMs: 0,
-  elapsedMs: 0,
-  trainLoss: null as number | null,
-  valLoss: null as number | null,
-  train: [] as Array<[number, number]>,
-  val: [] as Array<[number, number]>,
-  lr: [] as Array<[number, number]>,
-  samples: [] as SampleView[],
-});
-
-const TRAINING = new Set(['pretrain', 'resume']);
-
-let unfollow = () => {};
-
-/** Shows the training job `jobId` from its start, and follows its events until it ends. */
-function reset(jobId: string, runId: string | null) {
-  Object.assign(live, {
-    jobId,
-    runId,
-    phase: 'starting',
+/** The view before any run, which each new run starts from too. */
+function idle() {
+  return {
+    jobId: null as string | null,
+    runId: null as string | null,
+    phase: 'idle' as 'idle' | 'starting' | 'running' | 'completed' | 'cancelled' | 'failed',
     paused: false,
     error: '',
     step: 0,
@@ -58,13 +34,24 @@ function reset(jobId: string, runId: string | null) {
     tokensPerSecond: 0,
     etaMs: 0,
     elapsedMs: 0,
-    trainLoss: null,
-    valLoss: null,
-    train: [],
-    val: [],
-    lr: [],
-    samples: [],
-  });
+    trainLoss: null as number | null,
+    valLoss: null as number | null,
+    train: [] as Array<[number, number]>,
+    val: [] as Array<[number, number]>,
+    lr: [] as Array<[number, number]>,
+    samples: [] as SampleView[],
+  };
+}
+
+export const live = $state(idle());
+
+const TRAINING = new Set(['pretrain', 'resume']);
+
+let unfollow = () => {};
+
+/** Shows the training job `jobId` from its start, and follows its events until it ends. */
+function reset(jobId: string, runId: string | null) {
+  Object.assign(live, idle(), { jobId, runId, phase: 'starting' });
   unfollow();
   unfollow = api.followJob(jobId, {
     progress: onProgress,

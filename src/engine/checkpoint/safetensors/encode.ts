@@ -17,16 +17,31 @@ function asBigInts(data: TypedArray): bigint[] {
     : Array.from(data, (x) => BigInt(x));
 }
 
+/** A typed-array class that holds plain numbers. */
+interface NumberArrayClass {
+  new (length: number): TypedArray;
+  from(values: ArrayLike<number>): TypedArray;
+}
+
+/** The array class of each dtype stored as plain numbers. */
+const NUMBER_ARRAYS: Record<Exclude<DType, 'F16' | 'BF16' | 'I64' | 'U64'>, NumberArrayClass> = {
+  F64: Float64Array,
+  F32: Float32Array,
+  I32: Int32Array,
+  U32: Uint32Array,
+  I16: Int16Array,
+  U16: Uint16Array,
+  I8: Int8Array,
+  U8: Uint8Array,
+  BOOL: Uint8Array,
+};
+
 /**
  * Returns a typed array whose bytes are the tensor's on-disk encoding. For F16 and BF16 a
  * Uint16Array is taken as raw bit patterns; any other array as values to convert.
  */
 function encodeData(dtype: DType, data: TypedArray): TypedArray {
   switch (dtype) {
-    case 'F64':
-      return data instanceof Float64Array ? data : Float64Array.from(asNumbers(data));
-    case 'F32':
-      return data instanceof Float32Array ? data : Float32Array.from(asNumbers(data));
     case 'F16':
       return data instanceof Uint16Array ? data : f32ToF16(toFloat32Values(data));
     case 'BF16':
@@ -35,19 +50,10 @@ function encodeData(dtype: DType, data: TypedArray): TypedArray {
       return data instanceof BigInt64Array ? data : BigInt64Array.from(asBigInts(data));
     case 'U64':
       return data instanceof BigUint64Array ? data : BigUint64Array.from(asBigInts(data));
-    case 'I32':
-      return data instanceof Int32Array ? data : Int32Array.from(asNumbers(data));
-    case 'U32':
-      return data instanceof Uint32Array ? data : Uint32Array.from(asNumbers(data));
-    case 'I16':
-      return data instanceof Int16Array ? data : Int16Array.from(asNumbers(data));
-    case 'U16':
-      return data instanceof Uint16Array ? data : Uint16Array.from(asNumbers(data));
-    case 'I8':
-      return data instanceof Int8Array ? data : Int8Array.from(asNumbers(data));
-    case 'U8':
-    case 'BOOL':
-      return data instanceof Uint8Array ? data : Uint8Array.from(asNumbers(data));
+    default: {
+      const ArrayClass = NUMBER_ARRAYS[dtype];
+      return data instanceof ArrayClass ? data : ArrayClass.from(asNumbers(data));
+    }
   }
 }
 
