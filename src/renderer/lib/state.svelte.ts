@@ -98,21 +98,11 @@ function onEvent(e: ApiEvent): void {
       const job = app.job;
       if (!job || job.jobId !== e.jobId) return;
       const ev = e.event;
-      if (ev.type === 'start') {
-        job.step = ev.step;
-        job.totalSteps = ev.totalSteps;
-        job.phase = 'running';
-      } else if (ev.type === 'step') {
-        job.step = ev.step;
-        job.totalSteps = ev.totalSteps;
-        job.trainLoss = ev.trainLoss;
-        job.memoryMB = ev.memoryMB;
-        job.phase = 'running';
-      } else if (ev.type === 'finetune.step') {
-        job.step = ev.step;
-        job.totalSteps = ev.totalSteps;
-        job.trainLoss = ev.loss;
-        job.phase = 'running';
+      if (ev.type === 'start' || ev.type === 'step' || ev.type === 'finetune.step') {
+        Object.assign(job, { step: ev.step, totalSteps: ev.totalSteps, phase: 'running' });
+        if (ev.type === 'step')
+          Object.assign(job, { trainLoss: ev.trainLoss, memoryMB: ev.memoryMB });
+        if (ev.type === 'finetune.step') job.trainLoss = ev.loss;
       } else if (ev.type === 'eval') {
         void refreshRuns();
       }
