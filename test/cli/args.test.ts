@@ -3,10 +3,10 @@ import {
   formatHelp,
   parseCommandArgs,
   suggest,
-  UsageError,
   wantsHelp,
   type OptionSpec,
 } from '../../src/cli/args';
+import { usageError } from './helpers';
 import { formatCount, formatDuration, formatLoss } from '../../src/cli/output';
 
 const SPECS: OptionSpec[] = [
@@ -20,16 +20,6 @@ const SPECS: OptionSpec[] = [
 ];
 
 const parse = (...argv: string[]) => parseCommandArgs('test', SPECS, argv);
-
-function usageError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(UsageError);
-    return (err as Error).message;
-  }
-  throw new Error('expected a UsageError');
-}
 
 describe('parseCommandArgs', () => {
   it('takes -h, the one short option, as --help', () => {

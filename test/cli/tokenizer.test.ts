@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GPT2_DIR, jsonLines, last, cli, smallCorpus, STACK_LINE, tmpDir } from './helpers';
+import { cli, gpt2TokenizerDir, jsonLines, last, smallCorpus, STACK_LINE, tmpDir } from './helpers';
 
 let dir: string;
 let corpus: string;
@@ -17,10 +17,7 @@ afterAll(async () => {
 
 describe('tokenizer', () => {
   it('GPT-2 vocab.json + merges.txt encode "Hello world" as [15496, 995] and decode back', async () => {
-    const gpt2 = path.join(dir, 'gpt2');
-    await fs.mkdir(gpt2);
-    await fs.copyFile(path.join(GPT2_DIR, 'encoder.json'), path.join(gpt2, 'vocab.json'));
-    await fs.copyFile(path.join(GPT2_DIR, 'vocab.bpe'), path.join(gpt2, 'merges.txt'));
+    const gpt2 = await gpt2TokenizerDir(dir);
     const enc = await cli([
       'tokenizer',
       'encode',
