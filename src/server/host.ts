@@ -244,6 +244,8 @@ export class EngineHost {
     await this.jobs.cancelAll(maxMs);
     // cached models go now; one still leased by a job that outlived maxMs goes when released
     this.models.clear();
+    // unfinished uploads are closed and removed rather than left for the next start's sweep
+    await this.uploads.closeAll();
   }
 
   private async modelDir(ref: string): Promise<string> {

@@ -39,12 +39,6 @@ export class PathGuard {
     return this.access.mode === 'allow-list';
   }
 
-  /** The folders browser mode may use, for messages and `app.info`. */
-  async allowed(): Promise<{ readWrite: string[]; readOnly: string[] }> {
-    const r = await this.realRoots();
-    return { readWrite: r.rw, readOnly: r.ro };
-  }
-
   private realRoots() {
     return (this.roots ??= (async () => {
       const real = async (p: string) => {

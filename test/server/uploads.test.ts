@@ -126,6 +126,22 @@ describe('uploads (browser mode hands the engine a file in chunks)', () => {
     expect(u.isUpload(p)).toBe(false);
   });
 
+  it("the host's shutdown closes and removes its unfinished uploads", async () => {
+    const ws = path.join(dir, 'shutdown');
+    const out: ReplyMessage[] = [];
+    const other = new EngineHost({ workspace: ws, backend: 'cpu', send: (m) => out.push(m) });
+    await other.handle({
+      id: 1,
+      type: 'invoke',
+      name: 'uploads.begin',
+      params: { name: 'a.txt', size: 5 },
+    });
+    expect(out.find((m) => 'id' in m && m.id === 1)).toMatchObject({ type: 'result' });
+    expect(await fs.readdir(path.join(ws, 'uploads'))).toHaveLength(1);
+    await other.shutdown();
+    expect(await fs.readdir(path.join(ws, 'uploads'))).toEqual([]);
+  });
+
   it('app.info names the bundled resources folder', async () => {
     const info = (await call('app.info', {})) as { resources: string };
     await expect(
