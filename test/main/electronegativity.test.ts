@@ -17,6 +17,7 @@ const CLI = path.join(
   path.dirname(require.resolve('@doyensec/electronegativity/package.json')),
   'dist/index.js',
 );
+const OFFLINE = path.join(ROOT, 'test/main/fixtures/offline-got.cjs');
 const ELECTRON_VERSION = (require('electron/package.json') as { version: string }).version;
 const tmp = mkdtempSync(path.join(tmpdir(), 'electronegativity-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -52,7 +53,7 @@ async function scan(input: string): Promise<{ findings: Finding[]; log: string }
   const stdout = await new Promise<string>((resolve, reject) => {
     execFile(
       process.execPath,
-      [CLI, '-i', input, '-r', '-v', 'false', '-e', ELECTRON_VERSION],
+      ['-r', OFFLINE, CLI, '-i', input, '-r', '-v', 'false', '-e', ELECTRON_VERSION],
       { cwd: ROOT, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 },
       (err, out, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(out)),
     );
