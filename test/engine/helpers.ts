@@ -3,6 +3,7 @@
  * GPT-2 small's, a toy corpus, temp dirs, deterministic random weights and numeric comparison
  * helpers.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -15,6 +16,18 @@ import { CharTokenizer } from '../../src/engine/tokenizer';
 import { Rng } from '../../src/engine/util/rng';
 
 /** A very small GPT-2: V=32 T=16 L=2 H=2 C=16 (≈ 7k parameters). */
+/** Debian's Python, which the PyTorch and numpy cross-checks use. */
+export const PYTHON = '/usr/bin/python3';
+
+/**
+ * Whether Debian's Python can import every one of `modules` (found, not imported: importing torch
+ * only to ask costs seconds per test file).
+ */
+export function pythonHas(...modules: string[]): boolean {
+  const code = `import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in sys.argv[1:]) else 1)`;
+  return spawnSync(PYTHON, ['-c', code, ...modules]).status === 0;
+}
+
 export function tinyConfig(overrides: Partial<GPTConfig> = {}): GPTConfig {
   return {
     vocabSize: 32,

@@ -14,11 +14,11 @@ import { loadGpt2Weights, readHfConfig } from '../../../src/engine/checkpoint/gp
 import { readSafetensors } from '../../../src/engine/checkpoint/safetensors';
 import { loadTokenizer } from '../../../src/engine/tokenizer';
 import { bpeTok, charTok, CORPUS_TEXT, exists, makeRun, type RunFixture } from './fixtures';
-import { tempDir } from '../helpers';
+import { pythonHas, tempDir } from '../helpers';
 
 const PYTHON = '/usr/bin/python3';
 const hasPython = spawnSync(PYTHON, ['--version']).status === 0;
-const hasTorch = hasPython && spawnSync(PYTHON, ['-c', 'import torch']).status === 0;
+const hasTorch = hasPython && pythonHas('torch');
 
 /**
  * A stand-in for transformers (which Debian does not package): it checks that the files the script

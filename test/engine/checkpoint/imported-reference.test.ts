@@ -23,11 +23,11 @@ import {
   modelLogits,
   randomIdsFor,
 } from './fixtures';
-import { tempDir } from '../helpers';
+import { pythonHas, tempDir } from '../helpers';
 
 const PYTHON = '/usr/bin/python3';
-const hasTorch = spawnSync(PYTHON, ['-c', 'import torch, numpy']).status === 0;
-const hasNumpy = spawnSync(PYTHON, ['-c', 'import numpy']).status === 0;
+const hasTorch = pythonHas('torch', 'numpy');
+const hasNumpy = pythonHas('numpy');
 
 let root: string;
 beforeAll(async () => {

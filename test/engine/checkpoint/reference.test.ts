@@ -7,11 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GPTConfig } from '../../../src/engine/model/config';
 import { saveGpt2Weights, writeHfConfig } from '../../../src/engine/checkpoint/gpt2';
 import { f16ToF32, f32ToF16 } from '../../../src/engine/checkpoint/safetensors';
-import { randomParams, tempDir, tinyCheckpointConfig } from '../helpers';
+import { pythonHas, randomParams, tempDir, tinyCheckpointConfig } from '../helpers';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = path.resolve('scripts/gpt2_reference.py');
-const hasTorch = spawnSync(PYTHON, ['-c', 'import torch, numpy']).status === 0;
+const hasTorch = pythonHas('torch', 'numpy');
 
 // GPT-2 blocks are pre-LN transformer layers; map the HF weights onto torch.nn's version.
 const CROSS_CHECK = `

@@ -15,9 +15,9 @@ import {
   type Tensor,
   type TypedArray,
 } from '../../../src/engine/checkpoint/safetensors';
-import { rng, tempDir } from '../helpers';
+import { pythonHas, rng, tempDir } from '../helpers';
 
-const hasNumpy = spawnSync('/usr/bin/python3', ['-c', 'import numpy']).status === 0;
+const hasNumpy = pythonHas('numpy');
 
 let dir: string;
 beforeAll(async () => {

@@ -20,11 +20,12 @@ import {
   removeDir,
   tempDir,
   tinyConfig,
+  pythonHas,
 } from '../helpers';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = path.resolve('scripts/gpt2_reference.py');
-const hasTorch = spawnSync(PYTHON, ['-c', 'import torch, numpy']).status === 0;
+const hasTorch = pythonHas('torch', 'numpy');
 
 let dir: string;
 beforeAll(async () => {
