@@ -168,8 +168,8 @@ export class TrainView {
     );
     if (e.step >= e.totalSteps) {
       this.out.line(
-        `The run is already at step ${e.step} of ${e.totalSteps}; pass --steps N (more than ` +
-          `${e.step}) to train further.`,
+        `The run is already at step ${e.step} of ${e.totalSteps}; pass --more N, or --steps N ` +
+          `(the total, more than ${e.step}), to train further.`,
       );
     } else {
       this.out.line(`train  steps ${e.step + 1}–${e.totalSteps}`);
@@ -237,6 +237,6 @@ export class TrainView {
     );
     this.out.line(`saved to ${r.runDir}`);
     this.out.line(`  generate: ${PROGRAM} generate --model ${dir} --prompt "..."`);
-    this.out.line(`  continue: ${PROGRAM} resume --run ${dir} --steps ${r.step * 2}`);
+    this.out.line(`  continue: ${PROGRAM} resume --run ${dir} --more ${r.step}`);
   }
 }

@@ -115,6 +115,25 @@ describe('pretrain → resume → generate → score', () => {
     expect(last(lines)).toMatchObject({ type: 'result', step: 8 });
   });
 
+  it('resume --steps N at or below the run’s step is a usage error suggesting both ways', async () => {
+    const r = await cli(['resume', '--run', run, '--steps', '5', '--backend', 'wasm']);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(
+      `error: ${run}: the run is at step 8; --steps is the total: use --steps 13 (> 8) or --more 5`,
+    );
+    expect(r.stderr).not.toMatch(/^backend:/m); // refused before the backend loads
+  });
+
+  it('resume --more 2 trains two steps past where the run stopped', async () => {
+    const r = await cli(['resume', '--run', run, '--more', '2', '--backend', 'wasm', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = jsonLines(r.stdout);
+    expect(lines.find((l) => l.type === 'start')).toMatchObject({ step: 8, totalSteps: 10 });
+    expect(lines.filter((l) => l.type === 'step').map((l) => l.step)).toEqual([9, 10]);
+    expect(last(lines)).toMatchObject({ type: 'result', step: 10, stopped: 'completed' });
+  });
+
   let greedy: string | undefined;
   it('generate --temperature 0 is deterministic and streams tokens', async () => {
     const args = ['generate', '--model', run, '--prompt', 'It is', '--max-tokens', '12'];

@@ -1,4 +1,7 @@
-/** `tokenizer train|encode|decode`: train a tokenizer, and turn text into ids and back. */
+/**
+ * `tokenizer train|encode|decode`: train a tokenizer, and turn text into ids and back. Plain
+ * JavaScript, no tensors: these commands load no tfjs backend (and so probe no GPU).
+ */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -12,7 +15,7 @@ import { UsageError, type OptionSpec } from '../args';
 import { errorMessage } from '../output';
 import { DEFAULT_BPE_VOCAB } from '../defaults';
 import { TokenizerProgressView } from '../progress';
-import { EXIT, startBackend, type Command, type Context } from '../runtime';
+import { EXIT, type Command, type Context } from '../runtime';
 import { encodeOption, readTextFile } from './shared';
 
 const TOKENIZER_DIR: OptionSpec = {
@@ -44,7 +47,6 @@ async function runTrain(ctx: Context): Promise<number> {
     throw new UsageError('--vocab-size applies only to --type bpe', 'tokenizer train');
   }
   const outDir = args.requireString('out');
-  await startBackend(ctx);
   const view = out.json ? undefined : new TokenizerProgressView(out);
   const started = performance.now();
   const tokenizer = await trainTokenizer({
@@ -123,7 +125,6 @@ async function runEncode(ctx: Context): Promise<number> {
   if ((file === undefined) === (text === undefined)) {
     throw new UsageError('give exactly one of --file and --text', 'tokenizer encode');
   }
-  await startBackend(ctx);
   const tokenizer = await loadTokenizer(args.requireString('tokenizer'));
   const input = file !== undefined ? await readTextFile(file) : text!;
   const ids = encodeOption(tokenizer, input, file !== undefined ? file : '--text');
@@ -189,7 +190,6 @@ async function runDecode(ctx: Context): Promise<number> {
   const { args, out } = ctx;
   const idsFile = args.requireString('ids-file');
   const outFile = args.string('out');
-  await startBackend(ctx);
   const tokenizer = await loadTokenizer(args.requireString('tokenizer'));
   const ids = await readIds(idsFile);
   const bad = ids.find((id) => id >= tokenizer.vocabSize);

@@ -4,6 +4,7 @@ import { formatBytes } from '../../common/format';
 import { firstLine } from './format';
 import { notSelected, selected, type Outcome } from './outcome';
 import { importOptional, initializedBackend, setBackendOrThrow } from './tfjs';
+import { probeAdapterInChild } from './webgpuProbe';
 
 interface AdapterLike {
   info?: Partial<Record<'vendor' | 'architecture' | 'device' | 'description', string>> & {
@@ -21,29 +22,21 @@ interface GpuLike {
 
 export async function tryWebgpu(auto: boolean): Promise<Outcome> {
   if (initializedBackend('webgpu') === undefined) {
+    if (auto && !hasNavigatorGpu()) {
+      const skip = await reasonToSkip();
+      if (skip) return skip;
+    }
     const gpu = await installNavigatorGpu();
     if (!gpu.ok) return notSelected('webgpu', gpu.status, gpu.detail);
     const adapter = await gpu.gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (adapter == null) {
       uninstallNavigatorGpu();
-      return notSelected(
-        'webgpu',
-        'no-adapter',
-        'no WebGPU adapter (Dawn found no Vulkan/Metal/D3D12 device; on Linux it needs libvulkan1 ' +
-          'and a Vulkan driver — scripts/install-webgpu-deps.sh installs Mesa lavapipe)',
-        'no GPU adapter',
-      );
+      return noAdapter();
     }
     const software = softwareAdapter(adapter);
     if (software && auto) {
       uninstallNavigatorGpu();
-      return notSelected(
-        'webgpu',
-        'no-adapter',
-        `only a software (CPU) Vulkan adapter: ${software} — not used automatically (slower than ` +
-          "wasm); ask for 'webgpu' explicitly to use it",
-        `software adapter only (${adapterShortName(software)})`,
-      );
+      return softwareOnly(software);
     }
     if (tf.findBackendFactory('webgpu') == null) {
       // Registers 'webgpu' only when navigator.gpu exists, which installNavigatorGpu ensured.
@@ -84,6 +77,39 @@ export async function tryWebgpu(auto: boolean): Promise<Outcome> {
   });
 }
 
+/**
+ * Auto selection's look from a child process (webgpuProbe.ts), before Dawn loads here: why webgpu
+ * is passed by (not installed, no adapter, a software one), or undefined when it may be used.
+ */
+async function reasonToSkip(): Promise<Outcome | undefined> {
+  const probe = await probeAdapterInChild();
+  if (probe === undefined) return undefined;
+  if (!probe.ok) return notSelected('webgpu', probe.status, probe.detail);
+  if (probe.adapter === null) return noAdapter();
+  const software = softwareAdapter({ info: probe.adapter });
+  return software ? softwareOnly(software) : undefined;
+}
+
+function noAdapter(): Outcome {
+  return notSelected(
+    'webgpu',
+    'no-adapter',
+    'no WebGPU adapter (Dawn found no Vulkan/Metal/D3D12 device; on Linux it needs libvulkan1 ' +
+      'and a Vulkan driver — scripts/install-webgpu-deps.sh installs Mesa lavapipe)',
+    'no GPU adapter',
+  );
+}
+
+function softwareOnly(software: string): Outcome {
+  return notSelected(
+    'webgpu',
+    'no-adapter',
+    `only a software (CPU) Vulkan adapter: ${software} — not used automatically (slower than ` +
+      "wasm); ask for 'webgpu' explicitly to use it",
+    `software adapter only (${adapterShortName(software)})`,
+  );
+}
+
 let adapterText: { text: string; software: string | undefined } | undefined;
 
 async function currentAdapterDescription(): Promise<{
@@ -108,7 +134,9 @@ function adapterShortName(description: string): string {
 }
 
 /** The adapter's name when it is a software rasteriser (lavapipe/llvmpipe, SwiftShader, WARP). */
-function softwareAdapter(adapter: AdapterLike): string | undefined {
+function softwareAdapter(
+  adapter: Pick<AdapterLike, 'info' | 'isFallbackAdapter'>,
+): string | undefined {
   const info = adapter.info ?? {};
   const text = [info.description, info.device, info.vendor, info.architecture]
     .filter((s): s is string => typeof s === 'string' && s.length > 0)
@@ -124,6 +152,10 @@ function softwareAdapter(adapter: AdapterLike): string | undefined {
 }
 
 let createdGpu: object | undefined;
+
+function hasNavigatorGpu(): boolean {
+  return (globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu != null;
+}
 
 async function installNavigatorGpu(): Promise<
   { ok: true; gpu: GpuLike } | { ok: false; status: 'not-installed' | 'failed'; detail: string }
