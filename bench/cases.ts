@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GPT1_FINETUNE } from '../src/common/finetune';
 import * as tf from '../src/engine/tf';
 import { initBackend, type BackendPreference } from '../src/engine/backend';
 import type { GPTConfig } from '../src/engine/model/config';
@@ -417,6 +418,8 @@ async function benchFinetune(backend: string, log: (s: string) => void): Promise
     task: 'classification',
     columns: { text: 'text', label: 'label' },
     data,
+    // GPT-1's own rate and epochs, as documented (the size rule would pick a higher rate here)
+    settings: { lr: GPT1_FINETUNE.lr, epochs: GPT1_FINETUNE.epochs },
     onEvent: (e) => {
       if (e.type === 'finetune.variant') log(`finetune: ${e.variant} (${e.index + 1}/${e.count})`);
       if (e.type === 'finetune.epoch')

@@ -65,8 +65,8 @@ const FAST = [
   '16',
   '--epochs',
   '3',
-  '--warmup',
-  '0.05',
+  '--warmup-percent',
+  '5',
   '--backend',
   'wasm',
 ];
@@ -132,6 +132,41 @@ describe('finetune and evaluate', () => {
     expect(human.stdout).toContain('confusion (rows: true label, columns: predicted)');
     expect(human.stderr).toContain('train.jsonl row 161');
   }, 120_000);
+
+  it('defaults by model size, and a summary that says when accuracy stayed at the majority rate', async () => {
+    // every text the same: the model cannot beat always answering the commonest label
+    const flat = path.join(dir, 'flat.jsonl');
+    const rows = Array.from({ length: 40 }, (_, i) =>
+      JSON.stringify({ review: 'abc', sentiment: i % 4 === 0 ? 'bad' : 'good' }),
+    );
+    await fs.writeFile(flat, rows.join('\n') + '\n');
+    const r = await cli([
+      'finetune',
+      '--model',
+      base,
+      '--task',
+      'classification',
+      '--data',
+      flat,
+      '--out',
+      path.join(dir, 'ft-flat'),
+      '--batch-size',
+      '16',
+      '--backend',
+      'wasm',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    // no --lr or --epochs: the small-model rule, said on stderr
+    expect(r.stderr).toMatch(
+      /learning rate by model size: small model \([\d.]+K parameters\): lr 1e-3; GPT-1's 6\.25e-5 is for models of about 100M parameters and up/,
+    );
+    expect(r.stdout).toMatch(/epoch 3\/3/);
+    expect(r.stdout).toMatch(
+      /validation accuracy stayed at the majority rate: \d+% → \d+% → \d+%, while always answering the commonest label scores \d+%/,
+    );
+    expect(r.stdout).toContain('  try: more epochs (6)');
+    expect(r.stdout).toContain('  try: more labeled examples');
+  }, 60_000);
 
   it('usage mistakes: a missing --out, an unknown task, a column the file lacks', async () => {
     const a = await cli(['finetune', '--model', base, '--task', 'classification', '--data', data]);

@@ -12,6 +12,19 @@ import {
   type FinetuneTask,
   type ImportCounts,
 } from '../../common/finetune';
+import {
+  DEFAULT_EPOCHS,
+  GPT1_LR,
+  GPT1_MODEL_PARAMS,
+  SMALL_MODEL_LR,
+  SMALL_MODEL_PARAMS,
+  describeDiagnosis,
+  diagnoseResult,
+  finetuneDefaults,
+  formatLr,
+  formatParams,
+} from '../../common/finetuneAdvice';
+import { fractionOf, percentOf } from '../../common/format';
 import type { FinetuneEvent } from '../../engine/finetune/finetune';
 import type { FinetuneData } from '../../engine/finetune/load';
 import { UsageError, type OptionSpec, type ParsedArgs } from '../args';
@@ -154,6 +167,22 @@ const setting = (
   ...bounds,
 });
 
+/** A setting whose default comes from the model's size (common/finetuneAdvice.ts). */
+const sizeRuleSetting = (
+  name: string,
+  kind: 'number' | 'int',
+  description: string,
+  bounds: Partial<OptionSpec>,
+): OptionSpec => ({
+  name,
+  kind,
+  value: kind === 'int' ? 'N' : 'X',
+  defaultText: 'by model size, see below',
+  description,
+  group: 'Training (GPT-1 defaults)',
+  ...bounds,
+});
+
 const OPTIONS: OptionSpec[] = [
   { ...MODEL_OPTION, description: 'the pretrained model folder (a run, or a GPT-2 folder)' },
   {
@@ -181,32 +210,41 @@ const OPTIONS: OptionSpec[] = [
     name: 'val-data',
     kind: 'string',
     value: 'FILE',
-    description: 'a separate validation file (same columns); otherwise --val-fraction of --data',
+    description: 'a separate validation file (same columns); otherwise --val-percent of --data',
   },
   {
-    name: 'val-fraction',
+    name: 'val-percent',
     kind: 'number',
-    value: 'F',
+    value: 'PCT',
     min: 0,
-    below: 1,
-    default: G.valFraction,
-    description: 'share of --data held out for validation (when no --val-data)',
+    below: 100,
+    default: percentOf(G.valFraction),
+    description: 'percent of --data held out for validation (when no --val-data)',
+    formerly: {
+      name: 'val-fraction',
+      change: 'it takes a percent (10 = 10 %, where 0.1 was given)',
+    },
   },
   ...COLUMN_OPTIONS,
   setting('lambda', 'number', G.lambda, 'weight of the LM loss: L3 = L2 + λ·L1 (0 allowed)', {
     min: 0,
   }),
-  setting('epochs', 'int', G.epochs, 'passes over the training data', { min: 1 }),
-  setting('lr', 'number', G.lr, 'peak learning rate', { above: 0 }),
+  sizeRuleSetting('epochs', 'int', 'passes over the training data', { min: 1 }),
+  sizeRuleSetting('lr', 'number', 'peak learning rate', { above: 0 }),
   setting('batch-size', 'int', G.batchSize, 'examples per step', { min: 1 }),
   setting(
-    'warmup',
+    'warmup-percent',
     'number',
-    G.warmup,
-    'linear warmup over this fraction of the steps, then linear decay',
+    percentOf(G.warmup),
+    'linear warmup over this percent of the steps, then linear decay',
     {
+      value: 'PCT',
       min: 0,
-      max: 1,
+      max: 100,
+      formerly: {
+        name: 'warmup',
+        change: 'it takes a percent (0.2 = 0.2 %, where 0.002 was given)',
+      },
     },
   ),
   setting('clf-dropout', 'number', G.clfDropout, 'dropout on h before the classifier', {
@@ -242,21 +280,26 @@ const OPTIONS: OptionSpec[] = [
   },
 ];
 
-function settingsFrom(args: ParsedArgs): FinetuneSettings {
+/** The settings; the learning rate and epochs only when given (else the model-size rule's). */
+function settingsFrom(args: ParsedArgs): Partial<FinetuneSettings> & FixedSettings {
   const n = (k: string) => args.number(k)!;
+  const lr = args.number('lr');
+  const epochs = args.number('epochs');
   return {
-    lr: n('lr'),
+    ...(lr !== undefined ? { lr } : {}),
+    ...(epochs !== undefined ? { epochs } : {}),
     batchSize: n('batch-size'),
-    epochs: n('epochs'),
-    warmup: n('warmup'),
+    warmup: fractionOf(n('warmup-percent')),
     clfDropout: n('clf-dropout'),
     lambda: n('lambda'),
     weightDecay: n('weight-decay'),
-    valFraction: n('val-fraction'),
+    valFraction: fractionOf(n('val-percent')),
     init: args.string('init') as 'pretrained' | 'random',
     seed: n('seed'),
   };
 }
+
+type FixedSettings = Omit<FinetuneSettings, 'lr' | 'epochs'>;
 
 /** Human progress lines for finetune events. */
 function progressView(out: Output, logEvery: number) {
@@ -349,9 +392,14 @@ async function run(ctx: Context): Promise<number> {
     out,
     'stopping: the model so far is saved when the current step ends',
   );
-  const show = out.json
+  const view = out.json
     ? (e: FinetuneEvent) => out.emit(e)
     : progressView(out, args.number('log-every')!);
+  let params: number | undefined;
+  const show = (e: FinetuneEvent) => {
+    if (e.type === 'finetune.start') params = e.params;
+    view(e);
+  };
   const common = {
     model: args.requireString('model'),
     task,
@@ -371,7 +419,13 @@ async function run(ctx: Context): Promise<number> {
       return EXIT.ok;
     }
     const r: FinetuneResult = await finetune({ ...common, out: outDir! });
+    const diagnosis = diagnoseResult(r, {
+      lr: settings.lr ?? finetuneDefaults(params ?? 0).lr,
+      epochs: settings.epochs ?? DEFAULT_EPOCHS,
+      ...(params !== undefined ? { params } : {}),
+    });
     if (out.json) {
+      if (diagnosis) out.emit({ type: 'finetune.diagnosis', ...diagnosis });
       out.emit(r);
     } else {
       out.endLive();
@@ -380,6 +434,7 @@ async function run(ctx: Context): Promise<number> {
           ` — on the ${r.evaluatedOn === 'val' ? 'validation' : 'training'} set:`,
       );
       printMetrics(out, r.metrics);
+      for (const l of diagnosis ? describeDiagnosis(diagnosis) : []) out.line(l);
       out.line(`saved to ${r.outDir}`);
       out.line(`  evaluate: gpt-studio evaluate --model ${outDir} --data FILE`);
     }
@@ -416,6 +471,9 @@ export const command: Command = {
     'Hugging Face GPT-2 folder with classifier.weight/bias, id2label and label2id.',
   options: OPTIONS,
   notes: [
+    `Defaults by model size: lr ${formatLr(SMALL_MODEL_LR)} up to ${formatParams(SMALL_MODEL_PARAMS)} ` +
+      `parameters, GPT-1's ${formatLr(GPT1_LR)} from ${formatParams(GPT1_MODEL_PARAMS)}, ` +
+      `log-interpolated between; ${DEFAULT_EPOCHS} epochs (calibration: docs/finetune.md).`,
     'A sequence longer than the context loses tokens from the front of its first part (text, ' +
       'premise, context); [s], $, [e] and the second part are kept.',
     'Rows with a missing or empty field, a label outside the set, or a different number of ' +

@@ -8,12 +8,17 @@ import { readFinetuneData } from './load';
  * random initialization, each with λ and with λ = 0 (4 runs, one after another; none saved).
  */
 export async function ablation(opts: FinetuneOptions): Promise<AblationResult> {
-  const s: FinetuneSettings = { ...GPT1_FINETUNE, ...opts.settings };
-  const lambda = s.lambda > 0 ? s.lambda : GPT1_FINETUNE.lambda;
+  // the learning rate and epochs stay unset when not given: each run takes the model-size rule's
+  const s: Partial<FinetuneSettings> = opts.settings ?? {};
+  const lambda = s.lambda !== undefined && s.lambda > 0 ? s.lambda : GPT1_FINETUNE.lambda;
   const started = Date.now();
   const prepared =
     opts.prepared ??
-    (await readFinetuneData({ ...opts, valFraction: s.valFraction, seed: s.seed }));
+    (await readFinetuneData({
+      ...opts,
+      valFraction: s.valFraction ?? GPT1_FINETUNE.valFraction,
+      seed: s.seed ?? GPT1_FINETUNE.seed,
+    }));
   const plan: Array<{ init: 'pretrained' | 'random'; lambda: number }> = [
     { init: 'pretrained', lambda },
     { init: 'pretrained', lambda: 0 },

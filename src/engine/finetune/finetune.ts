@@ -14,6 +14,7 @@ import {
   type FinetuneSettings,
   type RowProblemInfo,
 } from '../../common/finetune';
+import { describeDefaults, finetuneDefaults } from '../../common/finetuneAdvice';
 import { getBackendReport } from '../backend';
 import { explainBackendAbort, isBackendAbort } from '../backendAbort';
 import { loadModelDir } from '../checkpoint/modelDir';
@@ -31,6 +32,7 @@ import { accuracyOf, predictAll } from './predict';
 import { prepareModel } from './prepare';
 import { finetuneLearningRate } from './schedule';
 import type { Task } from './tasks';
+import { recordTrainedRows } from './trainedRows';
 
 // The fine-tuning API as the CLI and the host import it.
 
@@ -65,9 +67,30 @@ function reportUnencodable(
   });
 }
 
+/**
+ * The settings given, over GPT-1's, with the learning rate and epochs not given taken from the
+ * model-size rule (common/finetuneAdvice.ts); says so when the rule picked the rate.
+ */
+export function settingsForSize(
+  given: Partial<FinetuneSettings>,
+  params: number,
+  emit: (e: FinetuneEvent) => void = () => {},
+): FinetuneSettings {
+  const d = finetuneDefaults(params);
+  if (given.lr === undefined) {
+    emit({
+      type: 'log',
+      level: 'info',
+      message: `learning rate by model size: ${describeDefaults(d)}`,
+    });
+  }
+  const set = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
+  return { ...GPT1_FINETUNE, lr: d.lr, epochs: d.epochs, ...set };
+}
+
 /** Fine-tunes `opts.model` on the labeled data; saves to `opts.out` when given. */
 export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
-  const s: FinetuneSettings = { ...GPT1_FINETUNE, ...opts.settings };
+  const given: Partial<FinetuneSettings> = opts.settings ?? {};
   const { task, variant } = opts;
   const emit = (e: FinetuneEvent) => opts.onEvent?.(e);
   const tag = variant !== undefined ? { variant } : {};
@@ -81,10 +104,22 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   }
   const data =
     opts.prepared ??
-    (await readFinetuneData({ ...opts, valFraction: s.valFraction, seed: s.seed }));
+    (await readFinetuneData({
+      ...opts,
+      valFraction: given.valFraction ?? GPT1_FINETUNE.valFraction,
+      seed: given.seed ?? GPT1_FINETUNE.seed,
+    }));
   const { labels } = data;
+  // hashed as soon as it is read: the record names the bytes these rows came from
+  const trainedRows = opts.out
+    ? await recordTrainedRows(
+        opts.data,
+        data.train.map((e) => e.row),
+      )
+    : null;
 
   const loaded = await loadModelDir(opts.model);
+  const s = settingsForSize(given, loaded.model.numParams(), emit);
   const weights = s.init === 'pretrained' ? await loaded.model.weights() : new Map();
   const { model, special, newTokens } = prepareModel(loaded.model, weights, loaded.tokenizer, {
     init: s.init,
@@ -206,7 +241,7 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
       metrics,
       history,
     };
-    if (opts.out) {
+    if (opts.out && trainedRows) {
       await saveFinetuned(opts.out, model, head, tokenizer, {
         task,
         labels,
@@ -217,6 +252,7 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
         settings: s,
         newTokens,
         data: { train: opts.data, ...(opts.valData ? { val: opts.valData } : {}) },
+        trainedRows,
         result,
       });
     }
