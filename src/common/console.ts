@@ -335,6 +335,24 @@ const scoreJobResultSchema = z.object({
 });
 export type ScoreJobResult = z.infer<typeof scoreJobResultSchema>;
 
+/**
+ * A fine-tuned classifier beside an in-context evaluation, scored only on the evaluated examples
+ * it never trained on. `overlap`: `same-file`, the data is the file it trained on (same sha256)
+ * and the `excluded` rows it trained on were left out; `other-file`, it trained on other data, so
+ * every row is unseen; `unknown`, it keeps no record of its rows (no number then). `accuracy` is
+ * null when no number can be given (the overlap is unknown, or it trained on every evaluated row).
+ */
+const finetunedBaselineSchema = z.object({
+  model: z.string(),
+  accuracy: z.number().nullable(),
+  /** Held-out examples scored. */
+  n: z.number(),
+  /** Evaluated examples left out because it trained on them. */
+  excluded: z.number(),
+  overlap: z.enum(['same-file', 'other-file', 'unknown']),
+});
+export type FinetunedBaseline = z.infer<typeof finetunedBaselineSchema>;
+
 const iclEvalResultSchema = z.object({
   type: z.literal('console.eval.result'),
   model: z.string(),
@@ -347,8 +365,8 @@ const iclEvalResultSchema = z.object({
   poolSize: z.number(),
   maxShots: z.number(),
   seed: z.number(),
-  /** A fine-tuned classifier's accuracy on the same examples, when one was compared. */
-  finetuned: z.object({ model: z.string(), accuracy: z.number(), n: z.number() }).optional(),
+  /** A fine-tuned classifier's accuracy on the evaluated examples it never saw, when one was compared. */
+  finetuned: finetunedBaselineSchema.optional(),
 });
 export type IclEvalResult = z.infer<typeof iclEvalResultSchema>;
 

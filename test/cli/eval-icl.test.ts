@@ -6,6 +6,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/engine/backend';
+import { describeBaseline } from '../../src/cli/commands/eval-icl';
 import { saveModelDir } from '../../src/engine/checkpoint/modelDir';
 import { finetunedBaseline } from '../../src/engine/console/compare';
 import { readLabeled } from '../../src/engine/console/dataset';
@@ -82,7 +83,7 @@ describe('eval-icl', { timeout: 60_000 }, () => {
     expect(last(jsonLines(again.stdout)).accuracy).toEqual(accuracy);
   });
 
-  it('--compare: a fine-tuned classifier scored on the same examples', async () => {
+  it('--compare: a fine-tuned classifier scored on the evaluated rows it never trained on', async () => {
     const ft = path.join(dir, 'ft');
     await finetune({
       model: modelDir,
@@ -111,10 +112,55 @@ describe('eval-icl', { timeout: 60_000 }, () => {
       { label: '1', word: 'bad' },
       { label: '5', word: 'good' },
     ];
-    expect(result.finetuned).toEqual(
-      await finetunedBaseline(ft, { examples: table.examples, labels, seed: 4, limit: 6 }),
+    const baseline = await finetunedBaseline(ft, {
+      file: data,
+      examples: table.examples,
+      labels,
+      seed: 4,
+      limit: 6,
+    });
+    expect(result.finetuned).toEqual(baseline);
+    // it trained on 32 of the 40 rows: of the 6 evaluated, those it saw are left out and counted
+    expect(baseline.overlap).toBe('same-file');
+    expect(baseline.n + baseline.excluded).toBe(6);
+    expect(baseline.excluded).toBeGreaterThan(0);
+
+    const human = await cli([
+      ...base(),
+      '--shots',
+      '0',
+      '--limit',
+      '6',
+      '--seed',
+      '4',
+      '--compare',
+      ft,
+    ]);
+    expect(human.code).toBe(0);
+    const line =
+      baseline.accuracy === null
+        ? `fine-tuned: no number. ${ft} trained on all 6 evaluated rows`
+        : `fine-tuned ${(baseline.accuracy * 100).toFixed(1)}% on ${baseline.n} held-out ` +
+          `example${baseline.n === 1 ? '' : 's'} (${baseline.excluded} row` +
+          `${baseline.excluded === 1 ? '' : 's'} it trained on left out): ${ft}`;
+    expect(human.stdout).toContain(line);
+  });
+
+  it('says why the baseline has no number, and when every row is unseen', () => {
+    const f = { model: 'ft', n: 0, excluded: 0 };
+    expect(describeBaseline({ ...f, accuracy: null, overlap: 'unknown' })).toMatch(
+      /^fine-tuned: no number\. ft does not record which rows it trained on/,
     );
-    expect((result.finetuned as { n: number }).n).toBe(6);
+    expect(describeBaseline({ ...f, accuracy: null, excluded: 100, overlap: 'same-file' })).toBe(
+      'fine-tuned: no number. ft trained on all 100 evaluated rows; evaluate more rows (--limit) ' +
+        'or data it did not train on',
+    );
+    expect(describeBaseline({ ...f, accuracy: 0.71, n: 100, overlap: 'other-file' })).toBe(
+      'fine-tuned 71.0% on 100 held-out examples (it trained on another file, so none left out): ft',
+    );
+    expect(
+      describeBaseline({ ...f, accuracy: 0.5, n: 20, excluded: 1, overlap: 'same-file' }),
+    ).toBe('fine-tuned 50.0% on 20 held-out examples (1 row it trained on left out): ft');
   });
 
   it('prints a table with bars for people', async () => {

@@ -11,8 +11,10 @@ import { compactHistory } from '../../src/common/console';
 import type { ApiEvent } from '../../src/common/api';
 import { saveModelDir } from '../../src/engine/checkpoint/modelDir';
 import { finetunedAccuracy } from '../../src/engine/console/compare';
+import { readLabeled } from '../../src/engine/console/dataset';
 import { evaluationSplit } from '../../src/engine/console/icl';
 import { finetune } from '../../src/engine/finetune/finetune';
+import { inRanges, readTrainedRows } from '../../src/engine/finetune/trainedRows';
 import { scoreContinuation } from '../../src/engine/score';
 import { loadModelDir } from '../../src/engine/checkpoint/modelDir';
 import { GPT } from '../../src/engine/model/gpt';
@@ -301,7 +303,7 @@ describe('the eval-icl job', () => {
     expect(types).toContain('console.eval.progress');
   });
 
-  it('scores a fine-tuned classifier on the same examples when asked', async () => {
+  it('scores a fine-tuned classifier on the evaluated rows it never trained on', async () => {
     const ft = path.join(ws, 'models', 'tiny-ft');
     await finetune({
       model: modelDir,
@@ -330,15 +332,19 @@ describe('the eval-icl job', () => {
     expect(done.type).toBe('job.done');
     const r = done.result as Extract<typeof done.result, { type: 'console.eval.result' }>;
     expect(r.finetuned?.model).toBe(ft);
-    expect(r.finetuned?.n).toBe(8);
-    const table = (await fs.readFile(path.join(ws, 'labeled.jsonl'), 'utf8'))
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { text: string; label: string })
-      .filter((x) => x.text !== '')
-      .map((x) => ({ input: x.text, label: x.label }));
-    const { evalSet } = evaluationSplit(table, labels, 4, 8);
-    expect(r.finetuned?.accuracy).toBe((await finetunedAccuracy(ft, evalSet)).accuracy);
+    // the same file it trained on: the evaluated rows it saw are left out and counted
+    const table = await readLabeled(path.join(ws, 'labeled.jsonl'));
+    const { evalSet } = evaluationSplit(table.examples, labels, 4, 8);
+    const trained = (await readTrainedRows(ft))!;
+    const unseen = evalSet.filter((e) => !inRanges(trained.rows, e.row!));
+    expect(r.finetuned).toMatchObject({
+      overlap: 'same-file',
+      n: unseen.length,
+      excluded: 8 - unseen.length,
+    });
+    expect(r.finetuned?.accuracy).toBe(
+      unseen.length ? (await finetunedAccuracy(ft, unseen)).accuracy : null,
+    );
   });
 
   it('cancels, and refuses a missing data file up front', async () => {

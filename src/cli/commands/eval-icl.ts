@@ -1,4 +1,6 @@
 /** `eval-icl`: in-context (zero-/few-shot) classification accuracy against the number of shots. */
+import type { FinetunedBaseline } from '../../common/console';
+import { unescapeField } from '../../common/escapes';
 import { UsageError, type OptionSpec } from '../args';
 import { formatDuration } from '../output';
 import { EXIT, onInterrupt, startBackend, type Command, type Context } from '../runtime';
@@ -33,14 +35,15 @@ const OPTIONS: OptionSpec[] = [
     kind: 'string',
     value: 'TEXT',
     default: '{input} => {output}',
-    description: 'how one example is written; the label word goes where {output} is',
+    description:
+      'how one example is written; the label word goes where {output} is (\\n a new line, \\t a tab, \\\\ a backslash)',
   },
   {
     name: 'separator',
     kind: 'string',
     value: 'TEXT',
     default: '\\n',
-    description: 'between demonstrations (\\n for a newline)',
+    description: 'between demonstrations (\\n a new line, \\t a tab, \\\\ a backslash)',
   },
   {
     name: 'text-column',
@@ -72,7 +75,8 @@ const OPTIONS: OptionSpec[] = [
     kind: 'string',
     value: 'DIR',
     description:
-      'a classifier fine-tuned on these labels (finetune --task classification), scored on the same examples',
+      'a classifier fine-tuned on these labels (finetune --task classification), scored on the ' +
+      'evaluated examples it did not train on',
   },
   {
     name: 'seed',
@@ -99,7 +103,30 @@ function parseShots(raw: string): number[] | 'auto' {
   return out;
 }
 
-const unescape = (s: string) => s.replace(/\\n/g, '\n').replace(/\\t/g, '\t');
+/** The fine-tuned baseline's line: its accuracy on the rows it never saw, or why there is none. */
+export function describeBaseline(f: FinetunedBaseline): string {
+  if (f.overlap === 'unknown') {
+    return (
+      `fine-tuned: no number. ${f.model} does not record which rows it trained on (fine-tuned ` +
+      'by an older version, or imported), so these examples may be its training rows; ' +
+      'fine-tune it again to compare'
+    );
+  }
+  if (f.accuracy === null) {
+    return (
+      `fine-tuned: no number. ${f.model} trained on all ${f.excluded} evaluated rows; evaluate ` +
+      'more rows (--limit) or data it did not train on'
+    );
+  }
+  const why =
+    f.overlap === 'other-file'
+      ? 'it trained on another file, so none left out'
+      : `${f.excluded} row${f.excluded === 1 ? '' : 's'} it trained on left out`;
+  return (
+    `fine-tuned ${(f.accuracy * 100).toFixed(1)}% on ${f.n} held-out example${f.n === 1 ? '' : 's'} ` +
+    `(${why}): ${f.model}`
+  );
+}
 
 async function run(ctx: Context): Promise<number> {
   const { args, out } = ctx;
@@ -111,7 +138,7 @@ async function run(ctx: Context): Promise<number> {
     throw new UsageError(`--${(err as Error).message}`, 'eval-icl');
   }
   const shots = parseShots(args.string('shots') ?? 'auto');
-  const format = args.string('template')!;
+  const format = unescapeField(args.string('template')!);
   if (!format.includes('{input}') || !format.includes('{output}')) {
     throw new UsageError('--template needs {input} and {output}', 'eval-icl');
   }
@@ -140,7 +167,7 @@ async function run(ctx: Context): Promise<number> {
       labels,
       shots,
       format,
-      separator: unescape(args.string('separator') ?? '\\n'),
+      separator: unescapeField(args.string('separator') ?? '\\n'),
       seed: args.number('seed')!,
       limit: args.number('limit')!,
       signal: interrupt.signal,
@@ -177,24 +204,26 @@ async function run(ctx: Context): Promise<number> {
     });
     const accuracy: Record<string, number> = {};
     for (const p of r.points) accuracy[String(p.k)] = p.accuracy;
-    let finetuned: { model: string; accuracy: number; n: number } | undefined;
+    let finetuned: FinetunedBaseline | undefined;
     const compare = args.string('compare');
     if (compare) {
       const { finetunedBaseline } = await import('../../engine/console/compare');
       finetuned = await finetunedBaseline(
         compare,
-        { examples: table.examples, labels, seed: r.seed, limit: args.number('limit')! },
+        {
+          file: data,
+          examples: table.examples,
+          labels,
+          seed: r.seed,
+          limit: args.number('limit')!,
+        },
         { signal: interrupt.signal },
       );
     }
     if (out.json) {
       out.emit({ type: 'result', accuracy, ...r, ...(finetuned ? { finetuned } : {}) });
     } else {
-      if (finetuned) {
-        out.line(
-          `fine-tuned ${(finetuned.accuracy * 100).toFixed(1)}% on the same ${finetuned.n} examples (${compare})`,
-        );
-      }
+      if (finetuned) out.line(describeBaseline(finetuned));
       out.line(
         `chance ${(r.chance * 100).toFixed(1)}%, majority label ${(r.majority * 100).toFixed(1)}% ` +
           `(seed ${r.seed})`,

@@ -94,7 +94,7 @@ export async function readLabeled(
       });
       continue;
     }
-    examples.push({ input, label });
+    examples.push({ input, label, row: r.row });
     counts.set(label, (counts.get(label) ?? 0) + 1);
   }
   return {

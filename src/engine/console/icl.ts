@@ -31,6 +31,8 @@ import {
 export interface LabeledExample {
   input: string;
   label: string;
+  /** Its row in the file (data/records' numbering), when read from one. */
+  row?: number;
 }
 
 export interface LabelWord {

@@ -1,7 +1,8 @@
 /**
  * The fine-tuned checkpoint: a Hugging Face GPT-2 folder whose safetensors carry
  * `classifier.weight` [C, K] and `classifier.bias` [K], and whose config.json carries `id2label`,
- * `label2id` and `gpt_studio` (task, λ, columns, …); finetune.json keeps the metrics and history.
+ * `label2id` and `gpt_studio` (task, λ, columns, …); finetune.json keeps the metrics, the history
+ * and which rows of the training file it trained on.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -13,6 +14,7 @@ import { DELIMITER_TOKEN, EXTRACT_TOKEN, START_TOKEN, type Tokenizer } from '../
 import { writeJsonAtomic } from '../util/atomic';
 import { ClassifierHead } from './head';
 import type { SpecialIds, Task } from './tasks';
+import { TRAINED_ROWS_KEY, type TrainedRows } from './trainedRows';
 
 export interface FinetuneMeta {
   task: Task;
@@ -24,6 +26,8 @@ export interface FinetuneMeta {
   settings: FinetuneSettings;
   newTokens: string[];
   data: { train: string; val?: string };
+  /** Which rows of the training file it trained on (see ./trainedRows.ts). */
+  trainedRows: TrainedRows;
   result: FinetuneResult;
 }
 
@@ -83,6 +87,7 @@ export async function saveFinetuned(
     labels: meta.labels,
     base: meta.base,
     data: meta.data,
+    [TRAINED_ROWS_KEY]: meta.trainedRows,
     settings: meta.settings,
     result: meta.result,
     savedAt: new Date().toISOString(),

@@ -2,7 +2,7 @@
  * The console's in-context evaluation run, kept outside the panel so it goes on (and is shown
  * again) when the user switches tabs or pages while it runs: its job's progress, points and result.
  */
-import type { IclEvalResult, IclPoint } from '../../common/console';
+import type { IclEvalResult, IclPoint, LabeledDatasetInfo } from '../../common/console';
 import { api } from './state.svelte';
 
 export const evalRun = $state({
@@ -65,3 +65,22 @@ export function resetEval(model: string): void {
   evalRun.result = null;
   evalRun.error = '';
 }
+
+/**
+ * The evaluation's form, kept outside the panel (which is mounted again for each model), so the
+ * file read, its columns, the label words and the settings stay when the user switches models.
+ */
+export const iclForm = $state({
+  /** The path `info` was read from: it applies while the panel's path is this one. */
+  file: '',
+  info: null as LabeledDatasetInfo | null,
+  textColumn: '',
+  labelColumn: '',
+  words: [] as Array<{ label: string; word: string; use: boolean }>,
+  format: '{input} => {output}',
+  shotsText: 'auto',
+  limit: 100,
+  seed: 1,
+  /** A fine-tuned classifier scored beside the run ('' = none). */
+  compare: '',
+});

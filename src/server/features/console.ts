@@ -21,13 +21,25 @@ import type { Tokenizer } from '../../engine/tokenizer/types';
 import { writeJsonAtomic } from '../../engine/util/atomic';
 import { HostError, type HostContext, type Handlers, type ModelLease } from '../context';
 
-/** The app's own presets (listed first; the user's cannot take their names). */
+/**
+ * The app's own presets (listed first; the user's cannot take their names). A preset changes only
+ * what it names, so each names every knob of how tokens are picked (whichever preset came before,
+ * the result is the same) and none names the stops, max new tokens or seed.
+ */
 export const BUILTIN_PRESETS: SamplingPreset[] = [
-  { name: 'Greedy', sampling: { temperature: 0 }, builtin: true },
-  { name: 'Balanced', sampling: { temperature: 0.8, topK: 40, topP: 0.95 }, builtin: true },
+  {
+    name: 'Greedy',
+    sampling: { temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1 },
+    builtin: true,
+  },
+  {
+    name: 'Balanced',
+    sampling: { temperature: 0.8, topK: 40, topP: 0.95, repetitionPenalty: 1 },
+    builtin: true,
+  },
   {
     name: 'Creative',
-    sampling: { temperature: 1.1, topP: 0.98, repetitionPenalty: 1.1 },
+    sampling: { temperature: 1.1, topK: 0, topP: 0.98, repetitionPenalty: 1.1 },
     builtin: true,
   },
 ];
@@ -104,7 +116,7 @@ export function consoleHandlers(ctx: HostContext): Handlers {
     const dir = await ctx.modelDir(ref);
     return ctx.runJob(
       'score',
-      { subject: path.basename(dir) },
+      { subject: path.basename(dir), models: [dir] },
       async (signal) => {
         const loaded = await ctx.loadModel(dir);
         try {
@@ -124,7 +136,7 @@ export function consoleHandlers(ctx: HostContext): Handlers {
       const loaded = await ctx.loadModel(p.model);
       return ctx.startJob(
         'generate',
-        { subject: path.basename(p.model) },
+        { subject: path.basename(p.model), models: [loaded.dir] },
         async (_push, signal, jobId) => {
           try {
             const it = generateTokens(
@@ -325,43 +337,54 @@ export function consoleHandlers(ctx: HostContext): Handlers {
       const dir = await ctx.modelDir(p.model);
       const data = await ctx.paths.existing(p.data, 'params.data', 'file');
       const compareDir = p.compare ? await ctx.modelDir(p.compare) : null;
-      return ctx.startJob('eval-icl', { subject: path.basename(dir) }, async (push, signal) => {
-        const { readLabeled } = await import('../../engine/console/dataset');
-        const { evaluateIcl } = await import('../../engine/console/icl');
-        const table = await readLabeled(data, {
-          ...(p.textColumn ? { textColumn: p.textColumn } : {}),
-          ...(p.labelColumn ? { labelColumn: p.labelColumn } : {}),
-          signal,
-        });
-        const loaded = await ctx.loadModel(dir);
-        try {
-          const r = await evaluateIcl(loaded.model, loaded.tokenizer, {
-            examples: table.examples,
-            labels: p.labels,
-            shots: p.shots,
-            ...(p.format !== undefined ? { format: p.format } : {}),
-            ...(p.separator !== undefined ? { separator: p.separator } : {}),
-            seed: p.seed,
-            limit: p.limit,
+      const models = compareDir ? [dir, compareDir] : [dir];
+      return ctx.startJob(
+        'eval-icl',
+        { subject: path.basename(dir), models },
+        async (push, signal) => {
+          const { readLabeled } = await import('../../engine/console/dataset');
+          const { evaluateIcl } = await import('../../engine/console/icl');
+          const table = await readLabeled(data, {
+            ...(p.textColumn ? { textColumn: p.textColumn } : {}),
+            ...(p.labelColumn ? { labelColumn: p.labelColumn } : {}),
             signal,
-            onStart: (s) => push({ type: 'console.eval.start', ...s }),
-            onProgress: (e) => push({ type: 'console.eval.progress', ...e }),
-            onPoint: (e) => push({ type: 'console.eval.point', ...e }),
           });
-          const result: IclEvalResult = { type: 'console.eval.result', model: dir, data, ...r };
-          if (compareDir) {
-            const { finetunedBaseline } = await import('../../engine/console/compare');
-            result.finetuned = await finetunedBaseline(
-              compareDir,
-              { examples: table.examples, labels: p.labels, seed: p.seed, limit: p.limit },
-              { signal },
-            );
+          const loaded = await ctx.loadModel(dir);
+          try {
+            const r = await evaluateIcl(loaded.model, loaded.tokenizer, {
+              examples: table.examples,
+              labels: p.labels,
+              shots: p.shots,
+              ...(p.format !== undefined ? { format: p.format } : {}),
+              ...(p.separator !== undefined ? { separator: p.separator } : {}),
+              seed: p.seed,
+              limit: p.limit,
+              signal,
+              onStart: (s) => push({ type: 'console.eval.start', ...s }),
+              onProgress: (e) => push({ type: 'console.eval.progress', ...e }),
+              onPoint: (e) => push({ type: 'console.eval.point', ...e }),
+            });
+            const result: IclEvalResult = { type: 'console.eval.result', model: dir, data, ...r };
+            if (compareDir) {
+              const { finetunedBaseline } = await import('../../engine/console/compare');
+              result.finetuned = await finetunedBaseline(
+                compareDir,
+                {
+                  file: data,
+                  examples: table.examples,
+                  labels: p.labels,
+                  seed: p.seed,
+                  limit: p.limit,
+                },
+                { signal },
+              );
+            }
+            return result;
+          } finally {
+            loaded.release();
           }
-          return result;
-        } finally {
-          loaded.release();
-        }
-      });
+        },
+      );
     },
   };
 }

@@ -22,9 +22,10 @@ describe('readLabeled reads only regular files, within the caps', () => {
   it('reads a labeled CSV', async () => {
     const f = await write('l.csv', 'text,label\n"good, really",pos\nbad,neg\n');
     const t = await readLabeled(f);
+    // each with its row (the line its record starts on), so a fine-tune's rows can be matched
     expect(t.examples).toEqual([
-      { input: 'good, really', label: 'pos' },
-      { input: 'bad', label: 'neg' },
+      { input: 'good, really', label: 'pos', row: 2 },
+      { input: 'bad', label: 'neg', row: 3 },
     ]);
   });
 
@@ -47,7 +48,7 @@ describe('readLabeled reads only regular files, within the caps', () => {
     const deep = '['.repeat(20_000) + ']'.repeat(20_000);
     const f = await write('d.jsonl', `{"text":"a","label":"x"}\n{"text":${deep},"label":"y"}\n`);
     const t = await readLabeled(f);
-    expect(t.examples).toEqual([{ input: 'a', label: 'x' }]);
+    expect(t.examples).toEqual([{ input: 'a', label: 'x', row: 1 }]);
     expect(t.problems.map((p) => p.message)).toEqual([
       'd.jsonl row 2: JSON nested deeper than 1000 levels',
     ]);

@@ -16,9 +16,10 @@ import { classify, evaluate } from '../../../src/engine/finetune/predict';
 import { computeMetrics } from '../../../src/engine/finetune/metrics';
 import { previewFinetune } from '../../../src/engine/finetune/preview';
 import { finetuneLearningRate } from '../../../src/engine/finetune/schedule';
+import { inRanges, readTrainedRows, toRanges } from '../../../src/engine/finetune/trainedRows';
 import { GPT } from '../../../src/engine/model/gpt';
 import { Rng } from '../../../src/engine/util/rng';
-import { charTokenizer, removeDir, tempDir, tinyConfig } from '../helpers';
+import { charTokenizer, removeDir, sha256File, tempDir, tinyConfig } from '../helpers';
 
 let dir: string;
 let base: string;
@@ -98,6 +99,21 @@ describe('fine-tuning', () => {
     expect(config.vocab_size).toBe(baseConfig.vocab_size + 3);
     const tj = JSON.parse(await fs.readFile(path.join(out, 'tokenizer.json'), 'utf8'));
     expect(tj.added_tokens.map((t: { content: string }) => t.content)).toContain('<|extract|>');
+
+    // finetune.json records which rows it trained on: the file's sha256 and the train split's rows
+    const split = await readFinetuneData({
+      task: 'classification',
+      columns: { text: 'sentence', label: 'sentiment' },
+      data: train,
+      valFraction: 0.2,
+      seed: 3,
+    });
+    const record = await readTrainedRows(out);
+    expect(record?.sha256).toBe(sha256File(train));
+    expect(record?.count).toBe(192);
+    const trainedRows = split.train.map((e) => e.row);
+    expect(record?.rows).toEqual(toRanges(trainedRows));
+    expect(split.val.some((e) => inRanges(record!.rows, e.row))).toBe(false);
 
     const c = await loadClassifier(out);
     try {
