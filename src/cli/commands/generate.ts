@@ -1,4 +1,5 @@
 /** `generate`: continue a prompt with a trained model, streaming the text. */
+import { unescapeField } from '../../common/escapes';
 import type { SamplingOptions } from '../../engine/generate';
 import { SAMPLING_DEFAULTS } from '../defaults';
 import type { OptionSpec } from '../args';
@@ -68,7 +69,8 @@ const OPTIONS: OptionSpec[] = [
     name: 'stop',
     kind: 'strings',
     value: 'TEXT',
-    description: 'stop before this text appears (the stop text is not printed)',
+    description:
+      'stop before this text appears (the stop text is not printed; \\n a new line, \\t a tab, \\\\ a backslash)',
     group: 'Sampling',
   },
   {
@@ -96,7 +98,7 @@ async function run(ctx: Context): Promise<number> {
     topK: args.number('top-k')!,
     topP: args.number('top-p')!,
     repetitionPenalty: args.number('repetition-penalty')!,
-    stop: args.list('stop'),
+    stop: args.list('stop').map(unescapeField),
     seed: args.number('seed')!,
     useCache: !args.flag('no-cache'),
   };
