@@ -2,8 +2,8 @@
  * The one typed contract shared by every side (renderer, Electron main/preload, the browser-mode
  * server and the engine host): the request table (invoke → result or a typed error) and its
  * validation. The core requests live here; each feature's are in its own file (pretrain,
- * datasets, finetune, console, checkpoints), the events and wire messages in messages.ts, job
- * kinds in jobs.ts. Pure: no Node APIs.
+ * datasets, finetune, console, checkpoints, settings), the events and wire messages in
+ * messages.ts, job kinds in jobs.ts. Pure: no Node APIs.
  *
  * Request names are `<collection or feature>.<verb>`: plural for collections (`runs.get`,
  * `models.estimate`, `tokenizers.train`, `uploads.begin`, `jobs.cancel`), the feature's name for
@@ -15,8 +15,18 @@ import { checkpointRequests } from './checkpoints';
 import { consoleRequests } from './console';
 import { datasetRequests } from './datasets';
 import { finetuneRequests } from './finetune';
+import type { JobKind } from './jobs';
 import { pretrainRequests } from './pretrain';
-import { apiError, empty, jobIdSchema, req, type ApiError, type BackendInfo } from './schema';
+import { settingsRequests } from './settings';
+import {
+  apiError,
+  empty,
+  jobIdSchema,
+  modelRef,
+  req,
+  type ApiError,
+  type BackendInfo,
+} from './schema';
 
 export * from './schema';
 export * from './limits';
@@ -25,6 +35,8 @@ export * from './messages';
 
 /** Where a model came from: a pretraining run, a fine-tune, an import, or the app's bundled sample. */
 export type ModelSource = 'run' | 'finetune' | 'imported' | 'sample';
+/** What a model is, as the Runs page shows it (the bundled sample is a pretrained model). */
+export type ModelKind = 'pretrained' | 'fine-tuned' | 'imported';
 
 /** A model the console and the wizards can use (a Hugging Face GPT-2 directory). */
 export interface ModelInfo {
@@ -32,6 +44,7 @@ export interface ModelInfo {
   ref: string;
   name: string;
   source: ModelSource;
+  kind: ModelKind;
   params: number;
   vocabSize: number;
   blockSize: number;
@@ -42,6 +55,14 @@ export interface ModelInfo {
   /** Set when config.json has a fine-tuned head (`gpt_studio.task`, `id2label`). */
   classifier?: { task: string; labels: string[] };
   updatedAt: string;
+}
+
+/** A job the engine host runs now (`jobs.list`). */
+export interface RunningJob {
+  jobId: string;
+  kind: JobKind;
+  runId?: string;
+  subject?: string;
 }
 
 // ─── Requests ──────────────────────────────────────────────────────────────────────────────────
@@ -67,6 +88,7 @@ const uploadChunkSchema = z
   })
   .strict();
 const uploadRefSchema = z.object({ uploadId }).strict();
+const modelDeleteSchema = z.object({ model: modelRef }).strict();
 
 export const requests = {
   /** The app's version, the workspace, the bundled resources folder and the engine's backend. */
@@ -96,15 +118,23 @@ export const requests = {
   'backend.report': req<typeof empty, BackendInfo | null>(empty),
   /** Every usable model: runs, fine-tunes, imported and bundled ones (newest first). */
   'models.list': req<typeof empty, ModelInfo[]>(empty),
+  /**
+   * Deletes a model the app made or imported: a folder directly under the workspace's runs/,
+   * finetunes/ or models/ (nothing else, whatever the path access); `busy` while a job uses it.
+   */
+  'models.delete': req<typeof modelDeleteSchema, { deleted: true }>(modelDeleteSchema),
   /** Asks a job to stop: training saves a checkpoint and ends with job.done (stopped: cancelled). */
   'jobs.cancel': req<z.ZodObject<{ jobId: typeof jobIdSchema }>, { cancelled: true }>(
     z.object({ jobId: jobIdSchema }).strict(),
   ),
+  /** The jobs running now: a page that reconnects learns what still runs (and what ended). */
+  'jobs.list': req<typeof empty, RunningJob[]>(empty),
   ...pretrainRequests,
   ...datasetRequests,
   ...finetuneRequests,
   ...consoleRequests,
   ...checkpointRequests,
+  ...settingsRequests,
 };
 
 export type Requests = typeof requests;

@@ -42,7 +42,15 @@ export interface DatasetManifest {
   format: DatasetFormat;
   /** The jsonl/json field or csv/tsv column taken as the text. */
   field?: string;
-  files: Array<{ name: string; bytes: number; sha256: string; format: string; encoding: string }>;
+  files: Array<{
+    name: string;
+    bytes: number;
+    sha256: string;
+    format: string;
+    encoding: string;
+    /** A table file's copy in the dataset's folder (`sources/<name>`), for its columns. */
+    stored?: string;
+  }>;
   /** The normalized text files (text-000.txt, …) in the dataset's folder. */
   shards: string[];
   stats: DatasetStats;
@@ -70,6 +78,19 @@ export interface DatasetDetails {
   dataset: DatasetManifest;
   /** The engine's split: the last valFraction of the tokens validate (≈ of the text). */
   split: { valFraction: number; trainBytes: number; valBytes: number; valPreview: string };
+}
+
+/** A table file kept in the library, as the fine-tune wizard and the console offer it. */
+export interface LibraryTable {
+  /** The dataset's id and display name. */
+  dataset: string;
+  datasetName: string;
+  /** The file's own name, as the user imported it. */
+  name: string;
+  format: string;
+  bytes: number;
+  /** What requests take as a data file (the copy's absolute path); not for display. */
+  path: string;
 }
 
 export interface TokenizerInfo {
@@ -132,6 +153,8 @@ export const datasetRequests = {
   /** Imports files into the library as a `dataset.import` job. */
   'datasets.import': req<typeof importParams, JobRef>(importParams),
   'datasets.delete': req<typeof byId, { deleted: true }>(byId),
+  /** The library's table files (csv, tsv, jsonl, json as imported), newest dataset first. */
+  'datasets.tables': req<typeof empty, LibraryTable[]>(empty),
   /** Counts a dataset's tokens with a trained tokenizer (kept in the manifest). */
   'datasets.tokens': req<typeof tokensParams, { tokens: number; charsPerToken: number }>(
     tokensParams,

@@ -5,6 +5,7 @@
  * these tables in.
  */
 import { z } from 'zod';
+import type { ModelKind } from './api';
 import { datasetIdSchema } from './datasets';
 import type { TrainEvent, TrainResult } from './events';
 import {
@@ -44,13 +45,17 @@ export interface RunMetrics {
   samples: Array<{ step: number; prompt: string; text: string }>;
 }
 
+/** A model folder of the workspace as the Runs page sizes it: a run, a fine-tune or an import. */
 export interface RunInfo {
   id: string;
   dir: string;
+  kind: ModelKind;
   params: number | null;
   elapsedMs: number;
   /** Bytes on disk. */
   bytes: number;
+  /** A fine-tune's end ('cancelled': stopped early, the model so far saved). */
+  outcome?: 'completed' | 'cancelled';
 }
 
 // ─── Requests ──────────────────────────────────────────────────────────────────────────────────
@@ -113,7 +118,7 @@ export const pretrainRequests = {
   'runs.get': req<typeof runById, RunDetails>(runById),
   /** A run's logged losses, learning rate and samples. */
   'runs.metrics': req<typeof runById, RunMetrics>(runById),
-  /** Each run's size (parameters, bytes on disk) and training time. */
+  /** The size (parameters, bytes on disk) and training time of each run, fine-tune and import. */
   'runs.info': req<typeof empty, RunInfo[]>(empty),
   /** Deletes a run's folder; refused while a job trains it. */
   'runs.delete': req<typeof runById, { deleted: true }>(runById),

@@ -39,6 +39,8 @@ export interface JobOptions {
   exclusive?: boolean;
   /** What the job works on when it writes no run (a model, a dataset), for the status bar. */
   subject?: string;
+  /** The model folders it reads or writes (absolute): models.delete refuses them meanwhile. */
+  models?: string[];
 }
 
 export interface HostContext {
@@ -76,6 +78,8 @@ export interface HostContext {
   ): Promise<R>;
   /** The id of the job writing this run, if one runs. */
   jobFor(runId: string): string | undefined;
+  /** The id of a running job that reads or writes the model folder `dir`, if one does. */
+  jobUsing(dir: string): string | undefined;
   /**
    * Whether a running job was already failed by a backend abort elsewhere: the host is about to
    * exit, so its work should stop touching the backend.

@@ -3,7 +3,15 @@
  * cancel through an AbortSignal, at most one training-class job at a time, and job.started /
  * job.done / job.failed around each. What HostContext.startJob and runJob are made of.
  */
-import { apiError, type ApiError, type ApiEvent, type JobKind, type JobRef } from '../common/api';
+import * as path from 'node:path';
+import {
+  apiError,
+  type ApiError,
+  type ApiEvent,
+  type JobKind,
+  type JobRef,
+  type RunningJob,
+} from '../common/api';
 import { isBackendAbort } from '../engine/backendAbort';
 import { coalesce, type Coalescer } from './coalescer';
 import { HostError, type JobOptions, type JobResult, type ProgressEvent } from './context';
@@ -13,6 +21,10 @@ interface Job {
   id: string;
   kind: JobKind;
   runId?: string;
+  /** What it works on when it writes no run (JobOptions.subject). */
+  subject?: string;
+  /** The model folders it reads or writes, resolved. */
+  models: string[];
   controller: AbortController;
   /** Already failed by a backend abort elsewhere: its own end sends nothing. */
   ended?: boolean;
@@ -44,9 +56,27 @@ export class JobRunner {
     return this.jobs.size;
   }
 
+  /** The jobs running now (those a backend abort already failed are over). */
+  list(): RunningJob[] {
+    return [...this.jobs.values()]
+      .filter((j) => !j.ended)
+      .map((j) => ({
+        jobId: j.id,
+        kind: j.kind,
+        ...(j.runId ? { runId: j.runId } : {}),
+        ...(j.subject ? { subject: j.subject } : {}),
+      }));
+  }
+
   /** The id of the job writing this run, if one runs. */
   jobFor(runId: string): string | undefined {
     return [...this.jobs.values()].find((j) => j.runId === runId)?.id;
+  }
+
+  /** The id of a running job that reads or writes the model folder `dir`, if one does. */
+  jobUsing(dir: string): string | undefined {
+    const want = path.resolve(dir);
+    return [...this.jobs.values()].find((j) => j.models.includes(want))?.id;
   }
 
   /** Whether a job was failed by a backend abort elsewhere (its work should stop). */
@@ -54,18 +84,19 @@ export class JobRunner {
     return this.jobs.get(jobId)?.ended === true;
   }
 
-  private newJob(kind: JobKind, runId?: string): Job {
+  private newJob(kind: JobKind, runId?: string, models: string[] = []): Job {
     const job: Job = {
       id: `job-${process.pid}-${this.nextJob++}`,
       kind,
       ...(runId ? { runId } : {}),
+      models: models.map((m) => path.resolve(m)),
       controller: new AbortController(),
     };
     this.jobs.set(job.id, job);
     return job;
   }
 
-  private claimTraining(kind: JobKind, runId: string | undefined): Job {
+  private claimTraining(kind: JobKind, runId: string | undefined, models?: string[]): Job {
     if (this.training) {
       throw new HostError(
         apiError(
@@ -75,7 +106,7 @@ export class JobRunner {
         ),
       );
     }
-    const job = this.newJob(kind, runId);
+    const job = this.newJob(kind, runId, models);
     this.training = job;
     return job;
   }
@@ -83,8 +114,9 @@ export class JobRunner {
   /** Starts a job in the background; its events and end arrive as job events. */
   start(kind: JobKind, options: JobOptions, work: JobWork): JobRef {
     const job = options.exclusive
-      ? this.claimTraining(kind, options.runId)
-      : this.newJob(kind, options.runId);
+      ? this.claimTraining(kind, options.runId, options.models)
+      : this.newJob(kind, options.runId, options.models);
+    if (options.subject) job.subject = options.subject;
     const jobId = job.id;
     const push = (e: ProgressEvent) => {
       for (const out of this.coalescer.push(jobId, e)) {

@@ -1,13 +1,33 @@
 /**
  * `models.list`: every model directory the console and the wizards can use — pretraining runs
  * (runs/), fine-tunes (finetunes/), imported models (models/) and the app's bundled ones
- * (resources/models/). A folder counts when it has a readable config.json.
+ * (resources/models/). A folder counts when it has a readable config.json. `models.delete`: the
+ * workspace's own ones go, nothing else.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { ModelInfo, ModelSource } from '../common/api';
+import { apiError, type ModelInfo, type ModelKind, type ModelSource } from '../common/api';
 import { countParams } from '../engine/model/params';
-import type { HostContext } from './context';
+import { HostError, type HostContext } from './context';
+
+const KIND: Record<ModelSource, ModelKind> = {
+  run: 'pretrained',
+  finetune: 'fine-tuned',
+  imported: 'imported',
+  sample: 'pretrained',
+};
+
+/** What a model from `source` is. */
+export const modelKind = (source: ModelSource): ModelKind => KIND[source];
+
+/** The workspace folders whose models the app made or imported, by where they came from. */
+export function workspaceModelRoots(ctx: Pick<HostContext, 'workspace' | 'runsDir'>) {
+  return [
+    [ctx.runsDir, 'run'],
+    [path.join(ctx.workspace, 'finetunes'), 'finetune'],
+    [path.join(ctx.workspace, 'models'), 'imported'],
+  ] as Array<[string, ModelSource]>;
+}
 
 const num = (v: unknown, fallback = 0) =>
   typeof v === 'number' && Number.isFinite(v) ? v : fallback;
@@ -54,6 +74,7 @@ async function describe(dir: string, source: ModelSource): Promise<ModelInfo | n
     ref: dir,
     name: path.basename(dir),
     source,
+    kind: modelKind(source),
     params: paramsFromConfig(config),
     vocabSize: num(config.vocab_size),
     blockSize: num(config.n_positions ?? config.n_ctx),
@@ -69,9 +90,7 @@ async function describe(dir: string, source: ModelSource): Promise<ModelInfo | n
 
 export async function listModels(ctx: HostContext): Promise<ModelInfo[]> {
   const roots: Array<[string, ModelSource]> = [
-    [ctx.runsDir, 'run'],
-    [path.join(ctx.workspace, 'finetunes'), 'finetune'],
-    [path.join(ctx.workspace, 'models'), 'imported'],
+    ...workspaceModelRoots(ctx),
     [path.join(ctx.resourcesDir, 'models'), 'sample'],
   ];
   const out: ModelInfo[] = [];
@@ -90,4 +109,43 @@ export async function listModels(ctx: HostContext): Promise<ModelInfo[]> {
         : -1
       : b.updatedAt.localeCompare(a.updatedAt),
   );
+}
+
+const realOr = (p: string) => fs.realpath(p).catch(() => path.resolve(p));
+
+/**
+ * Deletes the model folder `ref` (a run id, or a folder's path): only a folder directly under the
+ * workspace's runs/, finetunes/ or models/, checked on its real path whatever the path access
+ * allows, and never while a job reads or writes it.
+ */
+export async function deleteModel(ctx: HostContext, ref: string): Promise<{ deleted: true }> {
+  const shown = path.normalize(path.isAbsolute(ref) ? ref : path.join(ctx.runsDir, ref));
+  // browser mode's allow-list first: a path outside it is forbidden before anything is looked at
+  const real = await ctx.paths.existing(shown, 'params.model', 'dir');
+  const roots = await Promise.all(workspaceModelRoots(ctx).map(([root]) => realOr(root)));
+  const parent = path.dirname(real);
+  if (!roots.includes(parent)) {
+    throw new HostError(
+      apiError(
+        'forbidden',
+        `params.model: ${shown} is not a model of this workspace (a folder in ${workspaceModelRoots(
+          ctx,
+        )
+          .map(([root]) => root)
+          .join(', ')}); only those can be deleted`,
+      ),
+    );
+  }
+  const job = ctx.jobUsing(shown) ?? ctx.jobUsing(real);
+  if (job) {
+    throw new HostError(
+      apiError(
+        'busy',
+        `params.model: ${path.basename(real)} is in use by a running job (${job}); stop it or wait for it to end before deleting it`,
+        { jobId: job },
+      ),
+    );
+  }
+  await fs.rm(real, { recursive: true, force: true });
+  return { deleted: true };
 }

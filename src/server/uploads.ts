@@ -14,6 +14,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { apiError } from '../common/api';
 import { formatBytes } from '../common/format';
+import { safeFileName } from '../common/text';
 import { HostError } from './context';
 
 const MAX_CHUNK = 1 << 20;
@@ -94,7 +95,8 @@ export class Uploads {
     const uploadId = randomUUID();
     const dir = path.join(this.root, `${process.pid}-${uploadId}`);
     await fs.mkdir(dir);
-    const file = path.join(dir, name);
+    // the user's own file name, made safe for the disk: the engine and its messages show it
+    const file = path.join(dir, safeFileName(name, 'upload'));
     const handle = await fs.open(`${file}.part`, 'wx');
     this.open.set(uploadId, { dir, file, size, received: 0, handle, touched: Date.now() });
     return { uploadId };

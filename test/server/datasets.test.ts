@@ -224,5 +224,25 @@ describe('the dataset library and the pretrain wizard in the engine host', () =>
     expect(await doneOf(next.jobId)).toMatchObject({ step: 12, stopped: 'completed' });
     const m = await call<{ steps: Array<{ step: number }> }>('runs.metrics', { id: 'again' });
     expect(m.steps.map((s) => s.step)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+
+    // its model card names the user's dataset and file, not the library's text shards
+    const out = path.join(dir, 'ws', 'exports', 'again-hf');
+    const exp = await call<{ jobId: string }>('checkpoints.export', { model: 'again', out });
+    await doneOf(exp.jobId);
+    const card = await fs.readFile(path.join(out, 'README.md'), 'utf8');
+    const line = card.split('\n').find((l) => l.startsWith('- **Dataset**'));
+    expect(line).toMatch(/^- \*\*Dataset\*\*: corpus \(`corpus\.txt`\), [\d.]+ KiB of text$/);
+    expect(card).not.toContain('text-000');
+    // a run made before the datasets were recorded: found by the shards' folder in the library
+    const stateFile = path.join(dir, 'ws', 'runs', 'again', 'state.json');
+    const { datasets: _d, ...older } = JSON.parse(await fs.readFile(stateFile, 'utf8')) as {
+      datasets?: unknown;
+    };
+    await fs.writeFile(stateFile, JSON.stringify(older));
+    const out2 = `${out}-2`;
+    await doneOf(
+      (await call<{ jobId: string }>('checkpoints.export', { model: 'again', out: out2 })).jobId,
+    );
+    expect(await fs.readFile(path.join(out2, 'README.md'), 'utf8')).toContain(line);
   });
 });

@@ -3,9 +3,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelInfo } from '../../src/common/api';
+import { saveModelDir } from '../../src/engine/checkpoint/modelDir';
+import { GPT } from '../../src/engine/model/gpt';
 import { trainTokenizer } from '../../src/engine/tokenizer';
 import { listModels, paramsFromConfig } from '../../src/server/models';
 import type { HostContext } from '../../src/server/context';
+import { charTokenizer, randomWeights, removeDir, tempDir, tinyConfig } from '../engine/helpers';
+import { TestHost as Host } from './testHost';
 
 let dir: string;
 const config = (over: Record<string, unknown> = {}) => ({
@@ -70,16 +74,126 @@ describe('models.list', () => {
     expect(models.at(-1)!.name).toBe('austen');
     expect(by('alpha')).toMatchObject({
       source: 'run',
+      kind: 'pretrained',
       tokenizer: 'bpe',
       blockSize: 16,
       nLayer: 2,
     });
     expect(by('sent')).toMatchObject({
       source: 'finetune',
+      kind: 'fine-tuned',
       classifier: { task: 'classification', labels: ['negative', 'positive'] },
     });
-    expect(by('gpt2')).toMatchObject({ source: 'imported', tokenizer: 'bpe', vocabSize: 50257 });
-    expect(by('austen')).toMatchObject({ source: 'sample', tokenizer: 'char' });
+    expect(by('gpt2')).toMatchObject({
+      source: 'imported',
+      kind: 'imported',
+      tokenizer: 'bpe',
+      vocabSize: 50257,
+    });
+    expect(by('austen')).toMatchObject({ source: 'sample', kind: 'pretrained', tokenizer: 'char' });
     expect(by('alpha').ref).toBe(path.join(dir, 'ws/runs/alpha'));
+  });
+});
+
+describe('models.delete, and the Runs page list', () => {
+  let ws: string;
+  let outside: string;
+  let host: Host;
+  const at = (...p: string[]) => path.join(ws, ...p);
+
+  beforeAll(async () => {
+    ws = await tempDir('gpt-studio-models-ws-');
+    outside = await tempDir('gpt-studio-models-outside-');
+    const tok = charTokenizer('abcdefgh \n');
+    const cfg = tinyConfig({ vocabSize: tok.vocabSize, blockSize: 32, nEmbd: 16 });
+    const model = new GPT(cfg, randomWeights(cfg, 5, 0.3));
+    for (const dir of [at('models', 'tiny'), at('finetunes', 'sent'), path.join(outside, 'm')]) {
+      await saveModelDir(dir, model, tok);
+    }
+    model.dispose();
+    await fs.writeFile(
+      at('finetunes', 'sent', 'finetune.json'),
+      JSON.stringify({ result: { outcome: 'cancelled', elapsedMs: 4200 } }),
+    );
+    await fs.mkdir(at('models', 'tiny', 'inner'));
+    await fs.symlink(path.join(outside, 'm'), at('models', 'link'));
+    host = new Host(ws, {
+      resourcesDir: path.join(dir, 'res'),
+      paths: { mode: 'allow-list', allow: [outside] },
+    });
+  });
+  afterAll(async () => {
+    await host?.host.shutdown();
+    await removeDir(ws);
+    await removeDir(outside);
+  });
+
+  it('lists fine-tunes and imports with their kinds, sized', async () => {
+    const models = await host.call('models.list', {});
+    const kind = (n: string) => models.find((m) => m.name === n)?.kind;
+    expect(kind('tiny')).toBe('imported');
+    expect(kind('sent')).toBe('fine-tuned');
+    expect(kind('austen')).toBe('pretrained');
+    const info = await host.call('runs.info', {});
+    const sent = info.find((i) => i.dir === at('finetunes', 'sent'));
+    expect(sent).toMatchObject({ kind: 'fine-tuned', outcome: 'cancelled', elapsedMs: 4200 });
+    expect(sent!.params).toBeGreaterThan(0);
+    expect(sent!.bytes).toBeGreaterThan(1000);
+    expect(info.find((i) => i.dir === at('models', 'tiny'))).toMatchObject({ kind: 'imported' });
+  });
+
+  it('deletes only a model folder of the workspace, whatever the path', async () => {
+    const refused = async (model: string) => (await host.raw('models.delete', { model })).error;
+    // allowed to read (--allow-path), still not a model of the workspace
+    expect(await refused(path.join(outside, 'm'))).toMatchObject({ code: 'forbidden' });
+    // a link in models/ to a folder elsewhere: its real path decides
+    expect(await refused(at('models', 'link'))).toMatchObject({ code: 'forbidden' });
+    // the bundled sample, a folder inside a model, the models folder itself
+    expect(await refused(path.join(dir, 'res', 'models', 'austen'))).toMatchObject({
+      code: 'forbidden',
+    });
+    expect(await refused(at('models', 'tiny', 'inner'))).toMatchObject({ code: 'forbidden' });
+    expect(await refused(at('models'))).toMatchObject({ code: 'forbidden' });
+    expect(await refused(at('models', 'nothing'))).toMatchObject({ code: 'not-found' });
+    expect(await refused('/')).toMatchObject({ code: 'forbidden' });
+    await expect(fs.stat(path.join(outside, 'm', 'config.json'))).resolves.toBeTruthy();
+
+    expect(await host.call('models.delete', { model: at('finetunes', 'sent') })).toEqual({
+      deleted: true,
+    });
+    await expect(fs.stat(at('finetunes', 'sent'))).rejects.toThrow();
+    expect((await host.call('models.list', {})).map((m) => m.name)).not.toContain('sent');
+  });
+
+  it('with unrestricted paths (Electron) it still deletes nothing outside the workspace', async () => {
+    const free = new Host(ws, {
+      resourcesDir: path.join(dir, 'res'),
+      paths: { mode: 'unrestricted' },
+    });
+    try {
+      const r = await free.raw('models.delete', { model: path.join(outside, 'm') });
+      expect(r.error).toMatchObject({ code: 'forbidden' });
+      expect(r.error!.message).toContain('not a model of this workspace');
+    } finally {
+      await free.host.shutdown();
+    }
+  });
+
+  it('refuses while a job uses the model, and deletes it once the job ended', async () => {
+    const model = at('models', 'tiny');
+    const { jobId } = await host.call('console.generate', {
+      model,
+      prompt: 'abc',
+      sampling: { maxNewTokens: 100_000, seed: 1 },
+    });
+    const busy = (await host.raw('models.delete', { model })).error;
+    expect(busy).toMatchObject({ code: 'busy', details: { jobId } });
+    expect(busy!.message).toContain('tiny');
+    await host.call('jobs.cancel', { jobId });
+    await host.waitFor(
+      (e) => (e.type === 'job.done' || e.type === 'job.failed') && e.jobId === jobId,
+    );
+    expect(await host.call('models.delete', { model })).toEqual({ deleted: true });
+    await expect(fs.stat(model)).rejects.toThrow();
   });
 });

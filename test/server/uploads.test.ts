@@ -2,13 +2,15 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ReplyMessage } from '../../src/common/api';
+import type { ApiEvent, ReplyMessage } from '../../src/common/api';
+import type { DatasetManifest, LibraryTable } from '../../src/common/datasets';
 import { EngineHost } from '../../src/server/host';
 import { Uploads } from '../../src/server/uploads';
 
 let dir: string;
 let host: EngineHost;
 const replies = new Map<number, ReplyMessage>();
+const events: ApiEvent[] = [];
 let next = 1;
 
 async function call(name: string, params: unknown): Promise<unknown> {
@@ -27,6 +29,7 @@ beforeAll(async () => {
     backend: 'cpu',
     send: (m) => {
       if ('id' in m) replies.set(m.id as number, m);
+      else if (m.type === 'event') events.push(m.event);
     },
   });
 });
@@ -140,6 +143,60 @@ describe('uploads (browser mode hands the engine a file in chunks)', () => {
     expect(await fs.readdir(path.join(ws, 'uploads'))).toHaveLength(1);
     await other.shutdown();
     expect(await fs.readdir(path.join(ws, 'uploads'))).toEqual([]);
+  });
+
+  it('keeps the file names: the upload (made safe), and the table copies in the library', async () => {
+    const upload = async (name: string, text: string) => {
+      const bytes = Buffer.from(text);
+      const { uploadId } = (await call('uploads.begin', { name, size: bytes.length })) as {
+        uploadId: string;
+      };
+      await call('uploads.chunk', { uploadId, offset: 0, data: bytes.toString('base64') });
+      return ((await call('uploads.end', { uploadId })) as { path: string }).path;
+    };
+    const poems = await upload('唐诗 三百首.txt', '床前明月光\n');
+    expect(path.basename(poems)).toBe('唐诗 三百首.txt');
+    expect(path.basename(await upload('notes: draft?.txt', 'x\n'))).toBe('notes_ draft_.txt');
+    // two tables of the same name (from two folders) and a text file, imported as one dataset
+    const a = await upload('reviews.csv', 'text,label\ngood film,pos\n');
+    const b = await upload('reviews.csv', 'text,label\nbad film,neg\n');
+    const { jobId } = (await call('datasets.import', {
+      paths: [a, b, poems],
+      names: ['2023/reviews.csv', '2024/reviews.csv', '唐诗 三百首.txt'],
+      name: 'Reviews',
+      field: 'text',
+    })) as { jobId: string };
+    await expect
+      .poll(() => events.find((e) => e.type === 'job.done' && e.jobId === jobId), {
+        timeout: 10_000,
+      })
+      .toBeTruthy();
+    const done = events.find((e) => e.type === 'job.done' && e.jobId === jobId)!;
+    const m = (done as { result: { dataset: DatasetManifest } }).result.dataset;
+    expect(m.files.map((f) => [f.name, f.stored])).toEqual([
+      ['2023/reviews.csv', 'sources/reviews.csv'],
+      ['2024/reviews.csv', 'sources/reviews (2).csv'],
+      ['唐诗 三百首.txt', undefined],
+    ]);
+    const folder = path.join(dir, 'datasets', m.id);
+    expect(await fs.readFile(path.join(folder, 'sources', 'reviews (2).csv'), 'utf8')).toBe(
+      'text,label\nbad film,neg\n',
+    );
+    // the uploads themselves are gone once imported; the library's copies stay
+    await expect(fs.access(a)).rejects.toThrow();
+    const tables = (await call('datasets.tables', {})) as LibraryTable[];
+    expect(tables.filter((t) => t.dataset === m.id)).toEqual([
+      expect.objectContaining({
+        datasetName: 'Reviews',
+        name: 'reviews.csv',
+        format: 'csv',
+        path: path.join(folder, 'sources', 'reviews.csv'),
+      }),
+      expect.objectContaining({
+        name: 'reviews.csv',
+        path: path.join(folder, 'sources', 'reviews (2).csv'),
+      }),
+    ]);
   });
 
   it('app.info names the bundled resources folder', async () => {

@@ -41,6 +41,33 @@ export function labelsOf(raw: Record<string, unknown>): string[] {
     .map(([, v]) => String(v));
 }
 
+const MAX_FILES = 10;
+
+/** The user's files by name, the first few of them. */
+function fileList(files: string[]): string {
+  const shown = files.slice(0, MAX_FILES).map((f) => `\`${cell(f)}\``);
+  const more = files.length - shown.length;
+  return shown.join(', ') + (more > 0 ? ` and ${more} more` : '');
+}
+
+/**
+ * What the model was trained on, by the names the user knows: the library datasets and the files
+ * they were imported from; the corpus files themselves for a run trained on files directly.
+ */
+function datasetText(run: NonNullable<SourceModel['run']>): string {
+  const corpus = run.corpus ?? [];
+  const total = corpus.reduce((s, f) => s + (f.bytes ?? 0), 0);
+  if (run.datasets && run.datasets.length > 0) {
+    const named = run.datasets.map((d) => `${cell(d.name)} (${fileList(d.files)})`).join('; ');
+    return corpus.length > 0 ? `${named}, ${fmtBytes(total)} of text` : named;
+  }
+  if (corpus.length === 0) return 'not recorded';
+  return (
+    corpus.map((f) => `\`${path.basename(f.path)}\` (${fmtBytes(f.bytes)})`).join(', ') +
+    (corpus.length > 1 ? `, ${fmtBytes(total)} in all` : '')
+  );
+}
+
 export function modelCard(src: SourceModel, opts: CardOptions): string {
   const c = src.config;
   const run = src.run;
@@ -79,15 +106,8 @@ export function modelCard(src: SourceModel, opts: CardOptions): string {
 
   lines.push('## Training', '');
   if (run) {
-    const corpus = run.corpus ?? [];
-    const total = corpus.reduce((s, f) => s + (f.bytes ?? 0), 0);
     lines.push(
-      `- **Dataset**: ${
-        corpus.length === 0
-          ? 'not recorded'
-          : corpus.map((f) => `\`${path.basename(f.path)}\` (${fmtBytes(f.bytes)})`).join(', ') +
-            (corpus.length > 1 ? `, ${fmtBytes(total)} in all` : '')
-      }`,
+      `- **Dataset**: ${datasetText(run)}`,
       `- **Steps**: ${run.step ?? '—'}${
         typeof run.train?.steps === 'number' ? ` of ${run.train.steps} planned` : ''
       }`,

@@ -10,6 +10,8 @@ import type { GPTConfig } from '../model/config';
 import { fromHfConfigJson, loadGpt2Weights, type ExtraTensor } from './gpt2';
 import { CheckpointError } from './safetensors';
 import { exists } from '../util/fs';
+import { readManifest } from '../data/dataset/library';
+import type { CorpusDataset } from '../train/runDir';
 
 export interface RunInfo {
   step?: number;
@@ -18,6 +20,8 @@ export interface RunInfo {
   bestValLoss?: number | null;
   train?: Record<string, unknown>;
   corpus?: Array<{ path: string; bytes: number }>;
+  /** The library datasets of the corpus (recorded at the start, or found beside its shards). */
+  datasets?: CorpusDataset[];
   createdAt?: string;
   updatedAt?: string;
   backend?: string;
@@ -65,6 +69,22 @@ export async function checkModelFiles(dir: string): Promise<void> {
   throw new Error(`${dir}: model.safetensors is missing`);
 }
 
+/**
+ * A run made before its datasets were recorded: the library datasets whose folders hold its
+ * shards (text-000.txt beside a manifest.json), when they are still there.
+ */
+async function libraryDatasets(
+  corpus: Array<{ path: string }>,
+): Promise<{ datasets?: CorpusDataset[] }> {
+  const out: CorpusDataset[] = [];
+  for (const folder of new Set(corpus.map((f) => path.dirname(f.path)))) {
+    const m = await readManifest(folder).catch(() => null);
+    if (!m) return {};
+    out.push({ id: m.id, name: m.name, files: m.files.map((f) => f.name) });
+  }
+  return out.length > 0 ? { datasets: out } : {};
+}
+
 async function readRunInfo(dir: string): Promise<RunInfo | null> {
   const file = path.join(dir, 'state.json');
   let text: string;
@@ -75,7 +95,9 @@ async function readRunInfo(dir: string): Promise<RunInfo | null> {
   }
   try {
     const s = JSON.parse(text) as unknown;
-    return s && typeof s === 'object' && !Array.isArray(s) ? (s as RunInfo) : null;
+    if (!s || typeof s !== 'object' || Array.isArray(s)) return null;
+    const run = s as RunInfo;
+    return run.datasets ? run : { ...run, ...(await libraryDatasets(run.corpus ?? [])) };
   } catch {
     return null; // a state being rewritten: the model itself is still fine to export
   }

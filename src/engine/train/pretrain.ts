@@ -28,6 +28,7 @@ import {
   saveCheckpoint,
   TrainingError,
   truncateMetrics,
+  type CorpusDataset,
   type RunState,
 } from './runDir';
 import { checkBackendMemory, newOptimizer } from './step';
@@ -40,6 +41,8 @@ export { DEFAULT_TRAIN };
 
 export interface PretrainOptions {
   corpus: string[];
+  /** The library datasets `corpus` holds, recorded for the model card. */
+  datasets?: CorpusDataset[];
   out: string;
   tokenizer: TokenizerKind | { dir: string };
   vocabSize?: number;
@@ -129,6 +132,7 @@ export async function pretrain(opts: PretrainOptions): Promise<TrainResult> {
     train,
     tokens: { dtype, train: splits.train.length, val: splits.val.length },
     corpus: corpusInfo,
+    ...(opts.datasets ? { datasets: opts.datasets } : {}),
     trainLoss: null,
     valLoss: null,
     bestValLoss: null,

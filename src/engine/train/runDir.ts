@@ -20,6 +20,8 @@ export interface RunState {
   train: TrainConfig;
   tokens: { dtype: string; train: number; val: number };
   corpus: Array<{ path: string; bytes: number }>;
+  /** The library datasets the corpus came from, by the names the user knows them by. */
+  datasets?: CorpusDataset[];
   trainLoss: number | null;
   valLoss: number | null;
   bestValLoss: number | null;
@@ -30,6 +32,13 @@ export interface RunState {
   backend: string;
   createdAt: string;
   updatedAt: string;
+}
+
+/** A library dataset a run trained on: its name and the files it was imported from. */
+export interface CorpusDataset {
+  id: string;
+  name: string;
+  files: string[];
 }
 
 export class TrainingError extends Error {}

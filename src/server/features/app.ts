@@ -1,13 +1,13 @@
 /**
  * The engine host's handlers for the app itself (the core of src/common/api.ts): what the app
- * is and runs on, the models every page picks from, and browser mode's uploads.
+ * is and runs on, the models every page picks from (and deletes), and browser mode's uploads.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { getBackendReport } from '../../engine/backend';
 import * as tf from '../../engine/tf';
 import type { Handlers, HostContext } from '../context';
-import { listModels } from '../models';
+import { deleteModel, listModels } from '../models';
 import type { Uploads } from '../uploads';
 
 export function appVersion(): string {
@@ -43,6 +43,7 @@ export function appHandlers(ctx: HostContext, uploads: Uploads): Handlers {
     }),
     'backend.report': () => getBackendReport() ?? null,
     'models.list': () => listModels(ctx),
+    'models.delete': (p) => deleteModel(ctx, p.model),
     'uploads.begin': (p) => uploads.begin(p.name, p.size),
     'uploads.chunk': (p) => uploads.chunk(p.uploadId, p.offset, p.data),
     'uploads.end': (p) => uploads.end(p.uploadId),

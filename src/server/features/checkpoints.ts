@@ -81,7 +81,8 @@ export function checkpointHandlers(ctx: HostContext): Handlers {
         if (why) throw new HostError(apiError('bad-request', `params.format: ${why}`));
       }
       const { exportModel } = await import('../../engine/checkpoint/export');
-      return ctx.startJob('export', { subject: path.basename(dir) }, async (push, signal) => {
+      const options = { subject: path.basename(dir), models: [dir] };
+      return ctx.startJob('export', options, async (push, signal) => {
         const r = await exportModel({
           model: dir,
           out,
@@ -109,7 +110,8 @@ export function checkpointHandlers(ctx: HostContext): Handlers {
       );
       await badOut(out, p.out ? 'params.out' : 'params.name');
       const { importModel } = await import('../../engine/checkpoint/import');
-      return ctx.startJob('import', { subject: path.basename(from) }, async (push, signal) => {
+      const options = { subject: path.basename(from), models: [out] };
+      return ctx.startJob('import', options, async (push, signal) => {
         const r = await importModel({
           from,
           out,

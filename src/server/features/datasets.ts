@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { apiError } from '../../common/api';
-import type { DatasetManifest } from '../../common/datasets';
+import type { DatasetManifest, LibraryTable } from '../../common/datasets';
 import {
   datasetShards,
   importDataset,
@@ -151,6 +151,25 @@ export function datasetHandlers(ctx: HostContext): Handlers {
           await releaseUploads();
         }
       });
+    },
+    'datasets.tables': async (): Promise<LibraryTable[]> => {
+      await seed();
+      return (await listDatasets(root)).flatMap((d) =>
+        d.files.flatMap((f) =>
+          f.stored && /^sources\/[^/\\]+$/.test(f.stored) && !f.stored.endsWith('/..')
+            ? [
+                {
+                  dataset: d.id,
+                  datasetName: d.name,
+                  name: f.name.split(/[\\/]/).pop() ?? f.name,
+                  format: f.format,
+                  bytes: f.bytes,
+                  path: path.join(root, d.id, ...f.stored.split('/')),
+                },
+              ]
+            : [],
+        ),
+      );
     },
     'datasets.delete': async (p) => {
       await dataset(p.id);

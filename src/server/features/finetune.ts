@@ -117,8 +117,11 @@ export function finetuneHandlers(ctx: HostContext): Handlers {
       const job = await jobInput(p);
       const out = await outDir(p.name, job.model, p.task);
       const { finetune } = await import('../../engine/finetune/finetune');
-      return ctx.startJob('finetune', { runId: out.name, exclusive: true }, (push, signal) =>
-        finetune({ ...job, out: out.dir, onEvent: push, signal }),
+      const models = [job.model, out.dir];
+      return ctx.startJob(
+        'finetune',
+        { runId: out.name, exclusive: true, models },
+        (push, signal) => finetune({ ...job, out: out.dir, onEvent: push, signal }),
       );
     },
 
@@ -127,7 +130,7 @@ export function finetuneHandlers(ctx: HostContext): Handlers {
       const { ablation } = await import('../../engine/finetune/ablation');
       return ctx.startJob(
         'ablation',
-        { exclusive: true, subject: path.basename(job.model) },
+        { exclusive: true, subject: path.basename(job.model), models: [job.model] },
         (push, signal) => ablation({ ...job, onEvent: push, signal }),
       );
     },
@@ -136,7 +139,8 @@ export function finetuneHandlers(ctx: HostContext): Handlers {
       const model = await ctx.modelDir(p.model);
       const data = await resolveFile(p.data, 'params.data');
       const { evaluate } = await import('../../engine/finetune/predict');
-      return ctx.startJob('evaluate', { subject: path.basename(model) }, (push, signal) =>
+      const options = { subject: path.basename(model), models: [model] };
+      return ctx.startJob('evaluate', options, (push, signal) =>
         evaluate({
           model,
           data,

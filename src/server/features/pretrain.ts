@@ -26,7 +26,7 @@ import { estimateModel, probeModel, runMetrics, runsInfo } from './runs';
 import { datasetLibrary } from './datasets';
 
 export function pretrainHandlers(ctx: HostContext): Handlers {
-  const { tokenizer, shardsOf } = datasetLibrary(ctx);
+  const { dataset, tokenizer, shardsOf } = datasetLibrary(ctx);
   /** Pause gates of the training jobs this feature started, by job id. */
   const gates = new Map<string, PauseGate>();
 
@@ -49,11 +49,15 @@ export function pretrainHandlers(ctx: HostContext): Handlers {
       signal: AbortSignal,
     ) => Promise<JobResult>,
   ) =>
-    ctx.startJob(kind, { runId, exclusive: true }, (push, signal, jobId) => {
-      const gate = new PauseGate();
-      gates.set(jobId, gate);
-      return train(gate, push, signal).finally(() => gates.delete(jobId));
-    });
+    ctx.startJob(
+      kind,
+      { runId, exclusive: true, models: [path.join(ctx.runsDir, runId)] },
+      (push, signal, jobId) => {
+        const gate = new PauseGate();
+        gates.set(jobId, gate);
+        return train(gate, push, signal).finally(() => gates.delete(jobId));
+      },
+    );
 
   const start = async (p: ParsedParams<'pretrain.start'>) => {
     const dir = path.join(ctx.runsDir, p.name);
@@ -63,11 +67,19 @@ export function pretrainHandlers(ctx: HostContext): Handlers {
       );
     }
     const corpus = await shardsOf(p.datasets);
+    // the model card names the user's datasets and files, not the library's text shards
+    const datasets = await Promise.all(
+      p.datasets.map(async (id) => {
+        const m = await dataset(id);
+        return { id: m.id, name: m.name, files: m.files.map((f) => f.name) };
+      }),
+    );
     const tok = await tokenizer(p.tokenizer);
     const { pretrain } = await import('../../engine/train/pretrain');
     return pausable('pretrain', p.name, (pause, onEvent, signal) =>
       pretrain({
         corpus,
+        datasets,
         out: dir,
         tokenizer: { dir: tok.dir },
         ...(p.preset ? { preset: p.preset } : {}),
@@ -199,7 +211,7 @@ export function pretrainHandlers(ctx: HostContext): Handlers {
       await runDir(p.id);
       return runMetrics(ctx.runsDir, p.id);
     },
-    'runs.info': () => runsInfo(ctx.runsDir),
+    'runs.info': () => runsInfo(ctx),
     'runs.delete': async (p) => {
       const dir = await runDir(p.id);
       const job = ctx.jobFor(p.id);

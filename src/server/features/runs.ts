@@ -1,13 +1,15 @@
 /**
  * The wizard's model step (estimate, a measured probe of a few real training steps) and the Runs
- * page's reads (logged metrics, sizes on disk).
+ * page's reads (logged metrics; sizes on disk of runs, fine-tunes and imports).
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import type { ModelSource } from '../../common/api';
 import type { ModelEstimate, RunInfo, RunMetrics } from '../../common/datasets';
 import { folderBytes } from '../../engine/checkpoint/stage';
 import type { PresetName } from '../../engine/model/presets';
-import { paramsFromConfig } from '../models';
+import type { HostContext } from '../context';
+import { modelKind, paramsFromConfig, workspaceModelRoots } from '../models';
 
 type Overrides = Partial<{
   nLayer: number;
@@ -197,28 +199,51 @@ export async function runMetrics(runsDir: string, id: string): Promise<RunMetric
   return { id, steps: thin(steps, 2000), evals, samples: samples.slice(-20) };
 }
 
-export async function runsInfo(runsDir: string): Promise<RunInfo[]> {
-  const names = await fs.readdir(runsDir).catch(() => [] as string[]);
+const readJson = (file: string) =>
+  fs
+    .readFile(file, 'utf8')
+    .then((t) => JSON.parse(t) as Record<string, unknown>)
+    .catch(() => null);
+
+/** How long a folder's model trained, and how a fine-tune ended; null when it is not a model. */
+async function training(dir: string, source: ModelSource) {
+  if (source === 'run') {
+    const state = await readJson(path.join(dir, 'state.json'));
+    return state ? { elapsedMs: n(state.elapsedMs) || 0 } : null;
+  }
+  if (!(await readJson(path.join(dir, 'config.json')))) return null;
+  const meta = source === 'finetune' ? await readJson(path.join(dir, 'finetune.json')) : null;
+  const result = (meta?.result ?? null) as { elapsedMs?: unknown; outcome?: unknown } | null;
+  const outcome = result?.outcome;
+  return {
+    elapsedMs: n(result?.elapsedMs) || 0,
+    ...(outcome === 'completed' || outcome === 'cancelled'
+      ? { outcome: outcome as RunInfo['outcome'] }
+      : {}),
+  };
+}
+
+/** Every run (with a state.json), fine-tune and imported model of the workspace, sized. */
+export async function runsInfo(
+  ctx: Pick<HostContext, 'workspace' | 'runsDir'>,
+): Promise<RunInfo[]> {
   const out: RunInfo[] = [];
-  for (const id of names) {
-    const dir = path.join(runsDir, id);
-    let state: { elapsedMs?: number };
-    try {
-      state = JSON.parse(await fs.readFile(path.join(dir, 'state.json'), 'utf8')) as typeof state;
-    } catch {
-      continue;
+  for (const [root, source] of workspaceModelRoots(ctx)) {
+    const names = await fs.readdir(root).catch(() => [] as string[]);
+    for (const id of names) {
+      const dir = path.join(root, id);
+      const t = await training(dir, source);
+      if (!t) continue;
+      const config = await readJson(path.join(dir, 'config.json'));
+      out.push({
+        id,
+        dir,
+        kind: modelKind(source),
+        params: config ? paramsFromConfig(config) : null,
+        ...t,
+        bytes: await folderBytes(dir),
+      });
     }
-    const config = await fs
-      .readFile(path.join(dir, 'config.json'), 'utf8')
-      .then((t) => JSON.parse(t) as Record<string, unknown>)
-      .catch(() => null);
-    out.push({
-      id,
-      dir,
-      params: config ? paramsFromConfig(config) : null,
-      elapsedMs: state.elapsedMs ?? 0,
-      bytes: await folderBytes(dir),
-    });
   }
   return out;
 }

@@ -1,11 +1,14 @@
 /**
  * Importing into the library: the sources' normalized text goes into shards under a temporary
- * folder, which becomes workspace/datasets/<id>/ once its manifest is written.
+ * folder, which becomes workspace/datasets/<id>/ once its manifest is written. Table files
+ * (csv, tsv, jsonl, json) are kept too, under their own names, for the fine-tune wizard and the
+ * console, which need their columns.
  */
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { DatasetManifest } from '../../../common/datasets';
+import { safeFileName, uniqueFileName } from '../../../common/text';
 import { writeJsonAtomic } from '../../util/atomic';
 import { ownerTag } from '../../util/leftovers';
 import { assertRegularFile } from '../../util/fs';
@@ -72,6 +75,34 @@ async function* changesRefused(texts: AsyncGenerator<string>, name: string) {
   }
 }
 
+/** Where a dataset keeps its table files, as imported (its text is in the shards). */
+export const SOURCES_DIR = 'sources';
+
+/**
+ * Keeps a copy of a table file in the dataset (`sources/<its name>`, made safe, " (2)" on a
+ * clash), so the fine-tune wizard and the console can take its columns from the library. The
+ * file must not have changed since it was measured.
+ */
+async function keepTable(
+  tmp: string,
+  file: string,
+  shown: string,
+  before: { size: number; mtimeMs: number },
+  taken: string[],
+): Promise<string> {
+  const base = safeFileName(shown.split(/[\\/]/).pop() ?? '', 'table');
+  const name = uniqueFileName(base, taken);
+  taken.push(name);
+  await fs.mkdir(path.join(tmp, SOURCES_DIR), { recursive: true });
+  const dest = path.join(tmp, SOURCES_DIR, name);
+  await fs.copyFile(file, dest, fsConstants.COPYFILE_FICLONE);
+  const [now, copy] = await Promise.all([fs.stat(file), fs.stat(dest)]);
+  if (now.mtimeMs !== before.mtimeMs || now.size !== before.size || copy.size !== before.size) {
+    throw new Error(`${shown} changed while it was being imported; nothing was imported`);
+  }
+  return `${SOURCES_DIR}/${name}`;
+}
+
 /**
  * Imports files into the library; the same content again returns the existing dataset. Each
  * file's size and mtime are taken first; one that changes before it has been read through is
@@ -102,6 +133,7 @@ export async function importDataset(opts: ImportOptions): Promise<ImportResult> 
     const problems: string[] = [...skipped];
     let done = 0;
     const fileInfo: DatasetManifest['files'] = [];
+    const keptNames: string[] = [];
     for (const [i, file] of files.entries()) {
       const name = displayName(i);
       const format = formats[i]!;
@@ -136,12 +168,15 @@ export async function importDataset(opts: ImportOptions): Promise<ImportResult> 
         bytesDone: done,
         totalBytes,
       });
+      const stored =
+        format === 'text' ? undefined : await keepTable(tmp, file, name, before[i]!, keptNames);
       fileInfo.push({
         name,
         bytes: sizes[i]!,
         sha256: hash.digest('hex'),
         format,
         encoding: encodings[i]!,
+        ...(stored ? { stored } : {}),
       });
     }
     await writer.close();
