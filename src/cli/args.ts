@@ -46,6 +46,8 @@ export interface OptionSpec {
   below?: number;
   /** Heading the option is listed under in --help. */
   group?: string;
+  /** A former name of this option, refused with a pointer to this one and what changed. */
+  formerly?: { name: string; change: string };
 }
 
 export const COMMON_OPTIONS: OptionSpec[] = [
@@ -220,6 +222,13 @@ export function parseCommandArgs(
     }
     // parseArgs names a known short option by its long name ('-h' → 'help')
     const spec = byName.get(token.name) ?? byShort.get(token.name);
+    const renamed = spec ? undefined : all.find((s) => s.formerly?.name === token.name);
+    if (renamed) {
+      throw new UsageError(
+        `'${token.rawName}' is now --${renamed.name}: ${renamed.formerly!.change} — ${help}`,
+        command,
+      );
+    }
     if (!spec) {
       const near = suggest(
         token.name,

@@ -22,6 +22,7 @@ import Store from 'electron-store';
 import hostMainPath from '../server/hostMain?modulePath';
 import type { ApiEvent } from '../common/api';
 import { EVENT_CHANNEL as EVENT, INVOKE_CHANNEL as INVOKE } from '../common/bridge';
+import { answerSettings, isSettingsRequest } from '../common/settings';
 import { HostProcess, utilityHostChild } from './hostProcess';
 import { appUrlMatcher, handleInvoke } from './ipc';
 import { menuTemplate } from './menu';
@@ -155,8 +156,19 @@ function onInvoke(event: IpcMainInvokeEvent, name: unknown, params: unknown) {
     },
     name,
     params,
-    (n, p) => host!.invoke(n, p),
+    // the renderer's settings are main's own (electron-store), as they are the server's in browser mode
+    (n, p) => (isSettingsRequest(n) ? setSettings(n, p) : host!.invoke(n, p)),
   );
+}
+
+/** Answers `settings.*`; a changed theme applies at once, and the menu shows the new choices. */
+async function setSettings(name: Parameters<typeof answerSettings>[1], params: unknown) {
+  const reply = await answerSettings(settings.uiHolder(), name, params);
+  if (name === 'settings.set' && reply.type === 'result') {
+    nativeTheme.themeSource = settings.get('theme');
+    buildMenu();
+  }
+  return reply;
 }
 
 function openWindow() {

@@ -1,45 +1,42 @@
 /**
- * The app's settings: a JSON file (electron-store in the app; `conf`, its base, in tests) with a
- * schema. A corrupt file — not JSON, or values the schema refuses — is backed up as
+ * The app's settings: a JSON file (electron-store in the app; `conf`, its base, in tests) checked
+ * against the one settings schema (src/common/settings.ts, which browser mode uses too). A corrupt
+ * file — not JSON, or values the schema refuses — is backed up as
  * `settings.json.corrupt-<timestamp>` and reset to the defaults, with a notice: never a crash.
  * Free of Electron: the store is made by an injected factory.
  */
 import { existsSync, renameSync } from 'node:fs';
 import * as path from 'node:path';
+import { z } from 'zod';
+import {
+  corruptSettingsNotice,
+  defaultSettings,
+  describeSettingsIssues,
+  MAX_RECENT_RUNS,
+  settingsSchema,
+  uiPart,
+  type Settings,
+  type SettingsHolder,
+  type UiSettings,
+  type UiSettingsPatch,
+} from '../common/settings';
 
-export const THEMES = ['system', 'light', 'dark'] as const;
-export const LANGUAGES = ['system', 'en', 'zh-CN'] as const;
-export const BACKENDS = ['auto', 'webgpu', 'node-gpu', 'node', 'wasm', 'cpu'] as const;
-export const MAX_RECENT_RUNS = 10;
-
-export interface Settings {
-  /** Folder holding runs/ and datasets. */
-  workspace: string;
-  backend: (typeof BACKENDS)[number];
-  theme: (typeof THEMES)[number];
-  language: (typeof LANGUAGES)[number];
-  /** Run ids, most recent first. */
-  recentRuns: string[];
-}
+export {
+  BACKENDS,
+  defaultSettings,
+  LANGUAGES,
+  MAX_RECENT_RUNS,
+  THEMES,
+  type Settings,
+} from '../common/settings';
 
 export const SETTINGS_NAME = 'settings';
 
-/** JSON Schema per key, as electron-store/conf take it. */
-export const settingsSchema = {
-  workspace: { type: 'string', minLength: 1 },
-  backend: { type: 'string', enum: [...BACKENDS] },
-  theme: { type: 'string', enum: [...THEMES] },
-  language: { type: 'string', enum: [...LANGUAGES] },
-  recentRuns: {
-    type: 'array',
-    items: { type: 'string', minLength: 1, maxLength: 100 },
-    maxItems: MAX_RECENT_RUNS,
-  },
-} as const;
-
-export function defaultSettings(workspace: string): Settings {
-  return { workspace, backend: 'auto', theme: 'system', language: 'system', recentRuns: [] };
-}
+/** The same schema as JSON Schema per key, as electron-store/conf take it. */
+export const settingsJsonSchema = z.toJSONSchema(settingsSchema).properties as Record<
+  keyof Settings,
+  Record<string, unknown>
+>;
 
 /** The part of electron-store / conf used here. */
 export interface SettingsStore {
@@ -53,7 +50,7 @@ export interface SettingsStore {
 export interface StoreOptions {
   name: string;
   cwd: string;
-  schema: typeof settingsSchema;
+  schema: typeof settingsJsonSchema;
   defaults: Settings;
   clearInvalidConfig: false;
 }
@@ -74,13 +71,15 @@ export function openSettings(opts: {
   const storeOptions: StoreOptions = {
     name: SETTINGS_NAME,
     cwd: opts.cwd,
-    schema: settingsSchema,
+    schema: settingsJsonSchema,
     defaults: defaultSettings(opts.defaultWorkspace),
     clearInvalidConfig: false,
   };
   try {
     const store = opts.create(storeOptions);
-    void store.store; // reads and validates the whole file now, not at the first get
+    // reads and validates the whole file now, not at the first get
+    const checked = settingsSchema.safeParse(store.store);
+    if (!checked.success) throw new Error(describeSettingsIssues(checked.error));
     return { settings: new AppSettings(store), notice: null };
   } catch (err) {
     const file = path.join(opts.cwd, `${SETTINGS_NAME}.json`);
@@ -92,7 +91,7 @@ export function openSettings(opts: {
     const why = (err as Error).message.split('\n')[0];
     return {
       settings: new AppSettings(store),
-      notice: `The settings file was unreadable (${why}); it was saved as ${path.basename(backup)} and the settings were reset to their defaults.`,
+      notice: corruptSettingsNotice(why ?? 'unknown error', path.basename(backup)),
     };
   }
 }
@@ -111,13 +110,36 @@ export class AppSettings {
 
   /** Sets one value; returns an error message naming the setting when the value is refused. */
   set<K extends keyof Settings>(key: K, value: Settings[K]): string | null {
-    if (!Object.prototype.hasOwnProperty.call(settingsSchema, key)) return `unknown setting ${key}`;
+    if (!Object.prototype.hasOwnProperty.call(settingsSchema.shape, key)) {
+      return `unknown setting ${key}`;
+    }
+    const checked = settingsSchema.shape[key].safeParse(value);
+    if (!checked.success) return `${key}: ${checked.error.issues[0]?.message ?? 'refused'}`;
     try {
       this.store.set(key, value);
       return null;
     } catch (err) {
       return `${key}: ${(err as Error).message}`;
     }
+  }
+
+  /** The renderer's settings (`settings.get`). */
+  get ui(): UiSettings {
+    return uiPart(this.all());
+  }
+
+  /** `settings.set`: the patch is validated already; a refusal throws with its message. */
+  setUi(patch: UiSettingsPatch): UiSettings {
+    for (const [key, value] of Object.entries(patch) as Array<[keyof UiSettings, never]>) {
+      const err = this.set(key, value);
+      if (err) throw new Error(`could not save the settings to ${this.store.path}: ${err}`);
+    }
+    return this.ui;
+  }
+
+  /** What answers the renderer's `settings.*` requests. */
+  uiHolder(): SettingsHolder {
+    return { get: () => this.ui, set: (patch) => this.setUi(patch) };
   }
 
   /** Puts a run first in the recent list (no duplicates, at most MAX_RECENT_RUNS). */

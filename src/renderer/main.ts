@@ -4,11 +4,11 @@ import { mount } from 'svelte';
 import './app.css';
 import App from './App.svelte';
 import { setupI18n } from './lib/i18n';
+import { startSettings } from './lib/settings.svelte';
 import { startState } from './lib/state.svelte';
-import { applyTheme, loadTheme } from './lib/theme';
 
 setupI18n();
-applyTheme(loadTheme());
+startSettings();
 startState();
 
 const target = document.getElementById('app');

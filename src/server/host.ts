@@ -108,6 +108,7 @@ export class EngineHost {
       startJob: (kind, options, work) => this.jobs.start(kind, options, work),
       runJob: (kind, options, work, summary) => this.jobs.run(kind, options, work, summary),
       jobFor: (runId) => this.jobs.jobFor(runId),
+      jobUsing: (dir) => this.jobs.jobUsing(dir),
       jobEnded: (jobId) => this.jobs.ended(jobId),
       modelDir: (ref) => this.modelDir(ref),
       paths: this.paths,
@@ -125,6 +126,7 @@ export class EngineHost {
     });
     this.handlers = {
       'jobs.cancel': (p) => this.jobs.cancel(p.jobId),
+      'jobs.list': () => this.jobs.list(),
       ...appHandlers(this.context, this.uploads),
       ...pretrainHandlers(this.context),
       ...datasetHandlers(this.context),

@@ -4,17 +4,19 @@
  * restarted if it crashes.
  *
  * Security (docs/security.md): loopback unless a host is given explicitly; a random 32-byte token
- * in the URL; the WebSocket upgrade is refused (401) without the token, and (403) when a browser's
- * Origin is not this server's own, so no other local process or web page can drive the engine.
+ * in the URL, kept with the port in the workspace's server.json (0600) so a restart serves the
+ * same URL and open tabs reconnect (endpoint.ts; `--new-token` replaces it); the WebSocket upgrade
+ * is refused (401) without the token, and (403) when a browser's Origin is not this server's own,
+ * so no other local process or web page can drive the engine. Settings requests are answered here
+ * from the workspace's settings.json (settings.ts), never by the engine host.
  * The host may touch only the workspace and the `--allow-path` folders. A bad frame (too large,
  * invalid UTF-8) closes that connection alone, with a close reason; a client that goes away has
  * its open uploads aborted.
  */
 import { fork } from 'node:child_process';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -31,20 +33,25 @@ import {
 import { formatBytes } from '../common/format';
 import { HostProcess, type HostChild } from '../common/hostProcess';
 import { MIME_TYPES } from '../common/mime';
+import { answerSettings, isSettingsRequest } from '../common/settings';
 import { describeSweep, sweepLeftovers } from '../engine/util/leftovers';
+import { chooseToken, choosePort, listen, readEndpoint, saveEndpoint } from './endpoint';
+import { WorkspaceSettings } from './settings';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export interface ServeOptions {
   host?: string;
-  /** 0 = a random free port. */
+  /** 0 = a random free port; default: the port the last start on this workspace saved, else 0. */
   port?: number;
   workspace?: string;
   backend?: string;
   /** Folder of the built renderer; default out/renderer. */
   staticDir?: string;
-  /** Fixed token (tests); default 32 random bytes, hex. */
+  /** Fixed token (tests); default: the one saved in the workspace, else 32 random bytes, hex. */
   token?: string;
+  /** Replace the saved token with a new one (`--new-token`): pages opened with the old one stop. */
+  newToken?: boolean;
   /** Where to note host restarts and such; default stderr. */
   log?: (msg: string) => void;
   /** Folders besides the workspace that requests may read and write (`--allow-path DIR`). */
@@ -145,7 +152,6 @@ function sameToken(a: string | null, b: string): boolean {
 
 export async function startServer(opts: ServeOptions = {}): Promise<StudioServer> {
   const bind = opts.host ?? '127.0.0.1';
-  const token = opts.token ?? randomBytes(32).toString('hex');
   const staticDir = path.resolve(opts.staticDir ?? path.join(ROOT, 'out/renderer'));
   const hasStatic = await fs
     .stat(path.join(staticDir, 'index.html'))
@@ -206,6 +212,13 @@ export async function startServer(opts: ServeOptions = {}): Promise<StudioServer
   // what crashed processes left in the workspace goes before anything new starts there
   const removed = await sweepLeftovers([workspace]).catch(() => []);
   if (removed.length > 0) log(`gpt-studio: ${describeSweep(removed, workspace)}`);
+  const saved = await readEndpoint(workspace, log);
+  const token = chooseToken(opts, saved);
+  const opened = await WorkspaceSettings.open(workspace);
+  const settings = opened.settings;
+  /** A reset settings file is told to the terminal and to the first page that connects. */
+  let settingsNotice = opened.notice;
+  if (settingsNotice) log(`gpt-studio: ${settingsNotice}`);
   const hostArgs = [
     '--workspace',
     workspace,
@@ -216,11 +229,10 @@ export async function startServer(opts: ServeOptions = {}): Promise<StudioServer
   const host = new HostProcess({ spawn: () => forkHost(hostArgs), onEvent: broadcast });
   const maxPayload = opts.maxMessageBytes ?? LIMITS.messageBytes;
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, bind, () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listen(server, bind, choosePort(opts, saved), log);
+  await saveEndpoint(workspace, { port, token }).catch((err: Error) =>
+    log(`gpt-studio: could not save the port and token for the next start: ${err.message}`),
+  );
   const hostPart = bind.includes(':') ? `[${bind}]` : bind;
   const origin = `http://${hostPart}:${port}`;
   // a page opened as localhost rather than 127.0.0.1 is still this server
@@ -264,6 +276,10 @@ export async function startServer(opts: ServeOptions = {}): Promise<StudioServer
   wss.on('connection', (ws: WebSocket) => {
     clients.add(ws);
     uploadsOf.set(ws, new Set());
+    if (settingsNotice) {
+      sendTo(ws, { type: 'event', event: { type: 'log', level: 'warn', message: settingsNotice } });
+      settingsNotice = null;
+    }
     // Too large a message (1009), invalid UTF-8 (1007), a protocol error (1002): `ws` closes this
     // connection with that code (its own close carries no reason, so one is added here) and emits
     // the error, which is noted and goes no further.
@@ -309,6 +325,13 @@ export async function startServer(opts: ServeOptions = {}): Promise<StudioServer
       // validated here too, so a bad request never reaches the engine host
       const parsed = parseRequest(name, params);
       if (!parsed.ok) return sendTo(ws, { id, type: 'error', error: parsed.error });
+      // settings are the server's own, as they are Electron main's: the engine host never sees them
+      if (isSettingsRequest(name)) {
+        void answerSettings(settings, name, parsed.params).then((reply) =>
+          sendTo(ws, { id, ...reply }),
+        );
+        return;
+      }
       const uploadId = (parsed.params as { uploadId?: string }).uploadId;
       forward(ws, id, name, params ?? {}, uploadId);
     });
@@ -330,7 +353,10 @@ export async function startServer(opts: ServeOptions = {}): Promise<StudioServer
   };
 }
 
-/** `npm run serve -- [--host H] [--port N] [--workspace DIR] [--backend NAME] [--allow-path DIR]…` */
+/**
+ * `npm run serve -- [--host H] [--port N] [--workspace DIR] [--backend NAME] [--allow-path DIR]…
+ * [--new-token]`
+ */
 export function parseServeArgs(argv: readonly string[]): ServeOptions {
   const opts: ServeOptions = {};
   for (let i = 0; i < argv.length; i++) {
@@ -365,9 +391,13 @@ export function parseServeArgs(argv: readonly string[]): ServeOptions {
       case '--allow-path':
         (opts.allowPaths ??= []).push(path.resolve(value()));
         break;
+      case '--new-token':
+        if (inline !== undefined) throw new Error('--new-token takes no value');
+        opts.newToken = true;
+        break;
       default:
         throw new Error(
-          `unknown option ${a} (options: --host, --port, --workspace, --backend, --allow-path)`,
+          `unknown option ${a} (options: --host, --port, --workspace, --backend, --allow-path, --new-token)`,
         );
     }
   }
@@ -422,7 +452,9 @@ export async function serveMain(argv: readonly string[]): Promise<void> {
   }
   const s = await startServer(opts);
   process.stdout.write(
-    `GPT Studio is running at\n  ${s.url}\n(workspace: ${path.resolve(opts.workspace!)})\n`,
+    `GPT Studio is running at\n  ${s.url}\n(workspace: ${path.resolve(opts.workspace!)})\n` +
+      `The address stays the same when it restarts on this workspace, so open tabs reconnect; ` +
+      `--new-token replaces the token.\n`,
   );
   const allowed = opts.allowPaths?.length ? `, and ${opts.allowPaths.join(', ')}` : '';
   process.stdout.write(

@@ -254,6 +254,9 @@ describe('defaults the commands apply themselves', () => {
       checked++;
     }
     expect(checked).toBeGreaterThanOrEqual(10);
+    // a share is a percent on the command line and a fraction in the run's config
+    const valPercent = options.find((o) => o.name === 'val-percent')!.shown!;
+    expect(state.train.valFraction).toBe(Number(valPercent) / 100);
 
     // --n-layer etc. default to "the preset's", and --preset to the one help names
     const preset = options.find((o) => o.name === 'preset')!.shown!;
@@ -298,6 +301,17 @@ describe('usage errors exit 2 with a message', () => {
     [['pretrain', '--corpus', 'a', '--out', 'x', '--backend', 'tpu'], /--backend must be one of/],
     [['score', '--model', 'm'], /give --text/],
     [['tokenizer', 'encode', '--tokenizer', 't'], /exactly one of --file and --text/],
+    [
+      ['resume', '--run', 'r', '--steps', '5', '--more', '2'],
+      /give --steps N \(the new total\) or --more N \(steps to add\), not both/,
+    ],
+    // shares are percents on the command line, as in the app: the old fraction flags say so
+    [
+      ['pretrain', '--corpus', 'a', '--out', 'x', '--val-fraction', '0.1'],
+      /'--val-fraction' is now --val-percent: it takes a percent \(10 = 10 %/,
+    ],
+    [['finetune', '--val-fraction', '0.1'], /'--val-fraction' is now --val-percent/],
+    [['finetune', '--warmup', '0.002'], /'--warmup' is now --warmup-percent: it takes a percent/],
     [['frobnicate'], /unknown command 'frobnicate'/],
     [['tokenizer', 'encdoe'], /did you mean 'tokenizer encode'/],
   ];

@@ -1,8 +1,9 @@
 /**
  * The e2e harness shared by every page's test: the renderer built once (under a lock, since test
  * files run in parallel), the browser-mode server in-process on port 0 with a temp workspace and
- * its engine host on wasm, a WebSocket client for driving the engine directly, and Debian's
- * Chromium through playwright-core. Screenshots go to test-artifacts/e2e/.
+ * its engine host on wasm (it can be stopped and restarted on the same workspace), a WebSocket
+ * client for driving the engine directly, and Debian's Chromium through playwright-core.
+ * Screenshots go to test-artifacts/e2e/.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, promises as fs, readdirSync, rmSync, statSync } from 'node:fs';
@@ -92,6 +93,13 @@ export interface Studio {
     colorScheme?: 'light' | 'dark',
   ): Promise<{ ctx: BrowserContext; page: Page; errors: string[] }>;
   shot(page: Page, name: string): Promise<Buffer>;
+  /** Closes the server alone (as Ctrl-C would): the browser and its pages stay open. */
+  stopServer(): Promise<void>;
+  /**
+   * Starts the server again on the same workspace, without a port (so the one it saved), and
+   * reconnects `api`; `server` is the new one.
+   */
+  restartServer(): Promise<StudioServer>;
   close(): Promise<void>;
 }
 
@@ -112,10 +120,15 @@ export async function startStudio(
     await fs.mkdir(path.dirname(path.join(dir, name)), { recursive: true });
     await fs.writeFile(path.join(dir, name), content);
   }
-  const server = await startServer({ port: 0, workspace: dir, backend: 'wasm', log: () => {} });
-  const ws = await openWs(`ws://127.0.0.1:${server.port}/api?token=${server.token}`);
-  const api = new ApiClient({ send: (m) => ws.send(JSON.stringify(m)) });
-  ws.on('message', (d) => api.receive(JSON.parse(String(d))));
+  let server = await startServer({ port: 0, workspace: dir, backend: 'wasm', log: () => {} });
+  let running = true;
+  const connectClient = async () => {
+    const socket = await openWs(`ws://127.0.0.1:${server.port}/api?token=${server.token}`);
+    socket.on('message', (d) => api.receive(JSON.parse(String(d))));
+    return socket;
+  };
+  const api: ApiClient = new ApiClient({ send: (m) => ws.send(JSON.stringify(m)) });
+  let ws = await connectClient();
   const events: ApiEvent[] = [];
   api.onAny((e) => events.push(e));
   const browser = await chromium.launch({
@@ -130,7 +143,7 @@ export async function startStudio(
       '--no-first-run',
     ],
   });
-  return {
+  const studio: Studio = {
     dir,
     server,
     browser,
@@ -165,11 +178,25 @@ export async function startStudio(
       return { ctx, page, errors };
     },
     shot: (page, name) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) }),
+    async stopServer() {
+      ws.close();
+      running = false;
+      await server.close();
+    },
+    async restartServer() {
+      if (running) await studio.stopServer();
+      server = await startServer({ workspace: dir, backend: 'wasm', log: () => {} });
+      running = true;
+      studio.server = server;
+      ws = await connectClient();
+      return server;
+    },
     async close() {
       await browser.close();
       ws.close();
-      await server.close();
+      if (running) await server.close();
       await fs.rm(dir, { recursive: true, force: true });
     },
   };
+  return studio;
 }

@@ -10,6 +10,7 @@ import {
   type SettingsStore,
   type StoreOptions,
 } from '../../src/main/settings';
+import { answerSettings } from '../../src/common/settings';
 
 let cwd: string;
 beforeEach(() => {
@@ -37,8 +38,44 @@ describe('settings', () => {
       backend: 'auto',
       theme: 'system',
       language: 'system',
+      valPercent: 10,
       recentRuns: [],
     });
+  });
+
+  it("answers the renderer's settings.* requests from the same store, with the shared schema", async () => {
+    const { settings } = open();
+    const holder = settings.uiHolder();
+    expect(holder.get()).toEqual({ theme: 'system', language: 'system', valPercent: 10 });
+    const set = await answerSettings(holder, 'settings.set', { language: 'zh-CN', valPercent: 1 });
+    expect(set).toEqual({
+      type: 'result',
+      result: { theme: 'system', language: 'zh-CN', valPercent: 1 },
+    });
+    // what browser mode refuses, main refuses, naming the setting; nothing is written
+    for (const [params, field] of [
+      [{ valPercent: 51 }, /^settings\.set: valPercent: /],
+      [{ language: 'fr' }, /^settings\.set: language: /],
+      [{ workspace: '/elsewhere' }, /unknown setting\(s\) workspace/],
+    ] as const) {
+      const r = await answerSettings(holder, 'settings.set', params);
+      expect(r.type).toBe('error');
+      if (r.type === 'error') expect(r.error.message).toMatch(field);
+    }
+    const again = open().settings;
+    expect(again.get('language')).toBe('zh-CN');
+    expect(again.get('valPercent')).toBe(1);
+    expect(again.get('workspace')).toBe('/home/me/GPT Studio');
+  });
+
+  it('an older file without the newer settings gets their defaults', () => {
+    writeFileSync(
+      path.join(cwd, 'settings.json'),
+      JSON.stringify({ workspace: '/w', theme: 'dark', language: 'en', backend: 'auto' }),
+    );
+    const { settings, notice } = open();
+    expect(notice).toBeNull();
+    expect(settings.ui).toEqual({ theme: 'dark', language: 'en', valPercent: 10 });
   });
 
   it('keeps valid values across opens', () => {
@@ -62,6 +99,7 @@ describe('settings', () => {
     expect(bad('backend', 'cuda')).toMatch(/^backend: /);
     expect(bad('workspace', '')).toMatch(/^workspace: /);
     expect(bad('recentRuns', [1, 2])).toMatch(/^recentRuns: /);
+    expect(bad('valPercent', 80)).toMatch(/^valPercent: /);
     expect(bad('nope' as keyof Settings, 1)).toMatch(/unknown setting/);
     expect(settings.get('theme')).toBe('system');
     expect(settings.get('workspace')).toBe('/home/me/GPT Studio');

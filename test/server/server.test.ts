@@ -158,6 +158,12 @@ describe('browser mode', () => {
       (e) => e.type === 'job.progress' && e.event.type === 'step' && e.jobId === jobId,
     );
     expect(first.type).toBe('job.progress');
+    // a page that reconnects asks what still runs
+    expect(await client.invoke('jobs.list', {})).toContainEqual({
+      jobId,
+      kind: 'pretrain',
+      runId: 'long',
+    });
     // let it train for a while, then stop it
     await new Promise((r) => setTimeout(r, 1500));
     await client.invoke('jobs.cancel', { jobId });
@@ -167,6 +173,7 @@ describe('browser mode', () => {
     expect(end.result.stopped).toBe('cancelled');
     const stoppedAt = end.result.step;
     expect(stoppedAt).toBeGreaterThan(0);
+    expect((await client.invoke('jobs.list', {})).map((j) => j.jobId)).not.toContain(jobId);
 
     const steps = client.jobEvents(jobId).filter((x) => isStep(x.event));
     const span = (steps.at(-1)!.at - steps[0]!.at) / 1000;
@@ -218,5 +225,32 @@ describe('browser mode', () => {
     const resumed = await client.invoke('pretrain.continue', { id: 'crashed', steps: 2 });
     const end = await client.waitFor(done(resumed.jobId));
     expect(end).toMatchObject({ type: 'job.done', result: { step: 2, stopped: 'completed' } });
+  });
+
+  // last: it restarts the server the tests share
+  it('a restart on the same workspace serves the same address and keeps the settings', async () => {
+    expect(await client.invoke('settings.set', { language: 'zh-CN', valPercent: 1 })).toEqual({
+      theme: 'system',
+      language: 'zh-CN',
+      valPercent: 1,
+    });
+    const refused = await client.raw('settings.set', { valPercent: 99 });
+    expect(refused.error?.message).toMatch(/^settings\.set: params\.valPercent: /);
+    const before = server;
+    client.ws.close();
+    await before.close();
+    // no --port: the one the last start saved (the first start asked for any free port)
+    server = await startServer({ workspace: dir, backend: 'wasm', log: () => {} });
+    expect([server.url, server.port, server.token]).toEqual([
+      before.url,
+      before.port,
+      before.token,
+    ]);
+    client = await Client.open(apiUrl());
+    expect(await client.invoke('settings.get', {})).toEqual({
+      theme: 'system',
+      language: 'zh-CN',
+      valPercent: 1,
+    });
   });
 });

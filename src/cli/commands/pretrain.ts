@@ -1,5 +1,6 @@
 /** `pretrain`: train a new GPT from scratch on text files. */
 import type { TrainEvent, TrainResult } from '../../common/events';
+import { fractionOf, percentOf } from '../../common/format';
 import type { TrainConfig } from '../../engine/train/pretrain';
 import type { TokenizerKind } from '../../engine/tokenizer';
 import { UsageError, type OptionSpec, type ParsedArgs } from '../args';
@@ -88,14 +89,18 @@ const OPTIONS: OptionSpec[] = [
   },
   { ...VOCAB_SIZE_OPTION, group: 'Data' },
   {
-    name: 'val-fraction',
+    name: 'val-percent',
     kind: 'number',
-    value: 'F',
+    value: 'PCT',
     min: 0,
-    below: 1,
-    default: D.valFraction,
-    description: 'share of the tokens (the end of the corpus) held out for validation',
+    below: 100,
+    default: percentOf(D.valFraction),
+    description: 'percent of the tokens (the end of the corpus) held out for validation',
     group: 'Data',
+    formerly: {
+      name: 'val-fraction',
+      change: 'it takes a percent (10 = 10 %, where 0.1 was given)',
+    },
   },
   {
     name: 'preset',
@@ -226,7 +231,7 @@ async function run(ctx: Context): Promise<number> {
     minLr: num('min-lr'),
     warmup: num('warmup'),
     weightDecay: num('weight-decay'),
-    valFraction: num('val-fraction'),
+    valFraction: fractionOf(num('val-percent')),
     evalEvery: num('eval-every'),
     evalIters: num('eval-iters'),
     saveEvery: num('save-every'),

@@ -33,7 +33,8 @@ export function checkSplits(s: TokenSplits, blockSize: number, label: string): v
   if (s.val.length > 0 && s.val.length < need) {
     throw new Error(
       `${label}: the validation split has ${s.val.length} tokens, shorter than one block ` +
-        `(${need}). Raise --val-fraction, lower --block-size, or use --val-fraction 0.`,
+        `(${need}). Raise the validation share (--val-percent), lower --block-size, or use ` +
+        `--val-percent 0.`,
     );
   }
 }

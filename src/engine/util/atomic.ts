@@ -2,12 +2,21 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { ownerTag } from './leftovers';
 
+export interface AtomicWriteOptions {
+  /** The file's permissions (e.g. 0o600 for a secret); default 0o666 less the umask. */
+  mode?: number;
+}
+
 /** Writes a file atomically: a temp file in the same folder, fsync, then rename over the target. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+export async function writeFileAtomic(
+  file: string,
+  data: string | Uint8Array,
+  opts: AtomicWriteOptions = {},
+): Promise<void> {
   const dir = path.dirname(file);
   await fs.mkdir(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(file)}.${ownerTag()}.tmp`);
-  const handle = await fs.open(tmp, 'w');
+  const handle = await fs.open(tmp, 'w', opts.mode);
   try {
     await handle.writeFile(data);
     await handle.sync();
@@ -25,6 +34,10 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
   }
 }
 
-export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  await writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
+export async function writeJsonAtomic(
+  file: string,
+  value: unknown,
+  opts: AtomicWriteOptions = {},
+): Promise<void> {
+  await writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n', opts);
 }

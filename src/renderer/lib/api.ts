@@ -118,7 +118,9 @@ function overWebSocket(): Connection {
         setState('connecting');
         open();
       }, retryMs);
-      retryMs = Math.min(10_000, retryMs * 2);
+      // a restarted server serves the same address (its workspace keeps the port and token): the
+      // page tries again every few seconds at most, so it is back soon after the server is
+      retryMs = Math.min(3_000, retryMs * 2);
     };
   };
   open();

@@ -15,7 +15,8 @@ import {
   type TableColumns,
 } from '../../common/finetune';
 import type { EventOf, ModelInfo } from '../../common/api';
-import { api } from './state.svelte';
+import { finetuneDefaults, type FinetuneDefaults } from '../../common/finetuneAdvice';
+import { api, onJobsResync } from './state.svelte';
 
 export interface LossPoint {
   step: number;
@@ -36,6 +37,8 @@ export interface FinetuneJob {
   jobId: string;
   kind: 'finetune' | 'ablation';
   phase: 'running' | 'done' | 'failed' | 'cancelled';
+  /** It ended while the page was not connected: how is not known here. */
+  lost?: boolean;
   stopping: boolean;
   totalSteps: number;
   step: number;
@@ -48,6 +51,8 @@ export interface FinetuneJob {
   /** Index of the ablation variant running, and how many there are. */
   variantIndex: number;
   variantCount: number;
+  /** What it ran with, for the results' diagnosis. */
+  run: { lr: number; epochs: number; params?: number };
   result: FinetuneResult | null;
   ablation: AblationResult | null;
   error: string;
@@ -74,6 +79,8 @@ export const ft = $state({
   previewError: '',
   previewing: false,
   settings: { ...GPT1_FINETUNE } as FinetuneSettings,
+  /** The model whose size last set the learning rate and epochs (sizeRule). */
+  ruleModel: '',
   job: null as FinetuneJob | null,
   startError: '',
 });
@@ -124,6 +131,26 @@ export async function loadModels(): Promise<void> {
   } catch (err) {
     ft.modelsError = (err as Error).message;
   }
+}
+
+/** The model chosen in step 1. */
+export function selectedModel(): ModelInfo | undefined {
+  return ft.models?.find((m) => m.ref === ft.model);
+}
+
+/** The size rule's learning rate and epochs for the chosen model. */
+export function sizeRule(): FinetuneDefaults | null {
+  const m = selectedModel();
+  return m ? finetuneDefaults(m.params) : null;
+}
+
+/** Sets the learning rate and epochs by the chosen model's size, once per model chosen. */
+export function applySizeRule(): void {
+  const rule = sizeRule();
+  if (!rule || ft.ruleModel === ft.model) return;
+  ft.settings.lr = rule.lr;
+  ft.settings.epochs = rule.epochs;
+  ft.ruleModel = ft.model;
 }
 
 /** The guessed mapping, restricted to the task's fields. */
@@ -192,6 +219,15 @@ export async function refreshPreview(): Promise<void> {
   }
 }
 
+function runSettings(): FinetuneJob['run'] {
+  const params = selectedModel()?.params;
+  return {
+    lr: ft.settings.lr,
+    epochs: ft.settings.epochs,
+    ...(params !== undefined ? { params } : {}),
+  };
+}
+
 function newJob(jobId: string, kind: 'finetune' | 'ablation'): FinetuneJob {
   return {
     jobId,
@@ -207,6 +243,7 @@ function newJob(jobId: string, kind: 'finetune' | 'ablation'): FinetuneJob {
     runs: [],
     variantIndex: 0,
     variantCount: kind === 'ablation' ? 4 : 1,
+    run: runSettings(),
     result: null,
     ablation: null,
     error: '',
@@ -334,6 +371,16 @@ function follow(jobId: string, kind: 'finetune' | 'ablation'): void {
     },
   });
 }
+
+// after a reconnect: the job shown may have ended meanwhile (a restarted server stops it)
+onJobsResync((running) => {
+  const job = ft.job;
+  if (!job || job.phase !== 'running' || running.some((j) => j.jobId === job.jobId)) return;
+  unfollow();
+  job.phase = 'cancelled';
+  job.lost = true;
+  void loadModels();
+});
 
 /** Loads the model list (the page calls it each time it opens). */
 export function initFinetune(): void {

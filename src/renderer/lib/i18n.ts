@@ -1,8 +1,10 @@
 /**
  * Every UI string goes through svelte-i18n, from the catalogs in ../i18n. The language follows the
- * browser's (the OS's) unless the user picked one in Settings (kept in localStorage for now).
+ * browser's (the OS's) unless the user picked one in Settings (the `language` setting, kept with
+ * the other settings by the app: ./settings.svelte.ts).
  */
 import { addMessages, init, locale } from 'svelte-i18n';
+import type { UiSettings } from '../../common/settings';
 
 type LocaleDictionary = Parameters<typeof addMessages>[1];
 
@@ -30,36 +32,33 @@ export function catalogsFor(l: string): Array<LocaleDictionary> {
 
 export const LOCALES = ['en', 'zh-CN'] as const;
 export type Locale = (typeof LOCALES)[number];
-const STORAGE_KEY = 'gpt-studio.locale';
 
 /** The catalog for a language tag: any Chinese → zh-CN, everything else → English. */
 export function matchLocale(tag: string | null | undefined): Locale {
   return tag && /^zh\b/i.test(tag) ? 'zh-CN' : 'en';
 }
 
-function stored(): Locale | null {
-  try {
-    const v = localStorage.getItem(STORAGE_KEY);
-    return v && (LOCALES as readonly string[]).includes(v) ? (v as Locale) : null;
-  } catch {
-    return null;
-  }
+/** The browser's (the OS's) language. */
+export function systemLocale(): Locale {
+  return matchLocale(navigator.languages?.[0] ?? navigator.language);
 }
 
+/** The catalog a `language` setting picks ('system': the browser's). */
+export function localeFor(language: UiSettings['language']): Locale {
+  return language === 'system' ? systemLocale() : language;
+}
+
+/** Starts in the browser's language; the settings, once read, may change it (applyLanguage). */
 export function setupI18n(): Locale {
   for (const l of LOCALES) for (const messages of catalogsFor(l)) addMessages(l, messages);
-  const initial = stored() ?? matchLocale(navigator.languages?.[0] ?? navigator.language);
+  const initial = systemLocale();
   void init({ fallbackLocale: 'en', initialLocale: initial });
   document.documentElement.lang = initial;
   return initial;
 }
 
-export function setLocale(l: Locale): void {
+export function applyLanguage(language: UiSettings['language']): void {
+  const l = localeFor(language);
   void locale.set(l);
   document.documentElement.lang = l;
-  try {
-    localStorage.setItem(STORAGE_KEY, l);
-  } catch {
-    // storage unavailable: the choice lasts for this session
-  }
 }

@@ -13,7 +13,11 @@ import {
 export const TRAIN_DEFAULTS: TrainConfig = { ...DEFAULT_TRAIN };
 export type TrainSettings = TrainConfig;
 
-/** The fields the Training step shows, in order, with their input step. */
+/**
+ * The fields the Training step shows, in order, with their input step. The validation share is
+ * not one of them: it is the workspace's setting, in percent (the Data page's slider), shown
+ * after these.
+ */
 export const TRAIN_FIELDS: Array<{ key: keyof TrainSettings; step: number; min: number }> = [
   { key: 'steps', step: 1, min: 1 },
   { key: 'batchSize', step: 1, min: 1 },
@@ -29,7 +33,6 @@ export const TRAIN_FIELDS: Array<{ key: keyof TrainSettings; step: number; min: 
   { key: 'evalIters', step: 1, min: 1 },
   { key: 'sampleEvery', step: 1, min: 0 },
   { key: 'saveEvery', step: 1, min: 0 },
-  { key: 'valFraction', step: 0.01, min: 0 },
   { key: 'seed', step: 1, min: 0 },
 ];
 

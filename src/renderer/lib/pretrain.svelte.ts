@@ -3,7 +3,8 @@
  * (and its curves keep growing) while the user browses other pages. Fed by job events; on
  * reconnect or page load it catches up from the run's logged metrics.
  */
-import type { EventOf } from '../../common/api';
+import type { EventOf, RunSummary } from '../../common/api';
+import { jobEnd, type JobEnd } from '../../common/jobState';
 import type { TokenizerInfo } from '../../common/datasets';
 import {
   MODEL_PRESETS,
@@ -12,7 +13,7 @@ import {
   type PresetKey,
 } from './pretrain-defaults';
 import { DEFAULT_BPE_VOCAB } from '../../common/defaults';
-import { api } from './state.svelte';
+import { api, onJobsResync } from './state.svelte';
 
 export interface SampleView {
   step: number;
@@ -25,7 +26,8 @@ function idle() {
   return {
     jobId: null as string | null,
     runId: null as string | null,
-    phase: 'idle' as 'idle' | 'starting' | 'running' | 'completed' | 'cancelled' | 'failed',
+    /** Under way, or how it ended, in the one vocabulary (common/jobState.ts). */
+    phase: 'idle' as 'idle' | 'starting' | 'running' | JobEnd,
     paused: false,
     error: '',
     step: 0,
@@ -57,12 +59,11 @@ function reset(jobId: string, runId: string | null) {
     progress: onProgress,
     done(result) {
       live.paused = false;
-      live.phase =
-        'stopped' in result && result.stopped === 'cancelled' ? 'cancelled' : 'completed';
+      live.phase = jobEnd({ type: 'job.done', jobId, kind: 'pretrain', result });
     },
     failed(error) {
       live.paused = false;
-      live.phase = error.code === 'cancelled' ? 'cancelled' : 'failed';
+      live.phase = jobEnd({ type: 'job.failed', jobId, kind: 'pretrain', error });
       live.error = error.message;
     },
   });
@@ -87,6 +88,11 @@ export async function loadHistory(runId: string): Promise<void> {
     if (last && live.step < last.step) {
       live.step = last.step;
       live.trainLoss = last.trainLoss;
+    }
+    // a resumed run shows its last measured val loss until the next evaluation
+    const lastEval = m.evals.at(-1);
+    if (live.valLoss === null && lastEval && Number.isFinite(lastEval.valLoss)) {
+      live.valLoss = lastEval.valLoss;
     }
   } catch {
     // no metrics yet
@@ -147,6 +153,33 @@ api.on('job.started', (e) => {
   reset(e.jobId, e.runId ?? null);
   wizard.monitor = true;
   if (e.kind === 'resume' && e.runId) void loadHistory(e.runId);
+});
+
+/** How a run the page lost sight of ended, from what its run recorded. */
+function endedAs(status: RunSummary['status'] | undefined): JobEnd {
+  if (status === 'completed' || status === 'failed') return status;
+  // stopped, or interrupted (the server or the engine went away under it): it can be continued
+  return 'stopped';
+}
+
+// after a reconnect: the run shown may have ended meanwhile (a restarted server stops it)
+onJobsResync(async (running) => {
+  const jobId = live.jobId;
+  if (!jobId || !(live.phase === 'running' || live.phase === 'starting')) return;
+  if (running.some((j) => j.jobId === jobId)) {
+    const { jobIds } = await api
+      .invoke('pretrain.paused', {})
+      .catch(() => ({ jobIds: [] as string[] }));
+    if (live.jobId === jobId) live.paused = jobIds.includes(jobId);
+    return;
+  }
+  unfollow();
+  const runs = await api.invoke('runs.list', {}).catch(() => [] as RunSummary[]);
+  if (live.jobId !== jobId) return;
+  const run = runs.find((r) => r.id === live.runId);
+  live.paused = false;
+  live.phase = endedAs(run?.status);
+  if (run && run.step > live.step) live.step = run.step;
 });
 
 export async function setPaused(paused: boolean): Promise<void> {

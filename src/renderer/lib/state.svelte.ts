@@ -2,7 +2,8 @@
  * The shell's live state, fed by the engine: its info and backend, the runs, and the running job
  * (from job.* events). One connection for the whole renderer.
  */
-import type { ApiEvent, BackendInfo, JobKind, RunSummary } from '../../common/api';
+import type { ApiEvent, BackendInfo, JobKind, RunningJob, RunSummary } from '../../common/api';
+import { jobEnd, type JobEnd } from '../../common/jobState';
 import { connect, type ConnectionState } from './api';
 
 export interface JobState {
@@ -15,8 +16,13 @@ export interface JobState {
   totalSteps: number;
   trainLoss: number | null;
   memoryMB: number | null;
-  phase: 'starting' | 'running' | 'done' | 'failed';
+  /** Under way, or how it ended (the one vocabulary: common/jobState.ts). */
+  phase: 'starting' | 'running' | JobEnd;
 }
+
+/** Whether the job is still under way. */
+export const jobGoing = (j: JobState | null): boolean =>
+  !!j && (j.phase === 'starting' || j.phase === 'running');
 
 export const connection = connect();
 export const api = connection.client;
@@ -29,7 +35,38 @@ export const app = $state({
   runs: null as RunSummary[] | null,
   runsError: '',
   job: null as JobState | null,
+  /** Whether the jobs shown are known true: false while disconnected, until jobs.list answers. */
+  jobsKnown: false,
 });
+
+/**
+ * Whether a job's state is known, so its controls (pause, stop, cancel) can act. While the page
+ * is not connected to the engine, the job may have ended (or the server restarted): its state is
+ * unknown and its controls are disabled until the reconnect has asked what still runs.
+ */
+export const jobStateKnown = (): boolean => app.connection === 'open' && app.jobsKnown;
+
+type Resync = (running: RunningJob[]) => void | Promise<void>;
+const resyncs: Resync[] = [];
+
+/** Calls `fn` with the jobs running now after each (re)connect, before job controls act again. */
+export function onJobsResync(fn: Resync): void {
+  resyncs.push(fn);
+}
+
+/** After a (re)connect: what runs now, so nothing shows a job that ended while the page was away. */
+async function resyncJobs(): Promise<void> {
+  try {
+    const running = await api.invoke('jobs.list', {});
+    const job = app.job;
+    if (job && jobGoing(job) && !running.some((j) => j.jobId === job.jobId)) app.job = null;
+    await Promise.all(resyncs.map((fn) => fn(running)));
+  } catch {
+    // the connection closed again: the next open asks again
+    if (app.connection !== 'open') return;
+  }
+  app.jobsKnown = true;
+}
 
 export async function refreshRuns(): Promise<void> {
   try {
@@ -68,10 +105,7 @@ async function refreshInfo(): Promise<void> {
 
 const isSideJob = (k: JobKind) => k === 'dataset.import' || k === 'tokenizer.train';
 const isTraining = (j: JobState | null) =>
-  !!j &&
-  (j.kind === 'pretrain' || j.kind === 'resume') &&
-  j.phase !== 'done' &&
-  j.phase !== 'failed';
+  !!j && (j.kind === 'pretrain' || j.kind === 'resume') && jobGoing(j);
 
 function onEvent(e: ApiEvent): void {
   switch (e.type) {
@@ -111,7 +145,7 @@ function onEvent(e: ApiEvent): void {
     case 'job.done':
     case 'job.failed':
       if (app.job?.jobId === e.jobId) {
-        app.job.phase = e.type === 'job.done' ? 'done' : 'failed';
+        app.job.phase = jobEnd(e);
         if (e.type === 'job.done' && 'step' in e.result) app.job.step = e.result.step;
       }
       if (e.kind !== 'score') void refreshRuns();
@@ -125,9 +159,11 @@ export function startState(): void {
   api.onAny(onEvent);
   connection.onState((s) => {
     app.connection = s;
+    if (s !== 'open') app.jobsKnown = false;
     if (s === 'open') {
       void refreshInfo();
-      void refreshRuns();
+      // the runs after the jobs: a run still running whose job ended is not taken for a live one
+      void resyncJobs().then(refreshRuns);
     }
   });
 }

@@ -147,7 +147,7 @@ describe('corpus errors name the file and create nothing', () => {
     const msg = await refused([f]);
     expect(msg).toContain(f);
     expect(msg).toMatch(/validation split/);
-    expect(msg).toMatch(/--val-fraction/);
+    expect(msg).toMatch(/--val-percent/);
   });
 });
 
