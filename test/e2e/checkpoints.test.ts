@@ -77,6 +77,53 @@ describe('export and import in the app', { timeout: TIMEOUT }, () => {
     }
   });
 
+  it('the Runs page lists every model with its kind, filters, opens, and deletes them', async () => {
+    const ft = path.join(studio.dir, 'finetunes', 'tiny-ft');
+    const imp = path.join(studio.dir, 'models', 'tiny-imp');
+    await makeRun(ft, charTok());
+    await makeRun(imp, charTok());
+    const { ctx, page, errors } = await studio.openPage('en-US', 'light');
+    try {
+      await page
+        .getByRole('navigation', { name: 'Pages' })
+        .getByRole('link', { name: 'Runs' })
+        .click();
+      const row = (id: string) => page.locator(`tr[data-run="${id}"]`);
+      const kind = (id: string) => row(id).getByTestId('model-kind');
+      await kind('tiny-ft').filter({ hasText: 'Fine-tuned' }).waitFor();
+      expect(await kind('tiny-imp').textContent()).toBe('Imported');
+      expect(await kind('tiny-bpe').textContent()).toBe('Pretrained');
+      // the filter shows one kind
+      await page.getByRole('radio', { name: /^Fine-tuned/ }).check();
+      await expect.poll(() => page.locator('tbody tr').count()).toBe(1);
+      await row('tiny-ft').getByRole('button', { name: 'Export tiny-ft' }).waitFor();
+      await studio.shot(page, 'checkpoints-runs-fine-tuned');
+      await row('tiny-ft').getByRole('button', { name: 'Delete' }).click();
+      let dialog = page.getByRole('dialog');
+      await dialog.getByText('Delete the fine-tune tiny-ft?').waitFor();
+      await dialog.getByRole('button', { name: 'Delete' }).click();
+      await row('tiny-ft').waitFor({ state: 'detached' });
+      await expect(fs.access(ft)).rejects.toThrow();
+
+      await page.getByRole('radio', { name: /^All/ }).check();
+      await row('tiny-imp').getByRole('button', { name: 'Delete' }).click();
+      dialog = page.getByRole('dialog');
+      await dialog.getByText('Delete the imported model tiny-imp?').waitFor();
+      await dialog.getByRole('button', { name: 'Delete' }).click();
+      await row('tiny-imp').waitFor({ state: 'detached' });
+      await expect(fs.access(imp)).rejects.toThrow();
+
+      // Open: the console, on that model
+      await row('tiny-char').getByRole('button', { name: 'Open in console' }).click();
+      await expect
+        .poll(() => page.getByTestId('model-select').inputValue())
+        .toBe(path.join(studio.dir, 'runs', 'tiny-char'));
+      expect(errors).toEqual([]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   it('zh-CN, dark: a char model cannot go to GGUF, and the dialog says why', async () => {
     const { ctx, page, errors } = await studio.openPage('zh-CN', 'dark');
     try {

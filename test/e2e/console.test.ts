@@ -4,11 +4,13 @@
  * prompt is assembled from the bundled labeled dataset with its token budget; candidates are
  * ranked; an in-context evaluation charts accuracy against k. Screenshots in test-artifacts/e2e/.
  */
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/engine/backend';
 import { saveModelDir } from '../../src/engine/checkpoint/modelDir';
+import { finetune } from '../../src/engine/finetune/finetune';
 import { generateTokens } from '../../src/engine/generate';
 import { GPT } from '../../src/engine/model/gpt';
 import { trainTokenizer } from '../../src/engine/tokenizer';
@@ -17,6 +19,10 @@ import { ROOT, startStudio, TIMEOUT, type Studio } from './harness';
 
 let studio: Studio;
 let modelDir: string;
+/** A small labeled file, a classifier fine-tuned on it, and a second language model. */
+let labeledSmall: string;
+let classifierDir: string;
+let otherModelDir: string;
 const SAMPLE = path.join(ROOT, 'resources/samples/sentiment-imdb.jsonl');
 
 beforeAll(async () => {
@@ -43,6 +49,29 @@ beforeAll(async () => {
   while (!end.done) end = await greedy.next();
   expect(end.value.stoppedBy).toBe('length');
   model.dispose();
+
+  labeledSmall = path.join(studio.dir, 'labeled-small.jsonl');
+  const rows = Array.from({ length: 30 }, (_, i) => [
+    { text: `a wonderful film ${i}`, label: 'positive' },
+    { text: `a dull story ${i}`, label: 'negative' },
+  ]).flat();
+  await fs.writeFile(labeledSmall, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  classifierDir = path.join(studio.dir, 'finetunes', 'tiny-ft');
+  await finetune({
+    model: modelDir,
+    task: 'classification',
+    columns: { text: 'text', label: 'label' },
+    data: labeledSmall,
+    out: classifierDir,
+    settings: { lr: 1e-3, epochs: 1, batchSize: 16, valFraction: 0.5, seed: 1 },
+  });
+  otherModelDir = path.join(studio.dir, 'models', 'tiny-bpe-2');
+  await fs.cp(modelDir, otherModelDir, { recursive: true });
+  // dated back, so the console still opens on tiny-bpe (the newest model)
+  const past = new Date('2001-01-01');
+  for (const d of [classifierDir, otherModelDir]) {
+    await fs.utimes(path.join(d, 'config.json'), past, past);
+  }
 }, TIMEOUT);
 
 afterAll(async () => {
@@ -153,11 +182,14 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
         demos,
         reserve: 16,
       });
-      expect((await shown.textContent())!.replace(/▍$/, '')).toBe(a.prompt);
+      // the page assembles as the user types: wait for the request with the final settings
+      await expect.poll(async () => (await shown.textContent())!.replace(/▍$/, '')).toBe(a.prompt);
       expect(a.tokens).toBeLessThanOrEqual(a.budget);
       expect(a.budget).toBe(112);
       const budget = page.getByTestId('budget');
-      expect(await budget.textContent()).toContain(`${a.tokens} tokens of a 112-token budget`);
+      await expect
+        .poll(() => budget.textContent())
+        .toContain(`${a.tokens} tokens of a 112-token budget`);
       // six reviews do not fit a 112-token budget: the oldest go, and the console says so
       expect(a.dropped).toBeGreaterThan(0);
       expect(await page.getByTestId('dropped').textContent()).toContain(
@@ -167,6 +199,145 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
       await shot(page, 'console-en-fewshot');
       await page.getByTestId('send').click();
       await page.getByTestId('turn').last().getByTestId('stopped-by').waitFor();
+      expect(errors).toEqual([]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('few-shot: a typed \\n in the multi-line format is a new line, as a real one is', async () => {
+    const { ctx, page, errors } = await openConsole();
+    try {
+      await page.getByRole('radio', { name: 'Few-shot' }).check();
+      await page.getByTestId('fewshot-draw').click();
+      await page.getByTestId('fewshot-info').waitFor();
+      await fill(page, 'prompt-input', 'A wonderful film.');
+      const shown = page.getByTestId('assembled-prompt');
+      const text = async () => (await shown.textContent())!.replace(/▍$/, '');
+      await fill(page, 'fewshot-format', 'Review: {input}\\nSentiment: {output}');
+      await expect.poll(text).toContain('Review: A wonderful film.\nSentiment:');
+      const typed = await text();
+      expect(typed).not.toContain('\\n');
+      await fill(page, 'fewshot-format', 'X {input} {output}');
+      await expect.poll(text).toContain('X A wonderful film.');
+      await fill(page, 'fewshot-format', 'Review: {input}\nSentiment: {output}');
+      await expect.poll(text).toBe(typed);
+      expect(errors).toEqual([]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('choosing a sampling preset keeps the stop sequences and max new tokens', async () => {
+    const { ctx, page, errors } = await openConsole();
+    try {
+      await fill(page, 'stop-sequences', '\\n\\n, END');
+      await fill(page, 'max-new-tokens', '3');
+      await page.getByTestId('preset-select').selectOption('Balanced');
+      expect(await page.getByTestId('stop-sequences').inputValue()).toBe('\\n\\n, END');
+      expect(await page.getByTestId('max-new-tokens').inputValue()).toBe('3');
+      // what is sent is what is shown: the turn's saved settings keep the stops
+      await fill(page, 'prompt-input', 'the plot');
+      await page.getByTestId('send').click();
+      await page.getByTestId('turn').last().getByTestId('stopped-by').waitFor();
+      const saved = async () =>
+        (await studio.api.invoke('console.history.get', { model: modelDir })).entries.at(-1)
+          ?.sampling;
+      await expect.poll(saved).toMatchObject({
+        stop: ['\n\n', 'END'],
+        maxNewTokens: 3,
+        topK: 40,
+      });
+      expect(errors).toEqual([]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('few-shot max new tokens defaults to the labels’ length; the budget bar offers to lower it', async () => {
+    const { ctx, page, errors } = await openConsole();
+    try {
+      await page.getByRole('radio', { name: 'Few-shot' }).check();
+      await fill(page, 'fewshot-k', '2');
+      await fill(page, 'fewshot-seed', '2');
+      await page.getByTestId('fewshot-draw').click();
+      await page.getByTestId('fewshot-info').filter({ hasText: 'Drew 2 of 1000' }).waitFor();
+      await fill(page, 'prompt-input', 'A wonderful film.');
+      // the longest label's answer (" positive", " negative") plus a margin of 3 tokens
+      const answer = async (label: string) =>
+        (
+          await studio.api.invoke('console.assemble', {
+            model: modelDir,
+            mode: 'completion',
+            text: ` ${label}`,
+          })
+        ).tokens;
+      const expected = Math.max(await answer('positive'), await answer('negative')) + 3;
+      await expect.poll(() => page.getByTestId('max-new-tokens').inputValue()).toBe(`${expected}`);
+      const builder = page.getByTestId('fewshot-builder');
+      const demos = await builder.locator('.demos li').evaluateAll((lis) =>
+        lis.map((li) => ({
+          input: (li.querySelector('textarea') as unknown as { value: string }).value,
+          output: (li.querySelector('input') as unknown as { value: string }).value,
+        })),
+      );
+      const assemble = (reserve: number) =>
+        studio.api.invoke('console.assemble', {
+          model: modelDir,
+          mode: 'few-shot',
+          text: 'A wonderful film.',
+          format: '{input} => {output}',
+          separator: '\n',
+          demos,
+          reserve,
+        });
+      // the old default (120, half this 128-token context) dropped one; the task's keeps both
+      expect((await assemble(120)).dropped).toBe(1);
+      const fits = await assemble(expected);
+      expect(fits.dropped).toBe(0);
+      const budget = page.getByTestId('budget');
+      await expect
+        .poll(() => budget.textContent())
+        .toContain(`${fits.tokens} tokens of a ${128 - expected}-token budget`);
+      expect(await page.getByTestId('dropped').count()).toBe(0);
+
+      // a larger budget drops a demonstration: the bar says so and offers the most that fits both
+      await fill(page, 'max-new-tokens', '64');
+      const lower = page.getByTestId('lower-budget');
+      const n = 128 - (await assemble(1)).tokens;
+      await expect.poll(() => lower.textContent()).toBe(`Lower to ${n} new tokens`);
+      expect(await page.getByTestId('dropped').textContent()).toContain('1 oldest');
+      await lower.click();
+      expect(await page.getByTestId('max-new-tokens').inputValue()).toBe(`${n}`);
+      await page.getByTestId('dropped').waitFor({ state: 'detached' });
+      expect((await assemble(n)).dropped).toBe(0);
+      expect(errors).toEqual([]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('a labeled file is picked from the data library by its name, not a server path', async () => {
+    const { jobId } = await studio.api.invoke('datasets.import', {
+      paths: [labeledSmall],
+      name: 'Small reviews',
+      field: 'text',
+    });
+    await studio.waitForEvent((e) => e.type === 'job.done' && e.jobId === jobId);
+    const { ctx, page, errors } = await openConsole();
+    try {
+      await page.getByRole('radio', { name: 'Few-shot' }).check();
+      const library = page.getByTestId('fewshot-data-library');
+      await library.selectOption({ label: 'Small reviews (labeled-small.jsonl)' });
+      // what the engine reads is the library's copy, under the file's own name
+      const picked = await page.getByTestId('fewshot-data-path').inputValue();
+      expect(path.basename(picked)).toBe('labeled-small.jsonl');
+      expect(picked.startsWith(path.join(studio.dir, 'datasets'))).toBe(true);
+      const shown = await page.getByTestId('fewshot-builder').innerText();
+      expect(shown).not.toContain(studio.dir);
+      await fill(page, 'fewshot-k', '4');
+      await page.getByTestId('fewshot-draw').click();
+      await page.getByTestId('fewshot-info').filter({ hasText: 'Drew 4 of 60' }).waitFor();
       expect(errors).toEqual([]);
     } finally {
       await ctx.close();
@@ -231,12 +402,62 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
         .filter({ hasText: 'Finished.' })
         .waitFor({ timeout: 60_000 });
       await expect.poll(() => page.getByTestId('icl-table').locator('tbody tr').count()).toBe(3);
-      await expect.poll(() => page.getByTestId('icl-chart').getAttribute('data-points')).toBe('3');
+      // three points of the k-shot curve and the fine-tuned baseline's line beside them
+      await expect.poll(() => page.getByTestId('icl-chart').getAttribute('data-points')).toBe('6');
+      // k counts demonstrations: whole-number ticks only
+      expect(await page.getByTestId('icl-chart').getAttribute('data-x-ticks')).toBe('0 1 2');
       const done = studio.events.find((e) => e.type === 'job.done' && e.kind === 'eval-icl');
-      expect(
-        done?.type === 'job.done' && 'points' in done.result && done.result.points.map((p) => p.k),
-      ).toEqual([0, 1, 2]);
+      const result = done?.type === 'job.done' && 'points' in done.result ? done.result : null;
+      expect(result?.points.map((p) => p.k)).toEqual([0, 1, 2]);
+      // the classifier preselected was fine-tuned on another file: every evaluated row is unseen
+      const f = result?.finetuned;
+      expect(f).toMatchObject({ model: classifierDir, overlap: 'other-file', n: 12, excluded: 0 });
+      expect(await page.getByTestId('icl-finetuned').textContent()).toBe(
+        `Fine-tuned: ${(f!.accuracy! * 100).toFixed(1)}% on 12 held-out examples ` +
+          '(it trained on another file, so no row was left out).',
+      );
       await shot(page, 'console-en-icl');
+      expect(errors).toEqual([]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('the fine-tuned baseline leaves out the rows it trained on; a model switch keeps the file', async () => {
+    const { ctx, page, errors } = await openConsole();
+    try {
+      await page.getByRole('tab', { name: 'In-context evaluation' }).click();
+      await page.locator('#console-panel-evaluate summary').click();
+      await fill(page, 'icl-data-path', labeledSmall);
+      await page.getByTestId('icl-load').click();
+      await expect.poll(() => page.getByTestId('icl-compare').inputValue()).toBe(classifierDir);
+      await fill(page, 'icl-shots', '0');
+      await fill(page, 'icl-limit', '8');
+      await page.getByTestId('icl-start').click();
+      const line = page.getByTestId('icl-finetuned');
+      await line.waitFor({ timeout: 30_000 });
+      const done = studio.events.findLast((e) => e.type === 'job.done' && e.kind === 'eval-icl');
+      const f = done?.type === 'job.done' && 'points' in done.result ? done.result.finetuned : null;
+      // the file it trained on (half of it): the evaluated rows it saw are left out and counted
+      expect(f).toMatchObject({ model: classifierDir, overlap: 'same-file' });
+      expect(f!.n + f!.excluded).toBe(8);
+      expect(f!.excluded).toBeGreaterThan(0);
+      const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
+      expect(await line.textContent()).toBe(
+        f!.accuracy === null
+          ? `Fine-tuned: no number. It trained on all 8 evaluated rows; evaluate more rows, or a file it was not trained on.`
+          : `Fine-tuned: ${(f!.accuracy * 100).toFixed(1)}% on ${plural(f!.n, 'held-out example')} ` +
+              `(${plural(f!.excluded, 'row')} it trained on left out).`,
+      );
+
+      // another model: the file read and the settings stay, and Evaluate is ready at once
+      await page.getByTestId('model-select').selectOption(otherModelDir);
+      await page.getByTestId('icl-status').waitFor({ state: 'detached' });
+      expect(await page.getByTestId('icl-data-path').inputValue()).toBe(labeledSmall);
+      expect(await page.getByTestId('icl-word-positive').inputValue()).toBe('great');
+      expect(await page.getByTestId('icl-limit').inputValue()).toBe('8');
+      expect(await page.getByTestId('icl-start').isEnabled()).toBe(true);
+      expect(await page.getByTestId('icl-read-first').count()).toBe(0);
       expect(errors).toEqual([]);
     } finally {
       await ctx.close();

@@ -18,6 +18,7 @@ import { startStudio, TIMEOUT, type Studio } from './harness';
 
 let studio: Studio;
 let csv: string;
+let flatCsv: string;
 const MODEL = 'tiny-bpe';
 
 /** Words drawn from "abcde" are good, from "vwxyz" bad; one row has no label. */
@@ -62,6 +63,9 @@ beforeAll(async () => {
   model.dispose();
   csv = path.join(studio.dir, 'reviews.csv');
   await fs.writeFile(csv, labeledCsv(48));
+  flatCsv = path.join(studio.dir, 'flat.csv');
+  const flatRows = Array.from({ length: 40 }, (_, i) => `abc abc,${i % 4 === 0 ? 'bad' : 'good'}`);
+  await fs.writeFile(flatCsv, ['text,label', ...flatRows].join('\n') + '\n');
 }, TIMEOUT);
 
 afterAll(async () => {
@@ -123,8 +127,13 @@ describe('the fine-tune wizard in Chromium', { timeout: 180_000 }, () => {
       await shot(page, '3-data-file');
       await page.getByRole('button', { name: 'Next' }).click();
 
-      // 4 settings: GPT-1's defaults shown, edited for a tiny model
-      expect(await page.getByLabel('Learning rate').inputValue()).toBe('0.0000625');
+      // 4 settings: the learning rate by the model's size (a tiny model: not GPT-1's 6.25e-5),
+      // the rest GPT-1's; then edited
+      await page
+        .getByTestId('size-rule')
+        .filter({ hasText: /Small model \([\d.]+K parameters\): learning rate 1e-3, 3 epochs\./ })
+        .waitFor();
+      expect(await page.getByLabel('Learning rate').inputValue()).toBe('0.001');
       expect(await page.getByLabel('Batch size').inputValue()).toBe('32');
       expect(await page.getByLabel('Epochs').inputValue()).toBe('3');
       expect(await page.getByLabel('Warmup (% of training)').inputValue()).toBe('0.2');
@@ -151,6 +160,8 @@ describe('the fine-tune wizard in Chromium', { timeout: 180_000 }, () => {
       const results = page.getByTestId('finetune-results');
       await results.waitFor({ timeout: 120_000 });
       expect(await page.getByTestId('epochs').locator('tbody tr').count()).toBe(6);
+      // it learned: no note about a falling or majority-rate curve
+      expect(await page.getByTestId('finetune-diagnosis').count()).toBe(0);
       const acc = await page.getByTestId('metric-accuracy').textContent();
       expect(acc).toMatch(/Accuracy\s*\d+(\.\d)?%/);
       await page.getByTestId('metric-macro-f1').waitFor();
@@ -227,7 +238,14 @@ describe('the fine-tune wizard in Chromium', { timeout: 180_000 }, () => {
     }
   });
 
-  it('zh-CN, dark theme: the wizard speaks Chinese', async () => {
+  it('zh-CN, dark theme: the wizard speaks Chinese, and takes a table from the library', async () => {
+    // the CSV imported on the Data page (its text column) is a table of the library
+    const { jobId } = await studio.api.invoke('datasets.import', {
+      paths: [csv],
+      name: '影评',
+      field: 'review',
+    });
+    await studio.waitForEvent((e) => e.type === 'job.done' && e.jobId === jobId);
     const { ctx, page, errors } = await studio.openPage('zh-CN', 'dark');
     try {
       await page
@@ -242,6 +260,30 @@ describe('the fine-tune wizard in Chromium', { timeout: 180_000 }, () => {
       await page.getByRole('button', { name: '下一步' }).click();
       await page.getByTestId('import-counts').filter({ hasText: '读取 1000 行' }).waitFor();
       await shot(page, 'zh-CN-data');
+      // picked by its names, never the path of the library's copy
+      await page.getByTestId('ft-library').selectOption({ label: '影评 (reviews.csv)' });
+      await page.getByText('reviews.csv 的列').waitFor();
+      await page.getByLabel('标签', { exact: true }).selectOption('verdict');
+      await page
+        .getByTestId('import-counts')
+        .filter({ hasText: '读取 49 行 · 导入 48 行 · 跳过 1 行' })
+        .waitFor();
+      expect(await page.locator('main').innerText()).not.toContain(studio.dir);
+
+      // a file whose texts are all the same cannot beat the majority rate: the results say so
+      const chooser = page.waitForEvent('filechooser');
+      await page.getByRole('button', { name: '选择文件…' }).click();
+      await (await chooser).setFiles(flatCsv);
+      await page.getByTestId('import-counts').filter({ hasText: '读取 40 行' }).waitFor();
+      await page.getByRole('button', { name: '下一步' }).click();
+      await page.getByTestId('size-rule').filter({ hasText: '小模型' }).waitFor();
+      await page.getByRole('button', { name: '开始微调' }).click();
+      const note = page.getByTestId('finetune-diagnosis');
+      await note.waitFor({ timeout: 60_000 });
+      expect(await note.getAttribute('data-finding')).toBe('majority');
+      expect(await note.textContent()).toMatch(/验证准确率停留在多数类比例.*更多轮数（6）/s);
+      await note.scrollIntoViewIfNeeded();
+      await shot(page, 'zh-CN-diagnosis');
       expect(errors).toEqual([]);
     } finally {
       await ctx.close();

@@ -31,6 +31,11 @@ describe('the pretrain wizard in Chromium', { timeout: 2 * TIMEOUT }, () => {
   it('trains a tokenizer, starts a tiny run, shows it live, stops it and lists it', async () => {
     const { ctx, page, errors } = await studio.openPage('en-US');
     try {
+      // the validation share set on the Data page is the one the wizard trains with
+      await page.getByTestId('val-percent').fill('20');
+      await expect
+        .poll(async () => (await studio.api.invoke('settings.get', {})).valPercent)
+        .toBe(20);
       const nav = page.getByRole('navigation', { name: 'Pages' });
       await nav.getByRole('link', { name: 'Pretrain' }).click();
 
@@ -86,12 +91,22 @@ describe('the pretrain wizard in Chromium', { timeout: 2 * TIMEOUT }, () => {
         await page.getByLabel(label, { exact: true }).fill(v);
       }
       await page.getByLabel('Run name').fill(RUN);
+      expect(await page.getByLabel('Validation share (%)').inputValue()).toBe('20');
       await studio.shot(page, 'pretrain-en-4-training');
       await page.getByRole('button', { name: 'Start pretraining' }).click();
 
       // the run, live: the loss curve gains points, a sample appears
       const monitor = page.getByTestId('run-monitor');
       await monitor.waitFor();
+      // the run's config says what it trains with (once its folder is written)
+      await expect
+        .poll(() =>
+          studio.api.invoke('runs.get', { id: RUN }).then(
+            (r) => r.train.valFraction,
+            () => undefined,
+          ),
+        )
+        .toBe(0.2);
       const points = async () =>
         Number(await page.getByTestId('loss-chart').getAttribute('data-points'));
       await expect.poll(points, { timeout: 40_000 }).toBeGreaterThan(5);
@@ -107,6 +122,15 @@ describe('the pretrain wizard in Chromium', { timeout: 2 * TIMEOUT }, () => {
       await monitor.getByRole('button', { name: 'Resume' }).click();
       await page.getByTestId('run-phase').filter({ hasText: 'Running' }).waitFor();
 
+      // the Runs page shows the run going: its best val loss, size and time so far
+      await nav.getByRole('link', { name: 'Runs' }).click();
+      const going = page.locator(`tr[data-run="${RUN}"]`);
+      await going.getByTestId('run-state').filter({ hasText: 'Running' }).waitFor();
+      for (const cell of ['best-val', 'size', 'duration']) {
+        await expect.poll(() => going.getByTestId(cell).textContent()).toMatch(/\d/);
+      }
+      expect(await going.getByTestId('model-kind').textContent()).toBe('Pretrained');
+
       // the run goes on while another page is open, and is still shown on return
       await nav.getByRole('link', { name: 'Data' }).click();
       await expect.poll(() => page.locator('main h1').textContent()).toBe('Data');
@@ -115,6 +139,11 @@ describe('the pretrain wizard in Chromium', { timeout: 2 * TIMEOUT }, () => {
 
       await monitor.getByRole('button', { name: 'Stop' }).click();
       await page.getByTestId('run-phase').filter({ hasText: 'Stopped' }).waitFor();
+      // one word for it everywhere: the status bar says so too, by the run's name
+      await page
+        .getByTestId('job')
+        .filter({ hasText: `Pretraining ${RUN}: Stopped` })
+        .waitFor();
       await studio.shot(page, 'pretrain-en-run-stopped');
       const stoppedAt = Number(
         /Step (\d+)/.exec((await page.getByTestId('run-step').textContent()) ?? '')?.[1],
@@ -130,6 +159,8 @@ describe('the pretrain wizard in Chromium', { timeout: 2 * TIMEOUT }, () => {
       await studio.shot(page, 'pretrain-en-interrupted');
       await banner.getByRole('button', { name: 'Resume' }).click();
       await page.getByTestId('run-phase').filter({ hasText: 'Running' }).waitFor();
+      // the val loss measured before the stop is shown until the next measurement
+      await expect.poll(() => monitor.getByTestId('val-loss').textContent()).toMatch(/^\d/);
       // the curve starts from the logged history and goes on past the checkpoint
       await expect
         .poll(async () =>
@@ -154,7 +185,7 @@ describe('the pretrain wizard in Chromium', { timeout: 2 * TIMEOUT }, () => {
       // the Runs page lists it; its curves can be compared; delete asks first
       await nav.getByRole('link', { name: 'Runs' }).click();
       const row = page.locator(`tr[data-run="${RUN}"]`);
-      await row.getByText('Cancelled').waitFor();
+      await row.getByTestId('run-state').filter({ hasText: 'Stopped' }).waitFor();
       await row.getByRole('checkbox').check();
       await expect
         .poll(async () =>

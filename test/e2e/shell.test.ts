@@ -17,6 +17,8 @@ const RUN = 'e2e-run';
 
 let studio: Studio;
 let dir: string;
+/** The corpus and the tokenizer the English test makes, for the restart test's run. */
+let trainOn: { datasets: string[]; tokenizer: string } | undefined;
 
 const openShell = (locale: string, colorScheme: 'light' | 'dark' = 'light') =>
   studio.openPage(locale, colorScheme);
@@ -164,6 +166,7 @@ describe('the renderer shell in Chromium', { timeout: TIMEOUT }, () => {
         kind: 'char',
       });
       const { tokenizer } = (await resultOf(trained.jobId)) as { tokenizer: { id: string } };
+      trainOn = { datasets: [dataset.id], tokenizer: tokenizer.id };
       const { jobId } = await studio.api.invoke('pretrain.start', {
         datasets: [dataset.id],
         tokenizer: tokenizer.id,
@@ -181,7 +184,7 @@ describe('the renderer shell in Chromium', { timeout: TIMEOUT }, () => {
       await studio.waitForEvent(
         (e) => (e.type === 'job.done' || e.type === 'job.failed') && e.jobId === jobId,
       );
-      await job.filter({ hasText: 'Pretraining e2e-run: finished' }).waitFor();
+      await job.filter({ hasText: 'Pretraining e2e-run: Completed' }).waitFor();
       await page.locator(`tr[data-run="${RUN}"]`).getByText('Completed').waitFor();
       await shot(page, 'en-runs');
 
@@ -191,7 +194,11 @@ describe('the renderer shell in Chromium', { timeout: TIMEOUT }, () => {
       await shot(page, 'en-settings');
       await page.getByLabel('Language').selectOption('zh-CN');
       await page.getByRole('dialog', { name: '设置' }).waitFor();
-      expect(await page.evaluate('localStorage.getItem("gpt-studio.locale")')).toBe('zh-CN');
+      // kept in the workspace, not in the browser
+      await expect
+        .poll(async () => (await studio.api.invoke('settings.get', {})).language)
+        .toBe('zh-CN');
+      expect(await page.evaluate('localStorage.length')).toBe(0);
       await page.keyboard.press('Escape');
       await page
         .getByRole('navigation', { name: '页面' })
@@ -201,6 +208,8 @@ describe('the renderer shell in Chromium', { timeout: TIMEOUT }, () => {
       expect(await page.getAttribute('html', 'lang')).toBe('zh-CN');
 
       expect(errors).toEqual([]);
+      // back to following the browser's language, for the next test
+      await studio.api.invoke('settings.set', { language: 'system' });
     } finally {
       await ctx.close();
     }
@@ -224,6 +233,71 @@ describe('the renderer shell in Chromium', { timeout: TIMEOUT }, () => {
       await shot(page, 'zh-CN-console');
       expect(errors).toEqual([]);
     } finally {
+      await ctx.close();
+    }
+  });
+
+  // last: it restarts the server the tests share
+  it('a restarted server: the open tab reconnects by itself, its job controls wait meanwhile, the language stays', async () => {
+    const { ctx, page, errors } = await openShell('en-US');
+    try {
+      await page.getByTestId('backend').filter({ hasText: 'Backend: wasm' }).waitFor();
+      // a long run the tab shows with its controls
+      const { jobId } = await studio.api.invoke('pretrain.start', {
+        ...trainOn!,
+        name: 'e2e-restart',
+        model: { nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16 },
+        train: {
+          steps: 100_000,
+          batchSize: 2,
+          evalEvery: 0,
+          sampleEvery: 0,
+          saveEvery: 0,
+          warmup: 1,
+        },
+      });
+      await studio.waitForEvent(
+        (e) => e.type === 'job.progress' && e.jobId === jobId && e.event.type === 'step',
+      );
+      await page
+        .getByRole('navigation', { name: 'Pages' })
+        .getByRole('link', { name: 'Pretrain' })
+        .click();
+      await page.getByTestId('run-phase').filter({ hasText: 'Running' }).waitFor();
+      expect(await page.getByTestId('run-stop').isEnabled()).toBe(true);
+      expect(await page.getByTestId('run-pause').isEnabled()).toBe(true);
+      await page.getByRole('button', { name: 'Settings' }).click();
+      await page.getByLabel('Language').selectOption('zh-CN');
+      await page.keyboard.press('Escape');
+      await expect
+        .poll(async () => (await studio.api.invoke('settings.get', {})).language)
+        .toBe('zh-CN');
+
+      const before = studio.server.url;
+      await studio.stopServer();
+      // the tab cannot know whether the run goes on: its state is unknown, its controls wait
+      await page.getByTestId('run-phase').filter({ hasText: '状态未知' }).waitFor();
+      expect(await page.getByTestId('run-stop').isDisabled()).toBe(true);
+      expect(await page.getByTestId('run-pause').isDisabled()).toBe(true);
+      await page.getByTestId('job').filter({ hasText: '预训练 e2e-restart：状态未知' }).waitFor();
+      await shot(page, 'restart-disconnected');
+
+      const again = await studio.restartServer();
+      expect(again.url).toBe(before);
+      // the tab reconnects by itself and learns that the restart stopped the run
+      await page.locator('.conn.open').waitFor();
+      await page.getByTestId('run-phase').filter({ hasText: '已停止' }).waitFor();
+      expect(await page.getByTestId('run-stop').count()).toBe(0);
+      expect(await page.getAttribute('html', 'lang')).toBe('zh-CN');
+      await shot(page, 'restart-reconnected');
+      // the language is the workspace's: a new browser profile with English gets it too
+      const other = await openShell('en-US');
+      await expect.poll(() => other.page.getAttribute('html', 'lang')).toBe('zh-CN');
+      await other.ctx.close();
+      // only the refused connection attempts while the server was down
+      expect(errors.filter((e) => !/WebSocket connection to .* failed/.test(e))).toEqual([]);
+    } finally {
+      await studio.api.invoke('settings.set', { language: 'system' }).catch(() => {});
       await ctx.close();
     }
   });
