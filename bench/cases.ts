@@ -63,7 +63,7 @@ export const LEARN = {
   corpusBytes: 1_000_000,
 };
 
-export type Kind = 'train' | 'generate' | 'bpe' | 'learn' | 'gpt2' | 'finetune';
+export type Kind = 'train' | 'generate' | 'bpe' | 'learn' | 'gpt2' | 'finetune' | 'memory';
 
 export interface Check {
   /** What is compared: 'ratio', 'peakRssMB', 'seconds', 'valLossDiff'. */
@@ -153,6 +153,14 @@ export const CASES: CaseSpec[] = [
       'GPT-2 124M imported from the folder GPT_STUDIO_GPT2_DIR names (skipped when unset): import seconds, then generation tokens/s, 50 tokens, greedy, KV cache',
   },
   {
+    name: 'memory-12x640',
+    kind: 'memory',
+    byDefault: true,
+    describe:
+      'the tiny preset widened to 12 × 640 (BPE vocabulary), batch 1, on wasm: the heap after two ' +
+      'training steps and an evaluation against the training-memory estimate (heap ≤ estimate < 2 × heap)',
+  },
+  {
     name: 'finetune-sentiment',
     kind: 'finetune',
     byDefault: false,
@@ -185,6 +193,8 @@ export interface OurResult {
   steps?: number;
   peakRssMB: number;
   notes?: string[];
+  /** The case's own pass/fail checks (memory-12x640). */
+  checks?: Check[];
   /** finetune-sentiment: each variant's accuracy, macro-F1 and time. */
   finetune?: Array<{
     init: string;
@@ -477,6 +487,8 @@ export async function runCase(
       return benchGpt2(process.env[GPT2_ENV]!, backend);
     case 'finetune':
       return benchFinetune(backend, opts.log);
+    case 'memory':
+      return (await import('./memory')).benchMemory(name, backend);
   }
 }
 

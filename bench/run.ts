@@ -289,6 +289,7 @@ function summarise(
         : null;
     checks.push(check('valLossDiff', '<=', spec.valLossTolerance, diff));
   }
+  checks.push(...(ours[0]?.checks ?? []));
   const meetsTarget = checks.some((c) => c.ok === false)
     ? false
     : checks.every((c) => c.ok === true)

@@ -3,7 +3,8 @@
  * at least the wasm heap's real peak (two training steps and an evaluation, each in a fresh
  * process, since a wasm heap never shrinks) and not absurdly above it (under 2×); and the
  * 12 × 640 model at batch 1 that used to pass the check and then abort the wasm module in AdamW's
- * step now fits, in what the estimate says.
+ * step is estimated within the heap. Training that 60M-parameter model for real, against the
+ * estimate, is the bench's `memory-12x640` case (about 40 s: a real size, so not in the suite).
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,7 @@ import {
   presetConfig,
 } from '../../../src/engine/model/presets';
 import { MODEL_PRESETS, DEFAULT_BPE_VOCAB, DEFAULT_TRAIN } from '../../../src/common/defaults';
+import { wideConfig } from '../../../bench/memory';
 import { tinyConfig } from '../helpers';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -124,17 +126,15 @@ describe('12 × 640 at batch 1 with the wizard defaults', () => {
   const cfg = presetConfig('tiny', DEFAULT_BPE_VOCAB);
   const wide: GPTConfig = { ...cfg, nLayer: 12, nEmbd: 640 };
 
-  it('is estimated within the 4 GiB wasm heap, and really trains in what the estimate says', async () => {
+  it('is estimated within the 4 GiB wasm heap (the bench case memory-12x640 trains it)', () => {
     expect(MODEL_PRESETS.tiny.blockSize).toBe(128);
     const est = estimateTrainingMemory(wide, 1);
     expect(est.params).toBe(countParams(wide));
     expect(est.totalBytes).toBeLessThan(4 * GiB);
     expect(() => checkMemory(wide, 1, 1, 4 * GiB, 'wasm')).not.toThrow();
-    const heap = await measuredHeap(wide, 1);
-    const line = `estimate ${formatBytes(est.totalBytes)} (${est.peak}), heap ${formatBytes(heap)}`;
-    expect(est.totalBytes, line).toBeGreaterThanOrEqual(heap);
-    expect(est.totalBytes, line).toBeLessThan(2 * heap);
-  }, 240_000);
+    // the same configuration as the bench's (bench/memory.ts)
+    expect(wide).toEqual(wideConfig());
+  });
 
   it('twice as deep, it is refused before anything is allocated, saying why and what to change', () => {
     const deep: GPTConfig = { ...wide, nLayer: 48 };
