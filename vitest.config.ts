@@ -12,6 +12,8 @@ const SHARED = [
   'test/common/**/*.test.ts',
   'test/renderer/**/*.test.ts',
   'test/cli/**/*.test.ts',
+  'test/server/**/*.test.ts',
+  'test/e2e/**/*.test.ts',
 ];
 const OWN_PROCESS = [
   'test/cli/smoke.test.ts',
@@ -58,6 +60,9 @@ export default defineConfig({
   test: {
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // expect.poll waits for what a page or a job does next: on a loaded 2-core machine that can take
+    // longer than vitest's default second
+    expect: { poll: { timeout: 15_000 } },
     pool: 'forks',
     // Many files wait on child processes, Chromium or the engine host part of the time: one
     // worker more than the cores keeps the CPUs busy (vitest's default is one fewer).

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm test`: the static checks (tsc for both programs, ESLint with the folder boundaries,
+ * `npm test`: the static checks (tsc, ESLint with the folder boundaries,
  * Prettier, svelte-check) in one lane and vitest in another, at the same time. Vitest's progress
  * prints as it goes; each check prints one line when it ends, and its whole output only when it
  * fails. Exits non-zero when any of them fails. Arguments go to vitest (`npm test -- test/cli`).
@@ -13,7 +13,6 @@ const bin = (name) => `${ROOT}node_modules/.bin/${name}`;
 
 const CHECKS = [
   ['tsc', bin('tsc'), ['--noEmit', '-p', 'tsconfig.json']],
-  ['tsc (main, preload)', bin('tsc'), ['--noEmit', '-p', 'tsconfig.main.json']],
   ['eslint', bin('eslint'), ['.']],
   ['prettier', bin('prettier'), ['--check', '.']],
   [
