@@ -184,7 +184,9 @@ describe('models.delete, and the Runs page list', () => {
     const { jobId } = await host.call('console.generate', {
       model,
       prompt: 'abc',
-      sampling: { maxNewTokens: 100_000, seed: 1 },
+      // greedy: this model then never samples end-of-text (5000 tokens checked), so the job is
+      // still running when the delete arrives; sampled, it ended after 62 tokens on a quiet machine
+      sampling: { maxNewTokens: 100_000, temperature: 0 },
     });
     const busy = (await host.raw('models.delete', { model })).error;
     expect(busy).toMatchObject({ code: 'busy', details: { jobId } });
