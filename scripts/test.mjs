@@ -1,16 +1,19 @@
 #!/usr/bin/env node
 /**
- * `npm test`: the static checks (tsc, ESLint with the folder boundaries,
- * Prettier, svelte-check) in one lane and vitest in another, at the same time. Vitest's progress
- * prints as it goes; each check prints one line when it ends, and its whole output only when it
- * fails. Exits non-zero when any of them fails. Arguments go to vitest (`npm test -- test/cli`).
+ * `npm test`: vitest beside the static checks (tsc, ESLint with the folder boundaries, Prettier,
+ * svelte-check), which run one after another at a lower CPU priority: they fill what vitest leaves
+ * idle (its tests wait on child processes, Chromium and the engine host). Vitest's progress prints
+ * as it goes; each check prints one line when it ends, and its whole output only when it fails.
+ * Exits non-zero when any of them fails. Arguments go to vitest (`npm test -- test/cli`).
  */
 import { spawn } from 'node:child_process';
+import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const bin = (name) => `${ROOT}node_modules/.bin/${name}`;
 
+/** The checks, one after another in one lane. */
 const CHECKS = [
   ['tsc', bin('tsc'), ['--noEmit', '-p', 'tsconfig.json']],
   ['eslint', bin('eslint'), ['.']],
@@ -29,6 +32,14 @@ function run(cmd, args, capture) {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { cwd: ROOT, stdio: capture ? 'pipe' : 'inherit' });
     children.add(child);
+    // the static checks have slack beside vitest: they take the CPU vitest leaves idle
+    if (capture && child.pid) {
+      try {
+        setPriority(child.pid, 10);
+      } catch {
+        // not allowed here: the checks then share the CPU evenly
+      }
+    }
     let out = '';
     if (capture) {
       child.stdout.on('data', (d) => (out += d));
@@ -42,9 +53,9 @@ function run(cmd, args, capture) {
   });
 }
 
-async function staticLane() {
+async function staticLane(checks) {
   const failed = [];
-  for (const [name, cmd, args] of CHECKS) {
+  for (const [name, cmd, args] of checks) {
     const t0 = performance.now();
     const r = await run(cmd, args, true);
     process.stdout.write(`\n${r.ok ? '✓' : '✗'} ${name} (${seconds(t0)} s)\n`);
@@ -61,9 +72,9 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 const t0 = performance.now();
-const [failed, vitest] = await Promise.all([
-  staticLane(),
+const [vitest, failed] = await Promise.all([
   run(bin('vitest'), ['run', ...process.argv.slice(2)], false),
+  staticLane(CHECKS),
 ]);
 for (const f of failed) process.stdout.write(`\n── ${f.name} failed ──\n${f.out.trimEnd()}\n`);
 const bad = [...failed.map((f) => f.name), ...(vitest.ok ? [] : ['vitest'])];
