@@ -181,6 +181,35 @@ export function compactHistory(
   return out;
 }
 
+/** How a model's weights are held for inference: auto picks the widest that fits. */
+export const WEIGHTS_CHOICES = ['auto', 'f32', 'f16', 'q8'] as const;
+export const weightsChoiceSchema = z.enum(WEIGHTS_CHOICES);
+export type WeightsChoice = z.infer<typeof weightsChoiceSchema>;
+
+/** f16/q8 against float32: |Δ log P| over the tokens of a fixed reference text, measured at load. */
+export interface WeightsNumerics {
+  reference: 'f32';
+  /** True: the reference text; false: a fixed sequence of ids (a tokenizer that cannot encode it). */
+  text: boolean;
+  tokens: number;
+  meanAbsDiff: number;
+  maxAbsDiff: number;
+}
+
+/** How a loaded model holds its weights, and what that costs in accuracy. */
+export interface WeightsInfo {
+  format: 'f32' | 'f16' | 'q8';
+  choice: WeightsChoice;
+  /** Bytes of the weights as held. */
+  bytes: number;
+  /** Null for f32 (nothing to compare), or when the context is too short to score a token. */
+  numerics: WeightsNumerics | null;
+}
+
+const loadParamsSchema = z
+  .object({ model: modelRef, weights: weightsChoiceSchema.default('auto') })
+  .strict();
+
 const modelOnly = z.object({ model: modelRef }).strict();
 const historySaveParamsSchema = z
   .object({ model: modelRef, entries: z.array(historyEntrySchema).max(HISTORY_LIMIT) })
@@ -222,6 +251,12 @@ const evalParamsSchema = z
 
 /** Requests of this feature (name → req(paramsSchema)); see api.ts for the core ones. */
 export const consoleRequests = {
+  /**
+   * Loads a model for the console's requests with its weights held as asked (auto: the widest
+   * that fits the backend's memory); later requests on the model use it. Says how the weights are
+   * held and their numerics against float32.
+   */
+  'console.load': req<typeof loadParamsSchema, WeightsInfo>(loadParamsSchema),
   /** Starts sampling; tokens stream as generate.token events, then job.done with the result. */
   'console.generate': req<typeof generateParamsSchema, JobRef>(generateParamsSchema),
   /**

@@ -13,6 +13,7 @@ import type {
   RequestName,
   Result,
 } from '../common/api';
+import type { WeightsChoice } from '../common/console';
 import type { ModelLease } from './modelCache';
 import type { PathGuard } from './paths';
 
@@ -96,4 +97,9 @@ export interface HostContext {
    * call `release()` once done with it (in a finally), never `model.dispose()`.
    */
   loadModel(ref: string): Promise<ModelLease>;
+  /**
+   * Sets how the model's weights are held from now on (console.load: auto, f32, f16 or q8) and
+   * loads it so; later loadModel calls on it get it so held.
+   */
+  loadModelAs(ref: string, weights: WeightsChoice): Promise<ModelLease>;
 }

@@ -19,6 +19,7 @@ import {
   type ReplyMessage,
   type RequestName,
 } from '../common/api';
+import type { WeightsChoice } from '../common/console';
 import { SHUTDOWN_MESSAGE } from '../common/hostProcess';
 import { getBackendReport, initBackend, type BackendPreference } from '../engine/backend';
 import { isBackendAbort } from '../engine/backendAbort';
@@ -84,6 +85,8 @@ export class EngineHost {
   readonly swept: Promise<string | null>;
   /** Loaded models shared by the requests that need weights. */
   readonly models: ModelCache;
+  /** How the console asked each model's weights to be held (by absolute folder). */
+  private readonly weights = new Map<string, WeightsChoice>();
   /** Set by a backend abort: the host answers nothing more and exits. */
   private restarting: string | null = null;
 
@@ -114,13 +117,19 @@ export class EngineHost {
       paths: this.paths,
       releaseUpload: (file) => this.uploads.release(file),
       loadModel: (ref) => this.loadModel(ref),
+      loadModelAs: async (ref, weights) => {
+        const dir = await this.modelDir(ref);
+        this.weights.set(path.resolve(dir), weights);
+        return this.models.acquire(dir);
+      },
     };
     this.uploads = new Uploads(path.join(this.workspace, 'uploads'), opts.uploadLimits);
     this.models = new ModelCache({
       load: async (dir) => {
         const { loadModelDir } = await import('../engine/checkpoint/modelDir');
-        return loadModelDir(dir);
+        return loadModelDir(dir, { weights: this.weightsOf(dir) });
       },
+      variant: (dir) => this.weightsOf(dir),
       budgetBytes: () =>
         opts.modelCacheBytes ?? defaultModelCacheBytes(getBackendReport()?.memoryLimitBytes),
     });
@@ -260,6 +269,11 @@ export class EngineHost {
       );
     }
     return dir;
+  }
+
+  /** How the console asked a model's weights to be held (console.load); auto until it does. */
+  private weightsOf(dir: string): WeightsChoice {
+    return this.weights.get(path.resolve(dir)) ?? 'auto';
   }
 
   /** A lease on a model from the cache (HostContext.loadModel): release it, never dispose it. */

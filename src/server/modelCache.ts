@@ -22,6 +22,11 @@ export interface ModelCacheOptions {
   load: (dir: string) => Promise<LoadedModel>;
   /** The most bytes of weights kept loaded; read at each acquire (it may depend on the backend). */
   budgetBytes: number | (() => number);
+  /**
+   * How a folder is to be loaded (e.g. its weights' format), part of its key: a folder asked for
+   * another way is loaded afresh, and its other version leaves the cache once unused.
+   */
+  variant?: (dir: string) => string;
 }
 
 export interface ModelCacheStats {
@@ -68,11 +73,9 @@ export function defaultModelCacheBytes(
     : DEFAULT_MODEL_CACHE_BYTES;
 }
 
-/** Bytes of a loaded model's weights (float32 on every backend). */
+/** Bytes of a loaded model's weights (float32 variables, or f16/q8 in their store). */
 export function modelBytes(loaded: LoadedModel): number {
-  let n = 0;
-  for (const v of loaded.model.params.values()) n += v.size * 4;
-  return n;
+  return loaded.model.weightBytes();
 }
 
 const stamp = async (file: string) => {
@@ -103,7 +106,7 @@ export class ModelCache {
       stamp(path.join(abs, 'model.safetensors')),
       stamp(path.join(abs, 'config.json')),
     ]);
-    return `${abs}\u0000${weights}\u0000${config}`;
+    return `${abs}\u0000${weights}\u0000${config}\u0000${this.opts.variant?.(abs) ?? ''}`;
   }
 
   /** A lease on the model in `dir`, loading it unless it is cached with the same files. */

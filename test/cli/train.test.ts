@@ -185,6 +185,24 @@ describe('pretrain → resume → generate → score', () => {
     expect(last(jsonLines(r.stdout)).text).toBe(greedy);
   });
 
+  it('generate --weights q8 says how the weights are held and their numerics against f32', async () => {
+    const args = ['generate', '--model', run, '--prompt', 'It is', '--max-tokens', '4'];
+    const h = await cli([...args, '--weights', 'q8', '--backend', 'wasm']);
+    expect(h.code, h.stderr).toBe(0);
+    expect(h.stderr).toMatch(
+      /\[weights: q8 \([\d.]+ [KM]iB\); vs f32 on (the reference text|a fixed sequence of \d+ tokens): mean \|Δlogp\| [\d.e-]+, max [\d.e-]+; loaded in [\d.]+ s\]/,
+    );
+    const j = await cli([...args, '--weights', 'q8', '--backend', 'wasm', '--json']);
+    const w = jsonLines(j.stdout).find((l) => l.type === 'weights')!;
+    expect(w).toMatchObject({ format: 'q8', choice: 'q8', numerics: { reference: 'f32' } });
+    const f32 = await cli([...args, '--backend', 'wasm', '--json']); // auto: this model fits f32
+    expect(jsonLines(f32.stdout).find((l) => l.type === 'weights')).toMatchObject({
+      format: 'f32',
+      choice: 'auto',
+      numerics: null,
+    });
+  });
+
   it('score --json: tokens, logprobs ≤ 0 and sum = Σ logprobs', async () => {
     const text = 'It is a truth universally acknowledged';
     const r = await cli(['score', '--model', run, '--text', text, '--backend', 'wasm', '--json']);

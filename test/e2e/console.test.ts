@@ -463,6 +463,26 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
       await ctx.close();
     }
   });
+
+  it('the model facts say how the weights are held; q8 shows its numerics against f32', async () => {
+    const { ctx, page, errors } = await openConsole();
+    try {
+      const info = page.getByTestId('model-weights');
+      await expect.poll(() => info.textContent()).toMatch(/held as f32 \(/);
+      await page.getByTestId('weights-select').selectOption('q8');
+      await expect
+        .poll(() => info.textContent())
+        .toMatch(
+          /held as q8 \([\d.]+ KiB\)\s*· vs f32 on the reference text: mean \|Δ log p\| [\d.e-]+, max [\d.e-]+/,
+        );
+      await shot(page, 'console-en-weights-q8');
+      await page.getByTestId('weights-select').selectOption('auto'); // as the other cases expect
+      await expect.poll(() => info.textContent()).toMatch(/held as f32 \(/);
+      expect(errors).toEqual([]);
+    } finally {
+      await ctx.close();
+    }
+  });
 });
 
 const shot = (page: Page, name: string) => studio.shot(page, name);

@@ -81,6 +81,28 @@ describe('generation through the host', () => {
     expect(pieces.every((p) => p.length === 1)).toBe(true);
   });
 
+  it('console.load holds the weights as asked, with their numerics; the console then uses them', async () => {
+    const q8 = await host.call('console.load', { model: modelDir, weights: 'q8' });
+    expect(q8).toMatchObject({
+      format: 'q8',
+      choice: 'q8',
+      numerics: { reference: 'f32', text: true },
+    });
+    expect(q8.numerics!.meanAbsDiff).toBeGreaterThan(0);
+    expect(q8.numerics!.meanAbsDiff).toBeLessThan(0.05);
+    const text = 'good film, bad film';
+    const a = await host.call('console.logprobs', { model: modelDir, text });
+    const f32 = await host.call('console.load', { model: modelDir, weights: 'auto' });
+    expect(f32).toMatchObject({ format: 'f32', choice: 'auto', numerics: null });
+    const b = await host.call('console.logprobs', { model: modelDir, text });
+    // the q8 model scored it: close to float32, not equal
+    expect(a.logprobs).not.toEqual(b.logprobs);
+    a.logprobs.forEach((lp, i) => expect(Math.abs(lp - b.logprobs[i]!)).toBeLessThan(0.25));
+    await expect(
+      host.call('console.load', { model: modelDir, weights: 'q4' as 'q8' }),
+    ).rejects.toThrow(/weights/);
+  });
+
   it('stop: jobs.cancel ends a long generation early with stoppedBy cancelled', async () => {
     const { jobId } = await host.call('console.generate', {
       model: modelDir,

@@ -4,10 +4,12 @@ import { unescapeField } from '../../common/escapes';
 import { UsageError, type OptionSpec } from '../args';
 import { formatDuration } from '../output';
 import { EXIT, onInterrupt, startBackend, type Command, type Context } from '../runtime';
-import { loadModel, MODEL_OPTION } from './shared';
+import type { WeightsChoice } from '../../common/console';
+import { describeWeights, loadModel, MODEL_OPTION, WEIGHTS_OPTION } from './shared';
 
 const OPTIONS: OptionSpec[] = [
   MODEL_OPTION,
+  WEIGHTS_OPTION,
   {
     name: 'data',
     kind: 'string',
@@ -159,7 +161,11 @@ async function run(ctx: Context): Promise<number> {
         `"${table.labelColumn}" (its labels: ${[...known].slice(0, 10).join(', ')})`,
     );
   }
-  const { model, tokenizer } = await loadModel(args.requireString('model'));
+  const { model, tokenizer, weights } = await loadModel(
+    args.requireString('model'),
+    args.string('weights') as WeightsChoice,
+  );
+  if (!out.json) out.note(out.dim(`[${describeWeights(weights)}]`));
   const interrupt = onInterrupt(out, 'stopping the evaluation');
   try {
     const r = await evaluateIcl(model, tokenizer, {

@@ -1,16 +1,18 @@
 /** `generate`: continue a prompt with a trained model, streaming the text. */
+import type { WeightsChoice } from '../../common/console';
 import { unescapeField } from '../../common/escapes';
 import type { SamplingOptions } from '../../engine/generate';
 import { SAMPLING_DEFAULTS } from '../defaults';
 import type { OptionSpec } from '../args';
 import { formatCount } from '../output';
 import { EXIT, onInterrupt, startBackend, type Command, type Context } from '../runtime';
-import { encodeOption, loadModel, MODEL_OPTION } from './shared';
+import { describeWeights, encodeOption, loadModel, MODEL_OPTION, WEIGHTS_OPTION } from './shared';
 
 const S = SAMPLING_DEFAULTS;
 
 const OPTIONS: OptionSpec[] = [
   MODEL_OPTION,
+  WEIGHTS_OPTION,
   {
     name: 'prompt',
     kind: 'string',
@@ -104,8 +106,15 @@ async function run(ctx: Context): Promise<number> {
   };
   await startBackend(ctx);
   const { generateTokens } = await import('../../engine/generate');
-  const { model, tokenizer } = await loadModel(args.requireString('model'));
+  const loadStarted = performance.now();
+  const { model, tokenizer, weights } = await loadModel(
+    args.requireString('model'),
+    args.string('weights') as WeightsChoice,
+  );
   const promptIds = encodeOption(tokenizer, prompt, '--prompt');
+  const loadSeconds = (performance.now() - loadStarted) / 1000;
+  if (out.json) out.emit({ type: 'weights', ...weights, loadSeconds });
+  else out.note(out.dim(`[${describeWeights(weights)}; loaded in ${loadSeconds.toFixed(1)} s]`));
 
   const interrupt = onInterrupt(out, 'stopping generation');
   const started = performance.now();

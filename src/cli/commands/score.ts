@@ -1,10 +1,12 @@
 /** `score`: the log-probability a model gives a text, token by token. */
 import { UsageError, type OptionSpec } from '../args';
 import { startBackend, EXIT, type Command, type Context } from '../runtime';
-import { encodeOption, loadModel, MODEL_OPTION } from './shared';
+import type { WeightsChoice } from '../../common/console';
+import { describeWeights, encodeOption, loadModel, MODEL_OPTION, WEIGHTS_OPTION } from './shared';
 
 const OPTIONS: OptionSpec[] = [
   MODEL_OPTION,
+  WEIGHTS_OPTION,
   {
     name: 'text',
     kind: 'string',
@@ -44,7 +46,11 @@ async function run(ctx: Context): Promise<number> {
   }
   await startBackend(ctx);
   const { scoreContinuation, scoreText } = await import('../../engine/score');
-  const { model, tokenizer } = await loadModel(args.requireString('model'));
+  const { model, tokenizer, weights } = await loadModel(
+    args.requireString('model'),
+    args.string('weights') as WeightsChoice,
+  );
+  if (!out.json) out.note(out.dim(`[${describeWeights(weights)}]`));
   try {
     let result;
     if (text !== undefined) {

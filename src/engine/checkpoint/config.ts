@@ -55,10 +55,15 @@ export const CONFIG_BOUNDS = {
 /** GPT-2 XL's sizes: a yardstick for which field made a config too big. */
 const YARDSTICK = { n_layer: 48, n_embd: 1600, n_positions: 1024, vocab_size: 50257 };
 
+/** Bytes per weight at the smallest inference format, q8_0 (32 int8 and one f16 scale). */
+const Q8_BYTES_PER_WEIGHT = 34 / 32;
+
 /**
- * Refuses a configuration whose float32 weights alone would not fit `budget` (the backend's
- * memory), naming the field that makes it so, then one past CONFIG_BOUNDS. Nothing is allocated:
- * the sizes come from countParams. Returns a message, or undefined when the config is fine.
+ * Refuses a configuration whose weights alone would not fit `budget` (the backend's memory) even
+ * as q8, the smallest inference format (../weights/format.ts chooses among f32, f16 and q8 once
+ * the model's size is known to be sane), naming the field that makes it so, then one past
+ * CONFIG_BOUNDS. Nothing is allocated: the sizes come from countParams. Returns a message, or
+ * undefined when the config is fine.
  */
 export function configSizeProblem(
   cfg: Pick<GPTConfig, 'vocabSize' | 'blockSize' | 'nLayer' | 'nHead' | 'nEmbd'>,
@@ -68,7 +73,7 @@ export function configSizeProblem(
   const fields = { n_layer: L, n_head: H, n_embd: C, n_positions: T, vocab_size: V };
   const params = countParams(cfg);
   const bytes = params * 4;
-  if (bytes > b.bytes) {
+  if (params * Q8_BYTES_PER_WEIGHT > b.bytes) {
     // the biggest term, then its field that is furthest past GPT-2 XL
     const terms: Array<[number, Array<keyof typeof YARDSTICK>]> = [
       [V * C, ['vocab_size', 'n_embd']],
@@ -81,7 +86,8 @@ export function configSizeProblem(
     );
     const count = params >= 1e6 ? params.toExponential(1).replace('e+', 'e') : String(params);
     return (
-      `${field} ${fields[field!]} gives ${count} parameters (${formatSize(bytes)} of float32); ` +
+      `${field} ${fields[field!]} gives ${count} parameters (${formatSize(bytes)} of float32, ` +
+      `${formatSize(params * Q8_BYTES_PER_WEIGHT)} even as q8); ` +
       `${b.holder} can hold at most ${formatSize(b.bytes)}`
     );
   }

@@ -23,7 +23,7 @@ import {
 } from './gguf';
 import { saveGpt2Weights, toHfConfigJson, TRANSFORMERS_VERSION, type ExtraTensor } from './gpt2';
 import { modelCard } from './modelCard';
-import { carriedConfigFields, readSourceModel, type SourceModel } from './source';
+import { carriedConfigFields, readSourceModel, type SourceInfo, type SourceModel } from './source';
 import { folderBytes, listFiles, writeFolder } from './stage';
 
 export const EXPORT_FORMATS = ['hf', 'gguf', 'cluster'] as const;
@@ -89,22 +89,7 @@ export async function writeHfFolder(
     metadata?: Record<string, string>;
   },
 ): Promise<void> {
-  const eos = src.tokenizer.eosId ?? null;
-  const carried = carriedConfigFields(src.rawConfig);
-  const config = toHfConfigJson(src.config, {
-    bos_token_id: eos,
-    eos_token_id: eos,
-    ...carried,
-  });
-  config.torch_dtype = opts.dtype;
-  await writeJsonAtomic(path.join(dir, 'config.json'), config);
-  await writeJsonAtomic(path.join(dir, 'generation_config.json'), {
-    _from_model_config: true,
-    bos_token_id: config.bos_token_id ?? eos,
-    eos_token_id: config.eos_token_id ?? eos,
-    transformers_version: TRANSFORMERS_VERSION,
-  });
-  await src.tokenizer.save(dir, { modelMaxLength: src.config.blockSize });
+  await writeHfFolderFiles(dir, src, opts.dtype);
   await saveGpt2Weights(path.join(dir, 'model.safetensors'), src.config, src.params, {
     dtype: DTYPE_CODE[opts.dtype],
     extra: src.extra as ReadonlyMap<string, ExtraTensor>,
@@ -116,6 +101,30 @@ export async function writeHfFolder(
       modelCard(src, { name: opts.name, dtype: opts.dtype, date: opts.now }),
     );
   }
+}
+
+/** The folder's files other than the weights and the card: configs and the tokenizer. */
+export async function writeHfFolderFiles(
+  dir: string,
+  src: SourceInfo,
+  dtype: ExportDtype,
+): Promise<void> {
+  const eos = src.tokenizer.eosId ?? null;
+  const carried = carriedConfigFields(src.rawConfig);
+  const config = toHfConfigJson(src.config, {
+    bos_token_id: eos,
+    eos_token_id: eos,
+    ...carried,
+  });
+  config.torch_dtype = dtype;
+  await writeJsonAtomic(path.join(dir, 'config.json'), config);
+  await writeJsonAtomic(path.join(dir, 'generation_config.json'), {
+    _from_model_config: true,
+    bos_token_id: config.bos_token_id ?? eos,
+    eos_token_id: config.eos_token_id ?? eos,
+    transformers_version: TRANSFORMERS_VERSION,
+  });
+  await src.tokenizer.save(dir, { modelMaxLength: src.config.blockSize });
 }
 
 /** Row-major [rows, cols] → [cols, rows]. */

@@ -9,13 +9,40 @@ import { loadTokenizer } from '../tokenizer';
 import type { Tokenizer } from '../tokenizer/types';
 import { writeJsonAtomic } from '../util/atomic';
 import type { GPTConfig } from '../model/config';
-import { loadGpt2Weights, readHfConfig, saveGpt2Weights, writeHfConfig } from './gpt2';
+import type { WeightsInfo } from '../../common/console';
+import { backendMemoryBudget, getBackendReport } from '../backend';
+import { planWeights, type WeightChoice } from '../weights/format';
+import { loadWeightStore } from '../weights/load';
+import { measureNumerics, referenceIds } from '../weights/numerics';
+import { ReferenceForward } from '../weights/reference';
+import { machineMemoryBudget } from './config';
+import {
+  loadGpt2Weights,
+  openGpt2Weights,
+  readHfConfig,
+  saveGpt2Weights,
+  writeHfConfig,
+} from './gpt2';
 
 export interface LoadedModel {
   dir: string;
   model: GPT;
   tokenizer: Tokenizer;
   config: GPTConfig;
+  /** How the weights are held (float32 unless an inference load asked otherwise). */
+  weights: WeightsInfo;
+}
+
+export interface LoadModelOptions {
+  /**
+   * For inference: hold the weights as f32, f16 or q8, or auto (the widest that fits the
+   * backend's memory with room for the KV cache and activations), checked before anything is
+   * read. Unset: float32 variables, as training needs, unchecked.
+   */
+  weights?: WeightChoice;
+  /** Measure f16/q8 against float32 on the reference text (default true). */
+  numerics?: boolean;
+  signal?: AbortSignal;
 }
 
 export async function saveModelWeights(
@@ -50,7 +77,7 @@ export async function saveModelDir(
 }
 
 /** Loads a model directory (config.json + model.safetensors + tokenizer). */
-export async function loadModelDir(dir: string): Promise<LoadedModel> {
+export async function loadModelDir(dir: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   const configFile = path.join(dir, 'config.json');
   try {
     await fs.access(configFile);
@@ -78,6 +105,51 @@ export async function loadModelDir(dir: string): Promise<LoadedModel> {
       `${configFile}: vocab_size ${config.vocabSize} is smaller than the tokenizer's ${tokenizer.vocabSize} tokens`,
     );
   }
-  const { params } = await loadGpt2Weights(weightsFile, config);
-  return { dir, model: new GPT(config, params), tokenizer, config };
+  const choice = opts.weights ?? 'f32';
+  const plan = opts.weights
+    ? planWeights(
+        config,
+        opts.weights,
+        backendMemoryBudget() ?? machineMemoryBudget(),
+        path.basename(dir),
+        {
+          packedCopies: getBackendReport()?.name === 'wasm',
+        },
+      )
+    : { format: 'f32' as const };
+  if (plan.format === 'f32') {
+    const { params } = await loadGpt2Weights(weightsFile, config);
+    const model = new GPT(config, params);
+    const weights = { format: 'f32' as const, choice, bytes: model.weightBytes(), numerics: null };
+    return { dir, model, tokenizer, config, weights };
+  }
+  const f = await openGpt2Weights(weightsFile, config);
+  const ids = opts.numerics === false ? null : referenceIds(tokenizer, config);
+  // the float32 reference runs on the same pass over the file as the load
+  const reference = ids && ids.ids.length >= 2 ? new ReferenceForward(config, ids.ids) : null;
+  try {
+    await f.checkTiedHead();
+    const store = await loadWeightStore(f, config, plan.format, {
+      reference,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    let model: GPT;
+    try {
+      model = new GPT(config, store.small, store);
+    } catch (err) {
+      store.dispose();
+      throw err;
+    }
+    try {
+      const numerics = reference ? await measureNumerics(f, model, reference, ids!) : null;
+      const weights = { format: plan.format, choice, bytes: model.weightBytes(), numerics };
+      return { dir, model, tokenizer, config, weights };
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+  } finally {
+    reference?.dispose();
+    await f.close();
+  }
 }

@@ -103,7 +103,17 @@ async function readRunInfo(dir: string): Promise<RunInfo | null> {
   }
 }
 
+/** A model folder without its weights: what an import needs before it streams them across. */
+export type SourceInfo = Omit<SourceModel, 'params' | 'extra'>;
+
 export async function readSourceModel(dir: string): Promise<SourceModel> {
+  const info = await readSourceInfo(dir);
+  const { params, extra } = await loadGpt2Weights(path.join(dir, 'model.safetensors'), info.config);
+  return { ...info, params, extra };
+}
+
+/** Checks a model folder and reads everything but its weights. */
+export async function readSourceInfo(dir: string): Promise<SourceInfo> {
   await checkModelFiles(dir);
   const configFile = path.join(dir, 'config.json');
   let rawConfig: Record<string, unknown>;
@@ -120,8 +130,7 @@ export async function readSourceModel(dir: string): Promise<SourceModel> {
       configFile,
     );
   }
-  const { params, extra } = await loadGpt2Weights(path.join(dir, 'model.safetensors'), config);
-  return { dir, config, rawConfig, params, extra, tokenizer, run: await readRunInfo(dir) };
+  return { dir, config, rawConfig, tokenizer, run: await readRunInfo(dir) };
 }
 
 /** config.json fields that travel with the weights (labels, task, special ids). */

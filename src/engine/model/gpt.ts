@@ -25,7 +25,15 @@ import {
   variableOf,
   type BmmStrategy,
 } from './ops';
-import { blockLayers, countParams, initParams, paramTree, type GPTParams } from './params';
+import {
+  blockLayers,
+  countParams,
+  initParams,
+  paramTree,
+  type BlockParams,
+  type GPTParams,
+} from './params';
+import type { WeightStore } from '../weights/store';
 
 type T2 = tf.Tensor2D;
 
@@ -64,18 +72,34 @@ export class GPT {
   readonly config: GPTConfig;
   /** Prefix that keeps this model's tf variable names unique in the process. */
   readonly scope = `gpt${modelCounter++}/`;
-  /** The parameters as GPT-2's tree: `transformer.h[i].attn.c_attn.weight` … */
-  readonly transformer: GPTParams<tf.Variable>;
-  /** … and by their Hugging Face names, in GPT-2's order. */
+  /**
+   * Inference weights: W_e and the blocks' linear maps held as f16 or q8 (../weights/store.ts),
+   * with no tf variable (and no float32 copy) of their own. Null: every parameter is a float32
+   * variable, as training needs.
+   */
+  readonly store: WeightStore | null;
+  /** The parameters as GPT-2's tree; a leaf held in the store is null. */
+  private readonly tree: GPTParams<tf.Variable | null>;
+  /** The tf variables by their Hugging Face names, in GPT-2's order (the store's not among them). */
   readonly params = new Map<string, tf.Variable>();
   bmm: BmmStrategy;
 
-  constructor(config: GPTConfig, weights: Map<string, Float32Array>) {
+  /**
+   * A model on `weights` (float32, by Hugging Face name). With `store`, the parameters it holds
+   * are read from it and need not be in `weights`: the model is for inference only.
+   */
+  constructor(
+    config: GPTConfig,
+    weights: Map<string, Float32Array>,
+    store: WeightStore | null = null,
+  ) {
     if (config.nEmbd % config.nHead !== 0) {
       throw new Error(`n_embd (${config.nEmbd}) must be divisible by n_head (${config.nHead})`);
     }
     this.config = config;
-    this.transformer = paramTree(config, (name, shape) => {
+    this.store = store;
+    this.tree = paramTree(config, (name, shape) => {
+      if (store?.matrices.has(name)) return null;
       const w = weights.get(name);
       if (!w) throw new Error(`missing parameter ${name}`);
       const size = shape.reduce((a, b) => a * b, 1);
@@ -95,8 +119,62 @@ export class GPT {
     return new GPT(config, initParams(config, seed));
   }
 
+  /** The parameters as GPT-2's tree of tf variables: `transformer.h[i].attn.c_attn.weight` … */
+  get transformer(): GPTParams<tf.Variable> {
+    this.requireFloat32();
+    return this.tree as GPTParams<tf.Variable>;
+  }
+
+  private requireFloat32(): void {
+    if (this.store) {
+      throw new Error(
+        `this model's weights are held as ${this.store.format} for inference; training and ` +
+          'reading its weights back need it loaded as f32',
+      );
+    }
+  }
+
+  /** Bytes its weights take: float32 variables, or the store's (its matrices and the rest). */
+  weightBytes(): number {
+    if (this.store) return this.store.bytes;
+    let n = 0;
+    for (const v of this.params.values()) n += v.size * 4;
+    return n;
+  }
+
+  /**
+   * Block i's parameters as tensors: the variables, or with a store its matrices dequantised to
+   * float32 [in, out] on the fly (call inside tf.tidy: they are freed with the block's work).
+   */
+  private blockParams(i: number): BlockParams<tf.Tensor> {
+    const b = this.tree.h[i]!;
+    if (!this.store) return b as BlockParams<tf.Tensor>;
+    const linear = (name: string, l: { weight: tf.Variable | null; bias: tf.Variable | null }) => ({
+      weight: l.weight ?? this.storedConv1D(`h.${i}.${name}.weight`),
+      bias: l.bias!,
+    });
+    return {
+      ln_1: b.ln_1 as BlockParams<tf.Tensor>['ln_1'],
+      attn: {
+        c_attn: linear('attn.c_attn', b.attn.c_attn),
+        c_proj: linear('attn.c_proj', b.attn.c_proj),
+      },
+      ln_2: b.ln_2 as BlockParams<tf.Tensor>['ln_2'],
+      mlp: { c_fc: linear('mlp.c_fc', b.mlp.c_fc), c_proj: linear('mlp.c_proj', b.mlp.c_proj) },
+    };
+  }
+
+  /** A stored linear weight as the Conv1D [in, out] float32 tensor the ops take. */
+  private storedConv1D(name: string): tf.Tensor2D {
+    const m = this.store!.matrix(name);
+    return tf.transpose(tf.tensor2d(this.store!.dequantize(name), [m.n, m.k]));
+  }
+
   p<R extends tf.Rank = tf.Rank>(name: string): tf.Tensor<R> {
     const v = this.params.get(name);
+    if (!v && this.store?.matrices.has(name)) {
+      throw new Error(`parameter ${name} is held as ${this.store.format}, not as a tf variable`);
+    }
     if (!v) throw new Error(`unknown parameter ${name}`);
     return v as unknown as tf.Tensor<R>;
   }
@@ -111,12 +189,14 @@ export class GPT {
 
   /** Reads every parameter back to the host (async: webgpu allows no sync reads). */
   async weights(): Promise<Map<string, Float32Array>> {
+    this.requireFloat32();
     const out = new Map<string, Float32Array>();
     for (const [name, v] of this.params) out.set(name, (await v.data()) as Float32Array);
     return out;
   }
 
   async setWeights(weights: Map<string, Float32Array>): Promise<void> {
+    this.requireFloat32();
     for (const [name, v] of this.params) {
       const w = weights.get(name);
       if (!w) throw new Error(`missing parameter ${name}`);
@@ -126,10 +206,15 @@ export class GPT {
 
   dispose(): void {
     tf.dispose(this.variables);
+    this.store?.dispose();
   }
 
+  /** W_e [V, C] (with a store: dequantised, to be freed by the caller's tf.tidy). */
   private get wte(): T2 {
-    return this.transformer.wte.weight as tf.Tensor as T2;
+    const v = this.tree.wte.weight;
+    if (v) return v as tf.Tensor as T2;
+    const { vocabSize: V, nEmbd: C } = this.config;
+    return tf.tensor2d(this.store!.dequantize('wte.weight'), [V, C]);
   }
 
   private context(layer: number, batch: number, tLen: number, d: Dropout | null): BlockContext {
@@ -137,8 +222,8 @@ export class GPT {
   }
 
   private lnF(x: T2) {
-    const { weight, bias } = this.transformer.ln_f;
-    return layerNormForward(x, weight, bias, this.config.layerNormEpsilon);
+    const { weight, bias } = this.tree.ln_f;
+    return layerNormForward(x, weight!, bias!, this.config.layerNormEpsilon);
   }
 
   /** Token + position embedding [B·T, C] for ids [B, T] starting at position `past`. */
@@ -148,9 +233,28 @@ export class GPT {
     if (past + tLen > blockSize) {
       throw new Error(`sequence of ${past + tLen} tokens exceeds the context of ${blockSize}`);
     }
-    const tok = tf.gather(this.wte, tf.reshape(idx, [batch * tLen]));
-    const pos = tf.slice(this.transformer.wpe.weight as tf.Tensor as T2, [past, 0], [tLen, C]);
+    const tok = this.tokenRows(tf.reshape(idx, [batch * tLen]) as tf.Tensor1D);
+    const pos = tf.slice(this.tree.wpe.weight as tf.Tensor as T2, [past, 0], [tLen, C]);
     return tf.reshape(tf.add(tf.reshape(tok, [batch, tLen, C]), pos), [batch * tLen, C]);
+  }
+
+  /** W_e's rows for ids [N]: gathered, or with a store dequantised row by row. */
+  private tokenRows(ids: tf.Tensor1D): T2 {
+    if (!this.store) return tf.gather(this.wte, ids);
+    const C = this.config.nEmbd;
+    const list = ids.dataSync();
+    const heap = this.store.heap;
+    const out = new Float32Array(list.length * C);
+    const at = heap.alloc(C * 4);
+    try {
+      list.forEach((id, r) => {
+        this.store!.dequantizeRows('wte.weight', id, 1, at);
+        out.set(heap.f32(at, C), r * C);
+      });
+    } finally {
+      heap.release(at);
+    }
+    return tf.tensor2d(out, [list.length, C]);
   }
 
   /** The top hidden states h_L [B·T, C] (after the final LayerNorm) for ids [B, T]. */
@@ -160,11 +264,11 @@ export class GPT {
     const d = Dropout.of(this.config.dropout, opts);
     if (nLayer > 0) checkTensorSize([nHead * batch, tLen, tLen], 'the attention scores');
     const attend = causalSelfAttention(this.bmm, d);
-    let x = dropout(this.embed(idx, 0), d, SALT.embedding).y;
+    let x = tf.tidy(() => dropout(this.embed(idx, 0), d, SALT.embedding).y);
     for (let i = 0; i < nLayer; i++) {
-      // what the block computes on the way is freed with it
+      // what the block computes on the way is freed with it (a stored model's weights too)
       const ctx = this.context(i, batch, tLen, d);
-      x = tf.tidy(() => block(x, this.transformer.h[i]!, ctx, attend).out);
+      x = tf.tidy(() => block(x, this.blockParams(i), ctx, attend).out);
     }
     return this.lnF(x).y;
   }
@@ -321,7 +425,7 @@ export class GPT {
       for (let i = 0; i < nLayer; i++) {
         const ctx = this.context(i, batch, tLen, null);
         const r = scope(() => {
-          const { out, saved } = block(x, this.transformer.h[i]!, ctx, attend);
+          const { out, saved } = block(x, this.blockParams(i), ctx, attend);
           return { out, k: saved.att.k, v: saved.att.v };
         });
         x = r.out;

@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ownerTag } from './leftovers';
 
@@ -13,12 +14,24 @@ export async function writeFileAtomic(
   data: string | Uint8Array,
   opts: AtomicWriteOptions = {},
 ): Promise<void> {
+  await writeFileAtomicWith(file, (handle) => handle.writeFile(data), opts);
+}
+
+/**
+ * Writes a file atomically from `fill`, which writes through the handle (for files too large to
+ * hold in memory): a temp file in the same folder, fsync, then rename over the target.
+ */
+export async function writeFileAtomicWith(
+  file: string,
+  fill: (handle: FileHandle) => Promise<void>,
+  opts: AtomicWriteOptions = {},
+): Promise<void> {
   const dir = path.dirname(file);
   await fs.mkdir(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(file)}.${ownerTag()}.tmp`);
   const handle = await fs.open(tmp, 'w', opts.mode);
   try {
-    await handle.writeFile(data);
+    await fill(handle);
     await handle.sync();
   } catch (err) {
     await handle.close();

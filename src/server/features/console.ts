@@ -130,6 +130,19 @@ export function consoleHandlers(ctx: HostContext): Handlers {
   };
 
   return {
+    'console.load': async (p) => {
+      const { WeightsTooLargeError } = await import('../../engine/weights/format');
+      const loaded = await ctx.loadModelAs(p.model, p.weights).catch((err: unknown) => {
+        if (!(err instanceof WeightsTooLargeError)) throw err;
+        throw new HostError(apiError('too-large', `params.weights: ${err.message}`));
+      });
+      try {
+        return loaded.weights;
+      } finally {
+        loaded.release();
+      }
+    },
+
     'console.generate': async (p) => {
       const { generateTokens } = await import('../../engine/generate');
       // loaded before the job starts: a missing or forbidden model is the request's error

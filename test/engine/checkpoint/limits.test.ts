@@ -427,16 +427,16 @@ describe('config.json: sizes are checked before anything is allocated', () => {
 
   it('n_layer 1e9: refused at once, naming the field, the size and the backend', async () => {
     expect(await configError({ n_layer: 1e9 })).toBe(
-      'n_layer 1000000000 gives 7.1e15 parameters (28 PB of float32); the wasm backend can hold at most 4 GiB',
+      'n_layer 1000000000 gives 7.1e15 parameters (28 PB of float32, 7.5 PB even as q8); the wasm backend can hold at most 4 GiB',
     );
   });
 
   it('n_embd 1.2e9 and vocab_size 1e12 name their own field', async () => {
     expect(await configError({ n_embd: 1.2e9 })).toMatch(
-      /^n_embd 1200000000 gives 2\.1e20 parameters \(829 EB of float32\); the wasm backend can hold at most 4 GiB$/,
+      /^n_embd 1200000000 gives 2\.1e20 parameters \(829 EB of float32, [\d.]+ EB even as q8\); the wasm backend can hold at most 4 GiB$/,
     );
     expect(await configError({ vocab_size: 1e12 })).toMatch(
-      /^vocab_size 1000000000000 gives 7\.7e14 parameters \([\d.]+ PB of float32\); the wasm backend/,
+      /^vocab_size 1000000000000 gives 7\.7e14 parameters \([\d.]+ PB of float32, 742 TiB even as q8\); the wasm backend/,
     );
     expect(await configError({ n_positions: 1e9, n_ctx: 1e9 })).toMatch(
       /^n_positions 1000000000 gives/,
@@ -474,13 +474,17 @@ describe('config.json: sizes are checked before anything is allocated', () => {
     expect(await readHfConfig(file)).toEqual(GPT2_SMALL);
     expect(fromHfConfigJson(toHfConfigJson(GPT2_SMALL), 'config.json')).toEqual(GPT2_SMALL);
     expect(configSizeProblem({ ...GPT2_SMALL, nLayer: 1e6 })).toMatch(
-      /^n_layer 1000000 gives 7\.1e12 parameters \(26 TiB of float32\); this machine's memory can hold at most [\d.]+ (GiB|TiB)$/,
+      /^n_layer 1000000 gives 7\.1e12 parameters \(26 TiB of float32, [\d.]+ TiB even as q8\); this machine's memory can hold at most [\d.]+ (GiB|TiB)$/,
     );
     expect(
-      configSizeProblem(GPT2_SMALL, { bytes: 256 * 2 ** 20, holder: 'the webgpu backend' }),
+      configSizeProblem(GPT2_SMALL, { bytes: 100 * 2 ** 20, holder: 'the webgpu backend' }),
     ).toBe(
-      'n_embd 768 gives 1.2e8 parameters (475 MiB of float32); the webgpu backend can hold at most 256 MiB',
+      'n_embd 768 gives 1.2e8 parameters (475 MiB of float32, 126 MiB even as q8); the webgpu backend can hold at most 100 MiB',
     );
+    // weights that fit only as f16 or q8 pass: the loader picks the format (../weights/format.ts)
+    expect(
+      configSizeProblem(GPT2_SMALL, { bytes: 256 * 2 ** 20, holder: 'the webgpu backend' }),
+    ).toBeUndefined();
   });
 
   it('a config.json far larger than any config is not read', async () => {

@@ -65,9 +65,59 @@ function byteOrder(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
+/** A tensor as the header lists it: its data's place in the data section. */
+export interface PlannedTensor {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
 /**
- * Serialises tensors the way the Python library does: tensors ordered by dtype then name, a
- * compact JSON header with __metadata__ first, padded with spaces to a multiple of 8 bytes.
+ * The file's layout as the Python library makes it: tensors ordered by dtype then name, a compact
+ * JSON header with __metadata__ first, padded with spaces to a multiple of 8 bytes. Returns the
+ * header with its 8-byte length prefix, and the tensors in file order.
+ */
+export function planLayout(
+  tensors: ReadonlyArray<{ name: string; dtype: DType; shape: number[]; byteLength: number }>,
+  metadata: Record<string, string> | undefined,
+  file: string,
+): { header: Uint8Array; order: PlannedTensor[] } {
+  const sorted = [...tensors].sort(
+    (a, b) =>
+      DTYPE_RANK.indexOf(b.dtype) - DTYPE_RANK.indexOf(a.dtype) || byteOrder(a.name, b.name),
+  );
+  const header: Record<string, unknown> = Object.create(null); // a tensor may be named __proto__
+  if (metadata !== undefined) {
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== 'string') {
+        throw new CheckpointError(`metadata '${k}' must be a string, got ${typeof v}`, file);
+      }
+    }
+    header[METADATA_KEY] = Object.fromEntries(
+      Object.entries(metadata).sort(([a], [b]) => byteOrder(a, b)),
+    );
+  }
+  let offset = 0;
+  const order: PlannedTensor[] = [];
+  for (const t of sorted) {
+    const end = offset + t.byteLength;
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, end] };
+    order.push({ name: t.name, dtype: t.dtype, shape: t.shape, begin: offset, end });
+    offset = end;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const headerLen = Math.ceil(json.length / 8) * 8;
+  const out = new Uint8Array(8 + headerLen);
+  new DataView(out.buffer).setBigUint64(0, BigInt(headerLen), true);
+  out.set(json, 8);
+  out.fill(0x20, 8 + json.length);
+  return { header: out, order };
+}
+
+/**
+ * Serialises tensors the way the Python library does (see planLayout).
  */
 export function encodeSafetensors(
   tensors: Record<string, Tensor> | ReadonlyMap<string, Tensor>,
@@ -90,42 +140,17 @@ export function encodeSafetensors(
     }
     return { name, dtype: t.dtype, shape: t.shape, bytes: encodeData(t.dtype, t.data) };
   });
-  prepared.sort(
-    (a, b) =>
-      DTYPE_RANK.indexOf(b.dtype) - DTYPE_RANK.indexOf(a.dtype) || byteOrder(a.name, b.name),
+  const { header, order } = planLayout(
+    prepared.map((t) => ({ ...t, byteLength: t.bytes.byteLength })),
+    metadata,
+    file,
   );
-
-  const header: Record<string, unknown> = Object.create(null); // a tensor may be named __proto__
-  if (metadata !== undefined) {
-    for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== 'string') {
-        throw new CheckpointError(`metadata '${k}' must be a string, got ${typeof v}`, file);
-      }
-    }
-    header[METADATA_KEY] = Object.fromEntries(
-      Object.entries(metadata).sort(([a], [b]) => byteOrder(a, b)),
-    );
-  }
-  let offset = 0;
-  for (const t of prepared) {
-    header[t.name] = {
-      dtype: t.dtype,
-      shape: t.shape,
-      data_offsets: [offset, offset + t.bytes.byteLength],
-    };
-    offset += t.bytes.byteLength;
-  }
-
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const headerLen = Math.ceil(json.length / 8) * 8;
-  const out = new Uint8Array(8 + headerLen + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerLen), true);
-  out.set(json, 8);
-  out.fill(0x20, 8 + json.length, 8 + headerLen);
-  let pos = 8 + headerLen;
-  for (const t of prepared) {
-    out.set(new Uint8Array(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength), pos);
-    pos += t.bytes.byteLength;
+  const out = new Uint8Array(header.length + (order.at(-1)?.end ?? 0));
+  out.set(header);
+  const byName = new Map(prepared.map((t) => [t.name, t]));
+  for (const { name, begin } of order) {
+    const t = byName.get(name)!.bytes;
+    out.set(new Uint8Array(t.buffer, t.byteOffset, t.byteLength), header.length + begin);
   }
   return out;
 }

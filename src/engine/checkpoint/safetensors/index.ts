@@ -14,3 +14,6 @@ export {
 } from './types';
 export { encodeSafetensors, writeSafetensors } from './encode';
 export { decodeSafetensors, readSafetensors } from './decode';
+export { READ_CHUNK_BYTES, SafetensorsReader, withSafetensors } from './reader';
+export { writeSafetensorsStream, type TensorPlan, type TensorSink } from './writer';
+export { planLayout, type PlannedTensor } from './encode';
