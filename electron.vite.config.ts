@@ -14,8 +14,12 @@ export default defineConfig({
       // dependencies stay in node_modules (tfjs and its native backends load at run time)
       externalizeDeps: true,
       rollupOptions: {
-        // the engine host (src/server/hostMain.ts) is a second entry, reached by ?modulePath
-        input: { index: at('./src/main/index.ts') },
+        // the engine host (src/server/hostMain.ts) is a second entry, reached by ?modulePath;
+        // the training worker thread is a third, found beside the bundle as trainWorker.js
+        input: {
+          index: at('./src/main/index.ts'),
+          trainWorker: at('./src/engine/train/parallel/worker.ts'),
+        },
       },
     },
   },

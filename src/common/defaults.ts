@@ -23,7 +23,16 @@ export interface TrainConfig {
   sampleTokens: number;
   seed: number;
   valFraction: number;
+  /**
+   * Data-parallel worker threads on the wasm and cpu backends, each training its share of every
+   * batch (1, or absent: the one-thread path; other backends always use 1). The CLI and the wizard
+   * default to the machine's physical cores. A run repeats exactly for the same count.
+   */
+  workers?: number;
 }
+
+/** The most data-parallel training workers a run may ask for. */
+export const MAX_TRAIN_WORKERS = 64;
 
 /** nanoGPT's defaults for a small character model. */
 export const DEFAULT_TRAIN: Readonly<TrainConfig> = {

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { itemString, pathString, shortString } from './limits';
+import { MAX_TRAIN_WORKERS } from './defaults';
 import { modelRef, posInt, req, type JobRef } from './schema';
 
 export const FINETUNE_TASKS = [
@@ -104,6 +105,8 @@ const startParamsSchema = z
   .object({
     ...dataParams,
     settings: finetuneSettingsSchema.optional(),
+    /** Data-parallel training workers on wasm and cpu (default 1: one thread). */
+    workers: posInt.max(MAX_TRAIN_WORKERS).optional(),
     /** The fine-tune's folder name under workspace/finetunes (default: derived from the model). */
     name: z
       .string()

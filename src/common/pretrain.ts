@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import type { ModelKind } from './api';
 import { datasetIdSchema } from './datasets';
+import { MAX_TRAIN_WORKERS } from './defaults';
 import type { TrainEvent, TrainResult } from './events';
 import {
   empty,
@@ -31,6 +32,8 @@ export interface ModelEstimate {
   memory: { stateBytes: number; activationBytes: number; totalBytes: number };
   limitBytes: number;
   backend: string;
+  /** The workers the memory is for: each holds a replica and its share of the batch. */
+  workers?: number;
   fits: boolean;
   /** When it does not fit: the engine's advice (a smaller batch or context). */
   advice?: string;
@@ -88,6 +91,7 @@ const estimateParams = z
     ...modelShape,
     batchSize: posInt.optional(),
     gradAccum: posInt.optional(),
+    workers: posInt.max(MAX_TRAIN_WORKERS).optional(),
   })
   .strict();
 const runById = z.object({ id: runIdSchema }).strict();
@@ -218,6 +222,8 @@ export const pretrainResultSchema = z.union([
     tokensPerSecond: num,
     params: num,
     backend: z.string(),
+    /** The data-parallel workers the steps ran on. */
+    workers: num.optional(),
   }),
 ]);
 export type PretrainProgress = z.infer<typeof pretrainProgressSchema>;

@@ -4,6 +4,7 @@
  * build on it. Pure: no Node APIs.
  */
 import { z } from 'zod';
+import { MAX_TRAIN_WORKERS } from './defaults';
 import { pathString, shortString } from './limits';
 
 // ─── Errors ────────────────────────────────────────────────────────────────────────────────────
@@ -83,6 +84,7 @@ export const trainConfigSchema = z
     sampleTokens: posInt,
     seed: z.number().int(),
     valFraction: z.number().min(0).lt(1),
+    workers: posInt.max(MAX_TRAIN_WORKERS),
   })
   .partial()
   .strict();
@@ -115,6 +117,8 @@ export const backendReportSchema = z.object({
   memoryLimitBytes: z.number(),
   maxTensorBytes: z.number().optional(),
   device: z.string(),
+  /** The data-parallel training workers this backend defaults to. */
+  trainWorkers: z.number().optional(),
   notes: z.array(z.string()),
   summary: z.string(),
 });

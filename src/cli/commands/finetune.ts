@@ -30,6 +30,7 @@ import type { FinetuneData } from '../../engine/finetune/load';
 import { UsageError, type OptionSpec, type ParsedArgs } from '../args';
 import { formatDuration, type Output } from '../output';
 import { EXIT, onInterrupt, startBackend, type Command, type Context } from '../runtime';
+import { workersFor, WORKERS_OPTION } from './pretrain';
 import { MODEL_OPTION } from './shared';
 
 const G = GPT1_FINETUNE;
@@ -163,7 +164,7 @@ const setting = (
   value: kind === 'int' ? 'N' : 'X',
   default: def,
   description,
-  group: 'Training (GPT-1 defaults)',
+  group: 'Training (GPT-1 defaults; lr and epochs by model size)',
   ...bounds,
 });
 
@@ -179,7 +180,7 @@ const sizeRuleSetting = (
   value: kind === 'int' ? 'N' : 'X',
   defaultText: 'by model size, see below',
   description,
-  group: 'Training (GPT-1 defaults)',
+  group: 'Training (GPT-1 defaults; lr and epochs by model size)',
   ...bounds,
 });
 
@@ -253,6 +254,7 @@ const OPTIONS: OptionSpec[] = [
   }),
   setting('weight-decay', 'number', G.weightDecay, 'AdamW weight decay on matrices', { min: 0 }),
   setting('seed', 'int', G.seed, 'random seed (head, split, order, dropout)'),
+  { ...WORKERS_OPTION, group: 'Training (GPT-1 defaults; lr and epochs by model size)' },
   {
     name: 'init',
     kind: 'choice',
@@ -260,14 +262,14 @@ const OPTIONS: OptionSpec[] = [
     choices: ['pretrained', 'random'],
     default: 'pretrained',
     description: "start from the model's weights, or from random ones of the same shape",
-    group: 'Training (GPT-1 defaults)',
+    group: 'Training (GPT-1 defaults; lr and epochs by model size)',
   },
   {
     name: 'ablation',
     kind: 'boolean',
     description:
       'run the same fine-tune from pretrained and random init, with --lambda and with λ = 0, and compare (nothing saved)',
-    group: 'Training (GPT-1 defaults)',
+    group: 'Training (GPT-1 defaults; lr and epochs by model size)',
   },
   {
     name: 'log-every',
@@ -353,7 +355,8 @@ async function run(ctx: Context): Promise<number> {
   }
   const settings = settingsFrom(args);
   const flags = columnFlags(args);
-  await startBackend(ctx);
+  const report = await startBackend(ctx);
+  const workers = await workersFor(args, report.name);
   const { finetune } = await import('../../engine/finetune/finetune');
   const { ablation: runAblation } = await import('../../engine/finetune/ablation');
   const { readFinetuneData } = await import('../../engine/finetune/load');
@@ -407,6 +410,7 @@ async function run(ctx: Context): Promise<number> {
     data,
     ...(valData ? { valData } : {}),
     settings,
+    workers,
     onEvent: show,
     signal: interrupt.signal,
     prepared,

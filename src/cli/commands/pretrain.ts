@@ -1,4 +1,6 @@
 /** `pretrain`: train a new GPT from scratch on text files. */
+import { MAX_TRAIN_WORKERS } from '../../common/defaults';
+import { physicalCores } from '../../engine/train/parallel/cores';
 import type { TrainEvent, TrainResult } from '../../common/events';
 import { fractionOf, percentOf } from '../../common/format';
 import type { TrainConfig } from '../../engine/train/pretrain';
@@ -19,6 +21,29 @@ export const LOG_EVERY: OptionSpec = {
   description: 'print a progress line every N steps',
   group: 'Output',
 };
+
+/** `--workers` without a default (resume: the run's own). */
+export const WORKERS_SPEC: OptionSpec = {
+  name: 'workers',
+  kind: 'int',
+  value: 'N',
+  min: 1,
+  max: MAX_TRAIN_WORKERS,
+  description:
+    'data-parallel training threads on wasm and cpu, each taking its share of every batch ' +
+    '(node, node-gpu and webgpu thread themselves and use 1); a run repeats exactly for the same N',
+  group: 'Training',
+};
+
+/** `--workers`, by default this machine's physical cores: pretrain and finetune. */
+export const WORKERS_OPTION: OptionSpec = { ...WORKERS_SPEC, default: physicalCores() };
+
+/** --workers as given, else the default for the backend just started (1 where it threads itself). */
+export async function workersFor(args: ParsedArgs, backend: string): Promise<number> {
+  if (args.given('workers')) return args.number('workers')!;
+  const { defaultWorkers } = await import('../../engine/train/parallel/cores');
+  return defaultWorkers(backend);
+}
 
 /**
  * Runs a training call (pretrain or resume) with Ctrl-C wired to its stop signal and its events
@@ -138,6 +163,7 @@ const OPTIONS: OptionSpec[] = [
   trainInt('warmup', 'linear warmup steps', D.warmup, 0),
   trainNum('weight-decay', 'AdamW weight decay', D.weightDecay, { min: 0 }),
   trainInt('seed', 'random seed (initialisation, batches, dropout, samples)', D.seed),
+  WORKERS_OPTION,
   {
     ...trainInt('eval-every', 'measure validation loss every N steps (0 = never)', D.evalEvery, 0),
     group: 'Evaluation and checkpoints',
@@ -243,7 +269,8 @@ async function run(ctx: Context): Promise<number> {
     throw new UsageError(`--min-lr ${train.minLr} is above --lr ${train.lr}`, 'pretrain');
   }
 
-  await startBackend(ctx);
+  const report = await startBackend(ctx);
+  train.workers = await workersFor(args, report.name);
   const { pretrain } = await import('../../engine/train/pretrain');
   return runTraining(ctx, { evalEvery: train.evalEvery! }, (onEvent, signal) =>
     pretrain({

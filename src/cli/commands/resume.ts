@@ -1,7 +1,7 @@
 /** `resume`: continue a pretraining run from its last checkpoint. */
 import { UsageError, type OptionSpec } from '../args';
 import { startBackend, type Command, type Context } from '../runtime';
-import { LOG_EVERY, runTraining } from './pretrain';
+import { LOG_EVERY, runTraining, WORKERS_SPEC } from './pretrain';
 
 const OPTIONS: OptionSpec[] = [
   {
@@ -26,6 +26,7 @@ const OPTIONS: OptionSpec[] = [
     min: 1,
     description: 'train N steps more than where the run stopped (instead of --steps)',
   },
+  { ...WORKERS_SPEC, defaultText: "the run's own" },
   LOG_EVERY,
 ];
 
@@ -48,7 +49,13 @@ async function run(ctx: Context): Promise<number> {
     ctx,
     { evalEvery: state.train.evalEvery, valLoss: state.valLoss },
     (onEvent, signal) =>
-      resume({ run: runDir, ...(steps !== undefined ? { steps } : {}), onEvent, signal }),
+      resume({
+        run: runDir,
+        ...(steps !== undefined ? { steps } : {}),
+        ...(args.number('workers') !== undefined ? { workers: args.number('workers') } : {}),
+        onEvent,
+        signal,
+      }),
   );
 }
 

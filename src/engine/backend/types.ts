@@ -33,6 +33,11 @@ export interface BackendReport {
   maxTensorBytes?: number;
   /** What runs the math, in words: the GPU adapter, "CPU (TensorFlow C)", "CPU (wasm)". */
   device: string;
+  /**
+   * The data-parallel training workers this backend defaults to: the physical cores on wasm and
+   * cpu (one thread each), 1 on the backends that thread themselves.
+   */
+  trainWorkers?: number;
   /** Caveats worth showing to a user (e.g. why threads = 1, per-tensor size caps). */
   notes: string[];
   /** One human line, e.g. "wasm (SIMD, 1 thread) — node-gpu: not installed; webgpu: no GPU adapter". */

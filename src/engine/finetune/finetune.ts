@@ -21,6 +21,7 @@ import { loadModelDir } from '../checkpoint/modelDir';
 import type { GPT } from '../model/gpt';
 import { memoryAdvice } from '../model/presets';
 import { AdamW } from '../train/optimizer';
+import { planWorkers, TrainPool } from '../train/parallel/pool';
 import { exists } from '../util/fs';
 import { disposeBatch, lengthBuckets, makeBatch } from './batch';
 import { saveFinetuned } from './checkpoint';
@@ -49,6 +50,8 @@ export interface FinetuneOptions extends FinetuneFiles {
   variant?: string;
   /** Data already read (the ablation reads it once). */
   prepared?: FinetuneData;
+  /** Data-parallel workers on wasm and cpu (default 1: this thread). */
+  workers?: number;
 }
 
 /** Says which examples the tokenizer could not encode (and were left out). */
@@ -141,6 +144,7 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
     weightDecay: s.weightDecay,
     gradClip: 1,
   });
+  let pool: TrainPool | null = null;
   try {
     const blockSize = model.config.blockSize;
     const train = encodeAll(data.train, task, tokenizer, special, blockSize);
@@ -180,6 +184,7 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
       backend: getBackendReport()?.name ?? tf.getBackend(),
     });
 
+    pool = await openPool(opts.workers, s.batchSize, model, vars, head.outputs, opt, emit);
     const history: FinetuneResult['history'] = [];
     const evalSet = val.encoded.length ? val.encoded : train.encoded;
     let step = 0;
@@ -195,7 +200,9 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
         }
         const items = batchIds.map((k) => train.encoded[k]!);
         const lr = finetuneLearningRate(step, { lr: s.lr, warmup: warmupSteps, steps: totalSteps });
-        const r = await trainStep(model, head, opt, vars, task, items, s, lr, step);
+        const r = pool
+          ? await pool.finetuneStep(items, task, s, stepSeed(s, step), lr)
+          : await trainStep(model, head, opt, vars, task, items, s, lr, step);
         step++;
         seen += items.length;
         const elapsedMs = Date.now() - trainStart;
@@ -218,6 +225,7 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
         }
       }
       if (val.encoded.length) {
+        await pool?.syncTo();
         const { preds, loss } = await predictAll(model, head, task, val.encoded, s.batchSize);
         const h = { epoch, step, valAccuracy: accuracyOf(preds), valLoss: loss };
         history.push(h);
@@ -225,6 +233,7 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
       }
     }
 
+    await pool?.syncTo();
     const { preds } = await predictAll(model, head, task, evalSet, s.batchSize);
     const metrics = computeMetrics(preds, labels, task);
     const result: FinetuneResult = {
@@ -272,6 +281,7 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
       ),
     );
   } finally {
+    await pool?.close();
     try {
       opt.dispose();
       head.dispose();
@@ -298,7 +308,7 @@ async function trainStep(
     items.map((c) => c.sequences),
     items.map((c) => c.example.label),
   );
-  const seed = s.seed * 100_003 + step;
+  const seed = stepSeed(s, step);
   const objective = gpt1Objective(model, head, task, batch, {
     lambda: s.lambda,
     seed,
@@ -315,4 +325,38 @@ async function trainStep(
   const [loss, a, b] = await Promise.all([r.loss.data(), L2!.data(), L1!.data()]);
   tf.dispose([r.loss, L2!, L1!, norm, ...grads.values()]);
   return { loss: loss[0]!, l2: a[0]!, l1: b[0]! };
+}
+
+/** The dropout seed of a fine-tuning step. */
+function stepSeed(s: FinetuneSettings, step: number): number {
+  return s.seed * 100_003 + step;
+}
+
+/** The worker pool for `requested` workers, or null when training stays on this thread. */
+async function openPool(
+  requested: number | undefined,
+  batchSize: number,
+  model: GPT,
+  vars: Map<string, tf.Variable>,
+  outputs: number,
+  opt: AdamW,
+  emit: (e: FinetuneEvent) => void,
+): Promise<TrainPool | null> {
+  const backend = getBackendReport()?.name ?? tf.getBackend();
+  const plan = planWorkers(requested, backend, batchSize);
+  if (plan.note) emit({ type: 'log', level: 'warn', message: plan.note });
+  if (plan.workers <= 1) return null;
+  emit({
+    type: 'log',
+    level: 'info',
+    message: `fine-tuning on ${plan.workers} workers, each taking its share of every batch`,
+  });
+  return TrainPool.start({
+    backend,
+    workers: plan.workers,
+    config: model.config,
+    vars,
+    classifier: { outputs },
+    optimizer: opt.opts,
+  });
 }

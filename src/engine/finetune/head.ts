@@ -114,6 +114,13 @@ export interface ObjectiveOptions {
   seed: number;
   /** Dropout on h before W_y. */
   clfDropout: number;
+  /**
+   * What L2's and L1's gradients are scaled by (default 1): a worker's share of a batch split
+   * over several, its examples' share for L2 and its predicted tokens' share for L1, so the
+   * workers' gradients add up to the whole batch's. The losses reported stay unscaled.
+   */
+  l2Scale?: number;
+  l1Scale?: number;
 }
 
 /**
@@ -136,7 +143,9 @@ export function gpt1Objective(
     const xd = keep ? (tf.mul(x, keep) as T2) : x;
     const L2 = crossEntropyWithGrad(logitsOf(head.apply(xd), task, batch), batch.labels);
     // back through W_y, the dropout and the extraction, to the rows of h at each [e]
-    const dz = tf.reshape(L2.dlogits, [xd.shape[0], head.outputs]) as T2;
+    const l2Scale = o.l2Scale ?? 1;
+    const dlogits = l2Scale === 1 ? L2.dlogits : tf.mul(L2.dlogits, l2Scale);
+    const dz = tf.reshape(dlogits, [xd.shape[0], head.outputs]) as T2;
     const [dxd, dW, db] = linearBackward(dz, xd, head.weight as tf.Tensor as T2);
     const dx = keep ? (tf.mul(dxd, keep) as T2) : dxd;
     const dExtract =
@@ -149,7 +158,7 @@ export function gpt1Objective(
     if (o.lambda === 0) {
       L1 = crossEntropy(model.lmHead(h), tf.reshape(batch.targets, [-1]) as tf.Tensor1D);
     } else {
-      const lm = model.lmLoss(batch.targets, o.lambda)(h);
+      const lm = model.lmLoss(batch.targets, o.lambda * (o.l1Scale ?? 1))(h);
       L1 = lm.loss;
       dh = tf.add(dh, lm.dh) as T2;
       grads['wte.weight'] = lm.grads['wte.weight']!;

@@ -39,13 +39,13 @@ export function checkSplits(s: TokenSplits, blockSize: number, label: string): v
   }
 }
 
-/** Random windows: x = data[i..i+T), y = data[i+1..i+T+1). */
-export function sampleBatch(
+/** Random windows: x = data[i..i+T), y = data[i+1..i+T+1), as flat rows [batch · T]. */
+export function sampleRows(
   data: Int32Array,
   batch: number,
   blockSize: number,
   rng: Rng,
-): { x: tf.Tensor2D; y: tf.Tensor2D } {
+): { x: Int32Array; y: Int32Array } {
   const x = new Int32Array(batch * blockSize);
   const y = new Int32Array(batch * blockSize);
   const span = data.length - blockSize - 1;
@@ -54,6 +54,17 @@ export function sampleBatch(
     x.set(data.subarray(i, i + blockSize), b * blockSize);
     y.set(data.subarray(i + 1, i + 1 + blockSize), b * blockSize);
   }
+  return { x, y };
+}
+
+/** sampleRows as tensors [batch, T]. */
+export function sampleBatch(
+  data: Int32Array,
+  batch: number,
+  blockSize: number,
+  rng: Rng,
+): { x: tf.Tensor2D; y: tf.Tensor2D } {
+  const { x, y } = sampleRows(data, batch, blockSize, rng);
   return {
     x: tf.tensor2d(x, [batch, blockSize], 'int32'),
     y: tf.tensor2d(y, [batch, blockSize], 'int32'),

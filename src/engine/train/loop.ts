@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import * as tf from '../tf';
 import type { TrainConfig } from '../../common/defaults';
 import type { EventSink, TrainEvent, TrainResult } from '../../common/events';
+import { getBackendReport } from '../backend';
 import { explainBackendAbort, isBackendAbort } from '../backendAbort';
 import { generate } from '../generate';
 import type { GPT } from '../model/gpt';
@@ -15,10 +16,11 @@ import type { Tokenizer } from '../tokenizer/types';
 import { Rng } from '../util/rng';
 import type { TokenSplits } from './data';
 import type { AdamW } from './optimizer';
+import { openTrainer, type Trainer } from './parallel/trainer';
 import type { PauseGate } from './pause';
 import { markFailed, saveCheckpoint, TrainingError, type RunState } from './runDir';
 import { learningRate } from './schedule';
-import { evaluate, trainingAdvice, trainStep } from './step';
+import { evaluate, trainingAdvice } from './step';
 
 export const emitter = (sink?: EventSink) => (e: TrainEvent) => sink?.(e);
 
@@ -30,7 +32,13 @@ export async function trainLoop(
   splits: TokenSplits,
   state: RunState,
   resumed: boolean,
-  opts: { onEvent?: EventSink; signal?: AbortSignal; pause?: PauseGate },
+  opts: {
+    onEvent?: EventSink;
+    signal?: AbortSignal;
+    pause?: PauseGate;
+    /** Data-parallel workers (1: this thread). */
+    workers?: number;
+  },
 ): Promise<TrainResult> {
   const emit = emitter(opts.onEvent);
   const t = state.train;
@@ -61,7 +69,9 @@ export async function trainLoop(
   let stopped: TrainResult['stopped'] = 'completed';
   let lastSaved = state.step;
 
+  let trainer: Trainer | undefined;
   const checkpoint = async () => {
+    await trainer?.sync(true);
     state.rng = rng.state();
     state.adamT = opt.t;
     state.elapsedMs = elapsedBefore + (performance.now() - started);
@@ -76,6 +86,15 @@ export async function trainLoop(
   };
 
   try {
+    const workers = opts.workers ?? 1;
+    trainer = await openTrainer(model, opt, workers, getBackendReport()?.name ?? tf.getBackend());
+    if (workers > 1) {
+      emit({
+        type: 'log',
+        level: 'info',
+        message: `training on ${workers} workers, each taking its share of the batch's ${t.batchSize} rows`,
+      });
+    }
     while (state.step < t.steps) {
       if (opts.pause?.paused && !opts.signal?.aborted) {
         // paused time is not training time: the clock restarts when the run resumes
@@ -91,9 +110,7 @@ export async function trainLoop(
       const step = state.step;
       const lr = learningRate(step, t);
       const rngBefore = rng.state();
-      const { loss, gradNorm, aborted } = await trainStep(
-        model,
-        opt,
+      const { loss, gradNorm, aborted } = await trainer.step(
         splits.train,
         rng,
         t,
@@ -142,6 +159,7 @@ export async function trainLoop(
 
       const last = state.step === t.steps;
       if (splits.val.length > 0 && t.evalEvery > 0 && (state.step % t.evalEvery === 0 || last)) {
+        await trainer.sync(false);
         const valLoss = await evaluate(model, splits.val, t, T);
         state.valLoss = valLoss;
         state.bestValLoss = Math.min(state.bestValLoss ?? Infinity, valLoss);
@@ -156,6 +174,7 @@ export async function trainLoop(
         await log(ev);
       }
       if (t.sampleEvery > 0 && (state.step % t.sampleEvery === 0 || last)) {
+        await trainer.sync(false);
         const s = await sample(model, tokenizer, splits, t);
         emit({ type: 'sample', step: state.step, ...s });
         await fs.appendFile(
@@ -169,7 +188,9 @@ export async function trainLoop(
     }
     state.status = stopped;
     await checkpoint();
+    await trainer.close();
   } catch (caught) {
+    await trainer?.close().catch(() => undefined);
     // a wasm abort becomes a message that says what to change
     const err = explainBackendAbort(caught, 'Training', trainingAdvice(model.config, t));
     // the checkpoints stay as they were; the top-level state records the failure for the UI

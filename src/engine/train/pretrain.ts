@@ -12,6 +12,7 @@ import { DEFAULT_TRAIN, type TrainConfig } from '../../common/defaults';
 import { loadGpt2Weights } from '../checkpoint/gpt2';
 import { loadModelDir, saveModelDir } from '../checkpoint/modelDir';
 import { readSafetensors, type Tensor } from '../checkpoint/safetensors';
+import { getBackendReport } from '../backend';
 import type { GPTConfig } from '../model/config';
 import { checkTensorSize, GPT } from '../model/gpt';
 import { presetConfig, type PresetName } from '../model/presets';
@@ -21,6 +22,7 @@ import { exists } from '../util/fs';
 import { Rng } from '../util/rng';
 import { checkSplits, loadTokens, saveTokens, splitTokens } from './data';
 import { emitter, trainLoop } from './loop';
+import { planWorkers } from './parallel/pool';
 import type { PauseGate } from './pause';
 import {
   listCheckpoints,
@@ -110,7 +112,9 @@ export async function pretrain(opts: PretrainOptions): Promise<TrainResult> {
   }
   const splits = splitTokens(tokens, train.valFraction);
   checkSplits(splits, config.blockSize, label);
-  checkBackendMemory(config, train);
+  const workers = workersFor(train.workers, train.batchSize, emit);
+  if (train.workers !== undefined) train.workers = workers;
+  checkBackendMemory(config, train, workers);
   checkTensorSize([train.batchSize * config.blockSize, config.vocabSize], 'the logits');
   checkTensorSize(
     [train.batchSize * config.nHead, config.blockSize, config.blockSize],
@@ -146,7 +150,19 @@ export async function pretrain(opts: PretrainOptions): Promise<TrainResult> {
   const opt = newOptimizer(model, train);
   await saveCheckpoint(runDir, model, opt, state);
   await fs.writeFile(path.join(runDir, 'metrics.jsonl'), '');
-  return trainLoop(runDir, model, tokenizer, opt, splits, state, false, opts);
+  return trainLoop(runDir, model, tokenizer, opt, splits, state, false, { ...opts, workers });
+}
+
+/** The workers this backend and batch allow for the count asked for, saying why when fewer. */
+function workersFor(
+  requested: number | undefined,
+  rows: number,
+  emit: ReturnType<typeof emitter>,
+): number {
+  const backend = getBackendReport()?.name ?? tf.getBackend();
+  const plan = planWorkers(requested, backend, rows);
+  if (plan.note) emit({ type: 'log', level: 'warn', message: plan.note });
+  return plan.workers;
 }
 
 /** Continues a run from its last checkpoint, optionally to a new total step count. */
@@ -156,6 +172,8 @@ export async function resume(opts: {
   onEvent?: EventSink;
   signal?: AbortSignal;
   pause?: PauseGate;
+  /** Workers to continue on (default: the run's own count; the same count repeats exactly). */
+  workers?: number;
 }): Promise<TrainResult> {
   const runDir = path.resolve(opts.run);
   await readState(runDir); // a clear error when this is not a run
@@ -192,7 +210,11 @@ export async function resume(opts: {
   await truncateMetrics(runDir, state.step);
   await truncateMetrics(runDir, state.step, 'samples.jsonl');
   state.status = 'running';
-  return trainLoop(runDir, model, tokenizer, opt, splits, state, true, opts);
+  const requested = opts.workers ?? state.train.workers;
+  const workers = workersFor(requested, state.train.batchSize, emitter(opts.onEvent));
+  if (opts.workers !== undefined) state.train.workers = workers;
+  if (workers > 1) checkBackendMemory(model.config, state.train, workers);
+  return trainLoop(runDir, model, tokenizer, opt, splits, state, true, { ...opts, workers });
 }
 
 function validateTrainConfig(t: TrainConfig) {

@@ -28,19 +28,39 @@ export function trainingAdvice(
   );
 }
 
-/** Refuses a model and batch whose training would not fit the running backend's memory. */
+/**
+ * Refuses a model and batch whose training would not fit the running backend's memory. With
+ * several workers each holds a replica and its rows of the batch: on wasm in a heap of its own,
+ * on cpu in the one process's memory, which they share.
+ */
 export function checkBackendMemory(
   config: GPTConfig,
   t: Pick<TrainConfig, 'batchSize' | 'gradAccum'>,
+  workers = 1,
 ): void {
   const report = getBackendReport();
-  checkMemory(
-    config,
-    t.batchSize,
-    t.gradAccum,
-    report?.memoryLimitBytes ?? Infinity,
-    report?.name ?? tf.getBackend(),
-  );
+  const backend = report?.name ?? tf.getBackend();
+  const limit = report?.memoryLimitBytes ?? Infinity;
+  if (workers <= 1) {
+    checkMemory(config, t.batchSize, t.gradAccum, limit, backend);
+    return;
+  }
+  const rows = Math.ceil(t.batchSize / workers);
+  const own = backend === 'wasm';
+  try {
+    checkMemory(config, rows, t.gradAccum, own ? limit : limit / workers, backend);
+  } catch (err) {
+    throw new Error(
+      `Each of the ${workers} training workers holds a copy of the model and ${rows} rows of ` +
+        `the batch${own ? ' in a heap of its own' : `, sharing ${backend}'s memory`}. ` +
+        `${(err as Error).message} Or use fewer workers (--workers).`,
+    );
+  }
+}
+
+/** The dropout seed of a step's micro-batch. */
+export function stepSeed(t: Pick<TrainConfig, 'seed'>, step: number, micro: number): number {
+  return (t.seed * 1000003 + step * 131 + micro) >>> 0;
 }
 
 /** AdamW with the run's hyperparameters (ε 1e-8). */
@@ -78,7 +98,7 @@ export async function trainStep(
         if (signal?.aborted) return { loss: NaN, gradNorm: NaN, aborted: true };
       }
       const { x, y } = sampleBatch(data, t.batchSize, T, rng);
-      const seed = (t.seed * 1000003 + step * 131 + micro) >>> 0;
+      const seed = stepSeed(t, step, micro);
       let stopped = false;
       const result = await model
         .lossAndGrads(x, model.lmLoss(y), {

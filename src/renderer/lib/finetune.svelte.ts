@@ -16,7 +16,7 @@ import {
 } from '../../common/finetune';
 import type { EventOf, ModelInfo } from '../../common/api';
 import { finetuneDefaults, type FinetuneDefaults } from '../../common/finetuneAdvice';
-import { api, onJobsResync } from './state.svelte';
+import { api, app, onJobsResync } from './state.svelte';
 
 export interface LossPoint {
   step: number;
@@ -79,6 +79,8 @@ export const ft = $state({
   previewError: '',
   previewing: false,
   settings: { ...GPT1_FINETUNE } as FinetuneSettings,
+  /** Data-parallel training workers; null: the backend's default (the physical cores on wasm/cpu). */
+  workers: null as number | null,
   /** The model whose size last set the learning rate and epochs (sizeRule). */
   ruleModel: '',
   job: null as FinetuneJob | null,
@@ -87,6 +89,11 @@ export const ft = $state({
 
 export const SAMPLE_NAME = 'sentiment-imdb.jsonl';
 export const SAMPLE_MODEL = 'austen-tiny';
+
+/** The workers a fine-tune runs on: the one chosen, else the backend's default. */
+export function trainWorkers(): number {
+  return ft.workers ?? app.backend?.trainWorkers ?? 1;
+}
 
 /** A number typed into a field, or `fallback` when it is not one. */
 export function numberOr(v: string, fallback: number): number {
@@ -261,6 +268,7 @@ export async function start(kind: 'finetune' | 'ablation'): Promise<void> {
       data: dataPath(),
       ...(ft.valMode === 'file' && ft.val ? { valData: ft.val.path } : {}),
       settings: $state.snapshot(ft.settings),
+      workers: trainWorkers(),
     };
     const { jobId } = await api.invoke(
       kind === 'finetune' ? 'finetune.start' : 'finetune.ablation',

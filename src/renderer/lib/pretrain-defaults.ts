@@ -2,6 +2,7 @@
  * The wizard's hyperparameters: the engine's defaults (src/common/defaults.ts), each with the key
  * of its one-line explanation.
  */
+import type { BackendInfo } from '../../common/api';
 import {
   DEFAULT_TRAIN,
   MODEL_PRESETS as SHARED_PRESETS,
@@ -35,6 +36,14 @@ export const TRAIN_FIELDS: Array<{ key: keyof TrainSettings; step: number; min: 
   { key: 'saveEvery', step: 1, min: 0 },
   { key: 'seed', step: 1, min: 0 },
 ];
+
+/**
+ * The data-parallel workers a run gets: the wizard's choice, else the backend's default (the
+ * physical cores on wasm and cpu, 1 on the backends that thread themselves).
+ */
+export function trainWorkers(chosen: number | undefined, backend: BackendInfo | null): number {
+  return chosen ?? backend?.trainWorkers ?? 1;
+}
 
 /** GPT-1's own values, for reference beside each default (its paper, section 4.1). */
 export const GPT1_VALUES: Partial<Record<keyof TrainSettings, string>> = {

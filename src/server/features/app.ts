@@ -4,7 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { getBackendReport } from '../../engine/backend';
+import { getBackendReport, type BackendReport } from '../../engine/backend';
+import { defaultWorkers } from '../../engine/train/parallel/cores';
 import * as tf from '../../engine/tf';
 import type { Handlers, HostContext } from '../context';
 import { deleteModel, listModels } from '../models';
@@ -37,11 +38,11 @@ export function appHandlers(ctx: HostContext, uploads: Uploads): Handlers {
       version: appVersion(),
       workspace: ctx.workspace,
       resources: ctx.resourcesDir,
-      backend: getBackendReport() ?? null,
+      backend: withWorkers(getBackendReport()),
       pid: process.pid,
       memory: engineMemory(),
     }),
-    'backend.report': () => getBackendReport() ?? null,
+    'backend.report': () => withWorkers(getBackendReport()),
     'models.list': () => listModels(ctx),
     'models.delete': (p) => deleteModel(ctx, p.model),
     'uploads.begin': (p) => uploads.begin(p.name, p.size),
@@ -49,4 +50,9 @@ export function appHandlers(ctx: HostContext, uploads: Uploads): Handlers {
     'uploads.end': (p) => uploads.end(p.uploadId),
     'uploads.abort': (p) => uploads.abort(p.uploadId),
   };
+}
+
+/** The report with the data-parallel training workers its backend defaults to. */
+function withWorkers(report: BackendReport | undefined): BackendReport | null {
+  return report ? { ...report, trainWorkers: defaultWorkers(report.name) } : null;
 }

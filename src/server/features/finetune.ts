@@ -69,6 +69,7 @@ export function finetuneHandlers(ctx: HostContext): Handlers {
       data,
       ...(valData ? { valData } : {}),
       settings: p.settings ?? {},
+      ...(p.workers !== undefined ? { workers: p.workers } : {}),
     };
   };
 

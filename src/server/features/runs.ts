@@ -32,18 +32,24 @@ export async function estimateModel(p: {
   model?: Overrides;
   batchSize?: number;
   gradAccum?: number;
+  workers?: number;
 }): Promise<ModelEstimate> {
   const { estimateTrainingMemory, checkMemory } = await import('../../engine/model/presets');
   const { getBackendReport } = await import('../../engine/backend');
+  const { resolveWorkers } = await import('../../engine/train/parallel/cores');
   const cfg = await modelConfig(p.vocabSize, p.preset, p.model);
   const batch = p.batchSize ?? 16;
-  const est = estimateTrainingMemory(cfg, batch, p.gradAccum ?? 1);
   const report = getBackendReport();
-  const limitBytes = report?.memoryLimitBytes ?? Number.MAX_SAFE_INTEGER;
   const backend = report?.name ?? 'unknown';
+  // each worker holds a replica and its share of the batch: on wasm in a heap of its own
+  const { workers } = resolveWorkers(p.workers, backend, batch);
+  const rows = Math.ceil(batch / workers);
+  const est = estimateTrainingMemory(cfg, rows, p.gradAccum ?? 1);
+  const limit = report?.memoryLimitBytes ?? Number.MAX_SAFE_INTEGER;
+  const limitBytes = backend === 'wasm' ? limit : Math.floor(limit / workers);
   let advice: string | undefined;
   try {
-    checkMemory(cfg, batch, p.gradAccum ?? 1, limitBytes, backend);
+    checkMemory(cfg, rows, p.gradAccum ?? 1, limitBytes, backend);
   } catch (err) {
     advice = (err as Error).message;
   }
@@ -63,6 +69,7 @@ export async function estimateModel(p: {
     },
     limitBytes,
     backend,
+    ...(workers > 1 ? { workers } : {}),
     fits: advice === undefined,
     ...(advice ? { advice } : {}),
     ...(cfg.nEmbd % cfg.nHead !== 0
@@ -76,7 +83,7 @@ export interface ProbeOptions {
   tokenizerDir: string;
   preset?: PresetName;
   model?: Overrides;
-  train?: { batchSize?: number; gradAccum?: number; lr?: number; seed?: number };
+  train?: { batchSize?: number; gradAccum?: number; lr?: number; seed?: number; workers?: number };
   steps: number;
   signal: AbortSignal;
   onStep: (step: number, ms: number) => void;
@@ -87,18 +94,23 @@ export async function probeModel(o: ProbeOptions) {
   const tf = await import('../../engine/tf');
   const { loadTokenizer, readCorpusChunks } = await import('../../engine/tokenizer');
   const { GPT } = await import('../../engine/model/gpt');
-  const { trainStep, DEFAULT_TRAIN, checkBackendMemory, newOptimizer, trainingAdvice } =
+  const { DEFAULT_TRAIN, checkBackendMemory, newOptimizer, trainingAdvice } =
     await import('../../engine/train/pretrain');
   const { explainBackendAbort, isBackendAbort } = await import('../../engine/backendAbort');
   const { Rng } = await import('../../engine/util/rng');
   const { countParams } = await import('../../engine/model/params');
+  const { getBackendReport } = await import('../../engine/backend');
+  const { planWorkers } = await import('../../engine/train/parallel/pool');
+  const { openTrainer } = await import('../../engine/train/parallel/trainer');
   const tokenizer = await loadTokenizer(o.tokenizerDir);
   const cfg = await modelConfig(tokenizer.vocabSize, o.preset, o.model);
   if (cfg.nEmbd % cfg.nHead !== 0) {
     throw new Error(`width ${cfg.nEmbd} must be divisible by the number of heads ${cfg.nHead}`);
   }
   const t = { ...DEFAULT_TRAIN, ...o.train };
-  checkBackendMemory(cfg, t);
+  const backend = getBackendReport()?.name ?? tf.getBackend();
+  const { workers } = planWorkers(t.workers, backend, t.batchSize);
+  checkBackendMemory(cfg, t, workers);
   // enough text for the batches: the start of the data, repeated if it is short
   const ids: number[] = [];
   for await (const text of readCorpusChunks(o.shards, 64 * 1024)) {
@@ -113,13 +125,15 @@ export async function probeModel(o: ProbeOptions) {
   const times: number[] = [];
   let model: InstanceType<typeof GPT> | undefined;
   let opt: ReturnType<typeof newOptimizer> | undefined;
+  let trainer: Awaited<ReturnType<typeof openTrainer>> | undefined;
   try {
     model = GPT.init(cfg, t.seed);
     opt = newOptimizer(model, t);
+    trainer = await openTrainer(model, opt, workers, backend);
     for (let s = 0; s < o.steps; s++) {
       o.signal.throwIfAborted();
       const t0 = performance.now();
-      const r = await trainStep(model, opt, data, rng, t, s, t.lr, o.signal);
+      const r = await trainer.step(data, rng, t, s, t.lr, o.signal);
       if (r.aborted) o.signal.throwIfAborted();
       const ms = performance.now() - t0;
       times.push(ms);
@@ -129,6 +143,7 @@ export async function probeModel(o: ProbeOptions) {
     // a wasm abort becomes a message that says what to change
     throw explainBackendAbort(err, 'The probe', trainingAdvice(cfg, t));
   } finally {
+    await trainer?.close();
     try {
       model?.dispose();
       opt?.dispose();
@@ -148,6 +163,7 @@ export async function probeModel(o: ProbeOptions) {
     tokensPerSecond: tokensPerStep / secondsPerStep,
     params: countParams(cfg),
     backend: tf.getBackend(),
+    workers,
   };
 }
 

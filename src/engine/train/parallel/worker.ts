@@ -1,0 +1,311 @@
+/**
+ * A training worker thread: a replica of the model on a backend of its own, and AdamW for the
+ * parameters it owns (./protocol.ts `ownership`). Each step it computes the gradient of its slice
+ * of the batch into its region of the shared gradient buffer, sums its own parameters' gradients
+ * over every region (in worker order, so the sum is the same on every run), updates them with
+ * AdamW and writes their new values into the shared weights, from which every other worker
+ * refreshes its copy before its next forward.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from '../../tf';
+import { initBackend, type BackendName } from '../../backend';
+import { disposeBatch, makeBatch } from '../../finetune/batch';
+import { ClassifierHead, gpt1Objective } from '../../finetune/head';
+import { GPT } from '../../model/gpt';
+import { AdamW } from '../optimizer';
+import {
+  offsetsOf,
+  ownership,
+  sizesOf,
+  STOP,
+  type FinetuneSlice,
+  type LmMicro,
+  type Reply,
+  type Request,
+  type WorkerInit,
+} from './protocol';
+
+type Grads = Map<string, tf.Tensor>;
+
+class Replica {
+  private readonly model: GPT;
+  private readonly head: ClassifierHead | null;
+  private readonly vars = new Map<string, tf.Variable>();
+  private readonly opt: AdamW;
+  private readonly names: string[];
+  private readonly shapes: number[][];
+  private readonly sizes: number[];
+  private readonly offsets: number[];
+  private readonly total: number;
+  /** The parameters this worker updates: indices [first, end) of the layout … */
+  private readonly own: [number, number];
+  /** … and their elements [lo, hi) in the flat vectors. */
+  private readonly lo: number;
+  private readonly hi: number;
+  private readonly params: Float32Array;
+  private readonly all: Float32Array;
+  private readonly region: Float32Array;
+  private readonly sum: Float32Array;
+  private readonly control: Int32Array;
+  /** The other workers have written new weights since this replica last read them. */
+  private stale = false;
+
+  constructor(private readonly init: WorkerInit) {
+    ({ names: this.names, shapes: this.shapes } = init.layout);
+    this.sizes = sizesOf(init.layout);
+    ({ offsets: this.offsets, total: this.total } = offsetsOf(init.layout));
+    this.own = ownership(init.layout, init.workers)[init.index]!;
+    this.lo = this.offsets[this.own[0]] ?? this.total;
+    this.hi = this.offsets[this.own[1]] ?? this.total;
+    this.params = new Float32Array(init.params);
+    this.all = new Float32Array(init.grads);
+    this.region = this.all.subarray(init.index * this.total, (init.index + 1) * this.total);
+    this.sum = new Float32Array(init.sum);
+    this.control = new Int32Array(init.control);
+    const flat = this.unflatten(this.params);
+    this.model = new GPT(init.config, flat);
+    this.head = init.classifier
+      ? new ClassifierHead(init.config.nEmbd, init.classifier.outputs, {
+          weight: flat.get('classifier.weight')!,
+          bias: flat.get('classifier.bias')!,
+        })
+      : null;
+    for (const name of this.names) this.vars.set(name, this.variable(name));
+    const owned = new Map(this.ownedNames().map((n) => [n, this.vars.get(n)!]));
+    this.opt = new AdamW(owned, init.optimizer);
+    if (init.moments) {
+      const { m, v, t } = init.moments;
+      this.opt.load(this.unflatten(m), this.unflatten(v), t);
+    }
+  }
+
+  private variable(name: string): tf.Variable {
+    const v =
+      this.model.params.get(name) ??
+      (name === 'classifier.weight' ? this.head?.weight : undefined) ??
+      (name === 'classifier.bias' ? this.head?.bias : undefined);
+    if (!v) throw new Error(`worker ${this.init.index}: no parameter ${name}`);
+    return v;
+  }
+
+  private ownedNames(): string[] {
+    return this.names.slice(this.own[0], this.own[1]);
+  }
+
+  /** A flat vector as one copy per parameter, by name. */
+  private unflatten(flat: Float32Array): Map<string, Float32Array> {
+    return new Map(
+      this.names.map((n, i) => [
+        n,
+        flat.slice(this.offsets[i]!, this.offsets[i]! + this.sizes[i]!),
+      ]),
+    );
+  }
+
+  /** Reads the weights the other workers updated into this replica. */
+  private refresh(): void {
+    if (!this.stale) return;
+    for (const [i, name] of this.names.entries()) {
+      if (i >= this.own[0] && i < this.own[1]) continue;
+      const off = this.offsets[i]!;
+      const v = this.vars.get(name)!;
+      tf.tidy(() => v.assign(tf.tensor(this.params.slice(off, off + this.sizes[i]!), v.shape)));
+    }
+    this.stale = false;
+  }
+
+  private get stopRequested(): boolean {
+    return Atomics.load(this.control, STOP) !== 0;
+  }
+
+  async handle(req: Request): Promise<Reply> {
+    switch (req.op) {
+      case 'lm':
+        this.refresh();
+        return this.lm(req.micros, req.blockSize);
+      case 'finetune':
+        this.refresh();
+        return this.finetune(req.slice);
+      case 'reduce':
+        return { op: 'reduce', sumSquares: this.reduce() };
+      case 'apply':
+        await this.apply(req.lr, req.loss, req.gradNorm);
+        return { op: 'apply' };
+      case 'moments':
+        return this.moments();
+    }
+  }
+
+  /** Σ over the micro-batches of this worker's rows' gradients, each already scaled to its share. */
+  private async lm(micros: LmMicro[], T: number): Promise<Reply> {
+    let acc: Grads | null = null;
+    const losses: number[] = [];
+    try {
+      for (const m of micros) {
+        if (this.stopRequested) return { op: 'stopped' };
+        const x = tf.tensor2d(m.x, [m.rows, T], 'int32');
+        const y = tf.tensor2d(m.y, [m.rows, T], 'int32');
+        let stopped = false;
+        const r = await this.model
+          .lossAndGrads(x, this.model.lmLoss(y, m.scale), {
+            train: true,
+            seed: m.seed,
+            between: async () => {
+              if (this.stopRequested) {
+                stopped = true;
+                throw new Error('stopped');
+              }
+            },
+          })
+          .catch((err: unknown) => {
+            if (stopped) return null;
+            throw err;
+          })
+          .finally(() => tf.dispose([x, y]));
+        if (!r) return { op: 'stopped' };
+        losses.push(((await r.loss.data()) as Float32Array)[0]!);
+        r.loss.dispose();
+        acc = accumulate(acc, r.grads);
+      }
+      await this.writeRegion(acc!);
+      return { op: 'lm', losses };
+    } finally {
+      if (acc) tf.dispose([...acc.values()]);
+    }
+  }
+
+  /** L3's gradient on this worker's examples, L2 and L1 scaled to their shares of the batch. */
+  private async finetune(slice: FinetuneSlice | null): Promise<Reply> {
+    if (!slice) {
+      this.region.fill(0);
+      return { op: 'finetune', loss: 0, l1: 0, l2: 0 };
+    }
+    const batch = makeBatch(slice.sequences, slice.labels);
+    const objective = gpt1Objective(this.model, this.head!, slice.task, batch, {
+      lambda: slice.lambda,
+      seed: slice.seed,
+      clfDropout: slice.clfDropout,
+      l2Scale: slice.l2Scale,
+      l1Scale: slice.l1Scale,
+    });
+    const r = await this.model
+      .lossAndGrads(batch.ids, objective, { train: true, seed: slice.seed })
+      .finally(() => disposeBatch(batch));
+    const { L1, L2 } = r.report;
+    try {
+      await this.writeRegion(r.grads);
+      const [loss, l2, l1] = await Promise.all([r.loss.data(), L2!.data(), L1!.data()]);
+      return { op: 'finetune', loss: loss[0]!, l1: l1[0]!, l2: l2[0]! };
+    } finally {
+      tf.dispose([r.loss, L1!, L2!, ...r.grads.values()]);
+    }
+  }
+
+  private async writeRegion(grads: Grads): Promise<void> {
+    for (const [i, name] of this.names.entries()) {
+      const g = grads.get(name);
+      if (!g) throw new Error(`worker ${this.init.index}: no gradient for ${name}`);
+      this.region.set((await g.data()) as Float32Array, this.offsets[i]!);
+    }
+  }
+
+  /**
+   * The owned elements of the sum, region 0 + region 1 + … in worker order, and their Σ g² (in
+   * double precision, over the float32 sums AdamW will read).
+   */
+  private reduce(): number {
+    const { lo, hi, total: P } = this;
+    this.sum.set(this.all.subarray(lo, hi), lo);
+    for (let k = 1; k < this.init.workers; k++) {
+      const src = this.all.subarray(k * P, (k + 1) * P);
+      for (let i = lo; i < hi; i++) this.sum[i]! += src[i]!;
+    }
+    let squares = 0;
+    for (let i = lo; i < hi; i++) squares += this.sum[i]! * this.sum[i]!;
+    return squares;
+  }
+
+  /** AdamW on the owned parameters with the global norm, then their new values for the others. */
+  private async apply(lr: number, loss: number, gradNorm: number): Promise<void> {
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) return;
+    const grads: Grads = new Map(
+      this.ownedNames().map((name, j) => {
+        const i = this.own[0] + j;
+        const off = this.offsets[i]!;
+        return [name, tf.tensor(this.sum.slice(off, off + this.sizes[i]!), this.shapes[i]!)];
+      }),
+    );
+    const normT = tf.scalar(gradNorm);
+    try {
+      this.opt.step(grads, normT, lr);
+    } finally {
+      tf.dispose([normT, ...grads.values()]);
+    }
+    for (const [j, name] of this.ownedNames().entries()) {
+      const data = (await this.vars.get(name)!.data()) as Float32Array;
+      this.params.set(data, this.offsets[this.own[0] + j]!);
+    }
+    this.stale = true;
+  }
+
+  /** The owned parameters' AdamW moments, flat over [lo, hi), and the step count. */
+  private async moments(): Promise<Reply> {
+    const { m, v } = await this.opt.state();
+    const flatten = (src: Map<string, Float32Array>) => {
+      const out = new Float32Array(this.hi - this.lo);
+      for (const [j, name] of this.ownedNames().entries()) {
+        out.set(src.get(name)!, this.offsets[this.own[0] + j]! - this.lo);
+      }
+      return out;
+    };
+    return { op: 'moments', m: flatten(m), v: flatten(v), t: this.opt.t };
+  }
+}
+
+function accumulate(acc: Grads | null, g: Grads): Grads {
+  if (!acc) return g;
+  for (const [name, a] of acc) {
+    acc.set(name, tf.add(a, g.get(name)!));
+    tf.dispose([a, g.get(name)!]);
+  }
+  return acc;
+}
+
+/** The buffers a reply hands over rather than copies. */
+function transferList(reply: Reply): ArrayBuffer[] {
+  if (reply.op !== 'moments') return [];
+  return [reply.m.buffer as ArrayBuffer, reply.v.buffer as ArrayBuffer];
+}
+
+function errorReply(err: unknown): Reply {
+  const e = err as { name?: unknown; message?: unknown };
+  return {
+    op: 'error',
+    name: typeof e?.name === 'string' ? e.name : 'Error',
+    message: typeof e?.message === 'string' ? e.message : String(err),
+  };
+}
+
+async function main(): Promise<void> {
+  const port = parentPort;
+  if (!port) throw new Error('the training worker runs only as a worker thread');
+  const init = workerData as WorkerInit;
+  let replica: Replica;
+  try {
+    await initBackend(init.backend as BackendName);
+    replica = new Replica(init);
+  } catch (err) {
+    port.postMessage(errorReply(err));
+    return;
+  }
+  // one request at a time: the main thread waits for each reply before it sends the next
+  port.on('message', (req: Request) => {
+    replica.handle(req).then(
+      (reply) => port.postMessage(reply, transferList(reply)),
+      (err: unknown) => port.postMessage(errorReply(err)),
+    );
+  });
+  port.postMessage({ op: 'ready' } satisfies Reply);
+}
+
+void main();
