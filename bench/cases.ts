@@ -18,6 +18,13 @@ import { GPT } from '../src/engine/model/gpt';
 import { CharTokenizer } from '../src/engine/tokenizer/index';
 import { splitTokens } from '../src/engine/train/data';
 import { AdamW } from '../src/engine/train/optimizer';
+import {
+  backendRunsWorkers,
+  defaultWorkers,
+  physicalCores,
+  resolveWorkers,
+} from '../src/engine/train/parallel/cores';
+import { openTrainer } from '../src/engine/train/parallel/trainer';
 import { evaluate, trainStep } from '../src/engine/train/pretrain';
 import { learningRate } from '../src/engine/train/schedule';
 import { Rng } from '../src/engine/util/rng';
@@ -63,7 +70,17 @@ export const LEARN = {
   corpusBytes: 1_000_000,
 };
 
-export type Kind = 'train' | 'generate' | 'bpe' | 'learn' | 'gpt2' | 'finetune' | 'memory';
+export type Kind =
+  | 'train'
+  | 'generate'
+  | 'bpe'
+  | 'learn'
+  | 'gpt2'
+  | 'finetune'
+  | 'workers'
+  | 'learnWorkers'
+  | 'memory'
+  | 'llama';
 
 export interface Check {
   /** What is compared: 'ratio', 'peakRssMB', 'seconds', 'valLossDiff'. */
@@ -88,6 +105,10 @@ export interface CaseSpec {
   memoryTargetMB?: number;
   secondsTarget?: number;
   valLossTolerance?: number;
+  /** Speed-up of 2 workers over 1 to reach (the workers scaling case). */
+  scalingTarget?: number;
+  /** Largest difference of 50-step mean train losses, 1 worker vs N (learn-workers). */
+  lossAgreement?: number;
   describe: string;
 }
 
@@ -98,7 +119,7 @@ export const CASES: CaseSpec[] = [
     shape: 'A',
     byDefault: true,
     peerArgs: () => ['bench', 'A'],
-    ratioTarget: 0.35,
+    ratioTarget: 0.5,
     describe: 'training tokens/s, 4×128, block 64, batch 16; median of 10 steps after 3 warm-up',
   },
   {
@@ -107,9 +128,18 @@ export const CASES: CaseSpec[] = [
     shape: 'B',
     byDefault: true,
     peerArgs: () => ['bench', 'B'],
-    ratioTarget: 0.25,
+    ratioTarget: 0.4,
     memoryTargetMB: 2048,
     describe: 'training tokens/s, 6×384, block 256, batch 8; median of 10 steps after 3 warm-up',
+  },
+  {
+    name: 'train-A-workers',
+    kind: 'workers',
+    shape: 'A',
+    byDefault: true,
+    scalingTarget: 1.7,
+    describe:
+      'train-A tokens/s on 1, 2, … N data-parallel workers (N: --workers, default the physical cores); speed-up over 1',
   },
   {
     name: 'generate-A',
@@ -146,11 +176,37 @@ export const CASES: CaseSpec[] = [
     describe: 'char-level val loss after 300 steps on the first 1 MB of austen.txt (shape A)',
   },
   {
+    name: 'learn-workers',
+    kind: 'learnWorkers',
+    shape: 'A',
+    byDefault: false,
+    lossAgreement: 0.05,
+    describe:
+      'the learn recipe (300 steps, shape A) on 1 worker and on N (--workers, default the physical cores): train loss per 50 steps of each',
+  },
+  {
     name: 'generate-gpt2-124M',
     kind: 'gpt2',
     byDefault: true,
     describe:
       'GPT-2 124M imported from the folder GPT_STUDIO_GPT2_DIR names (skipped when unset): import seconds, then generation tokens/s, 50 tokens, greedy, KV cache',
+  },
+  {
+    name: 'generate-124M',
+    kind: 'llama',
+    byDefault: true,
+    ratioTarget: 0.8,
+    describe:
+      'GPT-2 124M (real shape, random weights) generation tokens/s: 128 greedy tokens after 32, ' +
+      'batch 1, KV cache, vs llama.cpp (node-llama-cpp) on the GGUF f16 the app exports',
+  },
+  {
+    name: 'prefill-124M',
+    kind: 'llama',
+    byDefault: true,
+    describe:
+      'GPT-2 124M prefill tokens/s of a 512-token prompt (and scoring it) vs llama.cpp prompt ' +
+      'processing on the same GGUF f16',
   },
   {
     name: 'memory-12x640',
@@ -193,8 +249,16 @@ export interface OurResult {
   steps?: number;
   peakRssMB: number;
   notes?: string[];
+  /** generate-124M: the greedy tokens, compared with llama.cpp's. */
+  tokens?: number[];
   /** The case's own pass/fail checks (memory-12x640). */
   checks?: Check[];
+  /** The data-parallel workers a training case ran on. */
+  workers?: number;
+  /** learn-workers: the largest difference of 50-step mean train losses, 1 worker vs N. */
+  trainLossDiff?: number;
+  /** train-A-workers: tokens/s on each worker count, and the speed-up over 1 worker. */
+  scaling?: Array<{ workers: number; tokensPerSecond: number; speedup: number }>;
   /** finetune-sentiment: each variant's accuracy, macro-F1 and time. */
   finetune?: Array<{
     init: string;
@@ -226,30 +290,36 @@ function randomTokens(n: number, vocab: number, seed: number): Int32Array {
   return out;
 }
 
-/** Training throughput: the engine's own trainStep (sample, forward, backward, clip, AdamW). */
-async function benchTrain(shape: ShapeName, backend: string): Promise<OurResult> {
+/**
+ * Training throughput: the engine's own step (sample, forward, backward, clip, AdamW) on this
+ * thread, or on `workers` data-parallel workers, each taking its share of the batch.
+ */
+async function benchTrain(shape: ShapeName, backend: string, workers = 1): Promise<OurResult> {
   const s = SHAPES[shape];
   const model = GPT.init(peerConfig(shape), 1);
   const opt = new AdamW(model.params, ADAMW);
+  const trainer = await openTrainer(model, opt, workers, backend);
   const data = randomTokens(s.batch * (s.block + 1) * 64, s.vocab, 1);
   const rng = new Rng(7);
   const times: number[] = [];
   const sync = model.p('ln_f.bias');
-  for (let i = 0; i < 13; i++) {
-    const t0 = performance.now();
-    const r = await trainStep(
-      model,
-      opt,
-      data,
-      rng,
-      { batchSize: s.batch, gradAccum: 1, seed: 1 },
-      i,
-      1e-3,
-    );
-    // trainStep has read the loss and the norm; also wait for the update to land (GPU backends).
-    await sync.data();
-    if (i >= 3) times.push(performance.now() - t0);
-    if (!Number.isFinite(r.loss)) throw new Error(`train-${shape}: loss ${r.loss} at step ${i}`);
+  try {
+    for (let i = 0; i < 13; i++) {
+      const t0 = performance.now();
+      const r = await trainer.step(
+        data,
+        rng,
+        { batchSize: s.batch, gradAccum: 1, seed: 1 },
+        i,
+        1e-3,
+      );
+      // the step has read the loss and the norm; also wait for the update to land (GPU backends).
+      await sync.data();
+      if (i >= 3) times.push(performance.now() - t0);
+      if (!Number.isFinite(r.loss)) throw new Error(`train-${shape}: loss ${r.loss} at step ${i}`);
+    }
+  } finally {
+    await trainer.close();
   }
   const tps = (s.batch * s.block) / (median(times) / 1000);
   opt.dispose();
@@ -260,6 +330,38 @@ async function benchTrain(shape: ShapeName, backend: string): Promise<OurResult>
     tokensPerSecond: round(tps),
     samplesMs: times.map((t) => round(t)),
     peakRssMB: peakRssMB(),
+    workers,
+    notes: [`${workers} worker${workers === 1 ? '' : 's'}`],
+  };
+}
+
+/** train-A on 1, 2, … `most` workers, one after another: tokens/s and the speed-up over 1. */
+async function benchWorkers(
+  shape: ShapeName,
+  backend: string,
+  most: number,
+  log: (s: string) => void,
+): Promise<OurResult> {
+  const scaling: NonNullable<OurResult['scaling']> = [];
+  for (let n = 1; n <= most; n++) {
+    const r = await benchTrain(shape, backend, n);
+    const tps = r.tokensPerSecond!;
+    const speedup = round(tps / (scaling[0]?.tokensPerSecond ?? tps), 2);
+    scaling.push({ workers: n, tokensPerSecond: tps, speedup });
+    log(`train-${shape}-workers: ${n} worker${n === 1 ? '' : 's'}: ${tps} tok/s (×${speedup})`);
+  }
+  const best = scaling.reduce((a, b) => (b.tokensPerSecond > a.tokensPerSecond ? b : a));
+  return {
+    name: `train-${shape}-workers`,
+    backend,
+    tokensPerSecond: best.tokensPerSecond,
+    peakRssMB: peakRssMB(),
+    workers: best.workers,
+    scaling,
+    notes: [
+      'scaling: ' +
+        scaling.map((x) => `${x.workers} → ${x.tokensPerSecond} tok/s (×${x.speedup})`).join(', '),
+    ],
   };
 }
 
@@ -347,6 +449,28 @@ export async function writeLearnCorpus(): Promise<string> {
  * the mean loss of 40 random val batches of 16 × 64, as the peer estimates it.
  */
 async function benchLearn(backend: string, log: (s: string) => void): Promise<OurResult> {
+  const r = await learnRun(backend, log, 1, 'learn');
+  const s = SHAPES.A;
+  return {
+    name: 'learn',
+    backend,
+    valLoss: round(r.valLoss, 4),
+    trainLoss: round(r.losses.at(-1)!, 4),
+    vocab: r.vocab,
+    steps: LEARN.steps,
+    seconds: round(r.seconds, 1),
+    tokensPerSecond: round((LEARN.steps * s.batch * s.block) / r.seconds),
+    peakRssMB: peakRssMB(),
+  };
+}
+
+/** The `learn` recipe on `workers` workers: every step's train loss, the val loss, the time. */
+async function learnRun(
+  backend: string,
+  log: (s: string) => void,
+  workers: number,
+  tag: string,
+): Promise<{ losses: number[]; valLoss: number; seconds: number; vocab: number }> {
   const text = await learnCorpusText();
   const tok = CharTokenizer.fromCodePoints(Array.from(text, (ch) => ch.codePointAt(0)!));
   // The peer's vocabulary is the distinct characters only; <|endoftext|> (the last id) never
@@ -357,21 +481,27 @@ async function benchLearn(backend: string, log: (s: string) => void): Promise<Ou
   const s = SHAPES.A;
   const model = GPT.init(peerConfig('A', vocab), 1);
   const opt = new AdamW(model.params, ADAMW);
+  const trainer = await openTrainer(model, opt, workers, backend);
   const rng = new Rng(1);
   const t = { batchSize: s.batch, gradAccum: 1, seed: 1 };
   const sched = { lr: LEARN.lr, minLr: LEARN.minLr, warmup: LEARN.warmup, steps: LEARN.steps };
   const t0 = performance.now();
-  let loss = NaN;
-  for (let step = 0; step < LEARN.steps; step++) {
-    const r = await trainStep(model, opt, splits.train, rng, t, step, learningRate(step, sched));
-    loss = r.loss;
-    if (!Number.isFinite(loss)) throw new Error(`learn: loss ${loss} at step ${step + 1}`);
-    if ((step + 1) % 50 === 0) {
-      const sec = (performance.now() - t0) / 1000;
-      log(
-        `learn: step ${step + 1}/${LEARN.steps} train loss ${loss.toFixed(4)} (${sec.toFixed(0)} s)`,
-      );
+  const losses: number[] = [];
+  try {
+    for (let step = 0; step < LEARN.steps; step++) {
+      const r = await trainer.step(splits.train, rng, t, step, learningRate(step, sched));
+      losses.push(r.loss);
+      if (!Number.isFinite(r.loss)) throw new Error(`${tag}: loss ${r.loss} at step ${step + 1}`);
+      if ((step + 1) % 50 === 0) {
+        const sec = (performance.now() - t0) / 1000;
+        log(
+          `${tag}: step ${step + 1}/${LEARN.steps} train loss ${r.loss.toFixed(4)} (${sec.toFixed(0)} s)`,
+        );
+      }
     }
+    await trainer.sync(false);
+  } finally {
+    await trainer.close();
   }
   const seconds = (performance.now() - t0) / 1000;
   const valLoss = await evaluate(
@@ -382,16 +512,52 @@ async function benchLearn(backend: string, log: (s: string) => void): Promise<Ou
   );
   opt.dispose();
   model.dispose();
+  return { losses, valLoss, seconds, vocab };
+}
+
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/**
+ * The `learn` recipe on 1 worker and on N (the same batches, drawn on the main thread): the train
+ * loss of every 50-step window of each, and their largest difference, beside the step-to-step
+ * spread of one worker's loss in its last window (the noise a single run shows).
+ */
+async function benchLearnWorkers(
+  backend: string,
+  most: number,
+  log: (s: string) => void,
+): Promise<OurResult> {
+  const one = await learnRun(backend, log, 1, 'learn 1 worker');
+  const many = await learnRun(backend, log, most, `learn ${most} workers`);
+  const windows = (xs: number[]) =>
+    Array.from({ length: Math.ceil(xs.length / 50) }, (_, i) =>
+      mean(xs.slice(i * 50, i * 50 + 50)),
+    );
+  const [w1, wn] = [windows(one.losses), windows(many.losses)];
+  const diff = Math.max(...w1.map((x, i) => Math.abs(x - wn[i]!)));
+  const last = one.losses.slice(-50);
+  const spread = Math.sqrt(mean(last.map((x) => (x - mean(last)) ** 2)));
+  const s = SHAPES.A;
+  const tps = (sec: number) => round((LEARN.steps * s.batch * s.block) / sec);
   return {
-    name: 'learn',
+    name: 'learn-workers',
     backend,
-    valLoss: round(valLoss, 4),
-    trainLoss: round(loss, 4),
-    vocab,
+    trainLoss: round(mean(many.losses.slice(-50)), 4),
+    valLoss: round(many.valLoss, 4),
+    trainLossDiff: round(diff, 4),
     steps: LEARN.steps,
-    seconds: round(seconds, 1),
-    tokensPerSecond: round((LEARN.steps * s.batch * s.block) / seconds),
+    seconds: round(one.seconds + many.seconds, 1),
+    tokensPerSecond: tps(many.seconds),
+    workers: most,
     peakRssMB: peakRssMB(),
+    notes: [
+      `train loss per 50 steps, 1 worker: ${w1.map((x) => x.toFixed(4)).join(' ')}`,
+      `train loss per 50 steps, ${most} workers: ${wn.map((x) => x.toFixed(4)).join(' ')}`,
+      `largest window difference ${diff.toFixed(4)} nats; one worker's step-to-step spread ` +
+        `(std, last 50 steps) ${spread.toFixed(4)}`,
+      `val loss: 1 worker ${one.valLoss.toFixed(4)}, ${most} workers ${many.valLoss.toFixed(4)}; ` +
+        `${tps(one.seconds)} vs ${tps(many.seconds)} tok/s`,
+    ],
   };
 }
 
@@ -460,7 +626,7 @@ async function benchFinetune(backend: string, log: (s: string) => void): Promise
 /** Runs one case in this process (the child). */
 export async function runCase(
   name: string,
-  opts: { backend: BackendPreference; log: (s: string) => void },
+  opts: { backend: BackendPreference; log: (s: string) => void; workers?: number },
 ): Promise<OurResult> {
   const spec = findCase(name);
   if (spec.kind === 'bpe') return benchBpe();
@@ -477,18 +643,39 @@ export async function runCase(
   const report = await initBackend(opts.backend);
   const backend = report.name;
   switch (spec.kind) {
-    case 'train':
-      return benchTrain(spec.shape!, backend);
+    case 'train': {
+      const asked = opts.workers ?? defaultWorkers(backend);
+      const { workers } = resolveWorkers(asked, backend, SHAPES[spec.shape!].batch);
+      return benchTrain(spec.shape!, backend, workers);
+    }
+    case 'workers':
+      if (!backendRunsWorkers(backend)) {
+        return {
+          name,
+          backend,
+          peakRssMB: peakRssMB(),
+          notes: [`skipped: the ${backend} backend threads itself and trains on 1 worker`],
+        };
+      }
+      return benchWorkers(spec.shape!, backend, opts.workers ?? physicalCores(), opts.log);
     case 'generate':
       return benchGenerate(spec.shape!, backend);
     case 'learn':
       return benchLearn(backend, opts.log);
+    case 'learnWorkers':
+      return benchLearnWorkers(
+        backend,
+        backendRunsWorkers(backend) ? Math.max(2, opts.workers ?? physicalCores()) : 1,
+        opts.log,
+      );
     case 'gpt2':
       return benchGpt2(process.env[GPT2_ENV]!, backend);
     case 'finetune':
       return benchFinetune(backend, opts.log);
     case 'memory':
       return (await import('./memory')).benchMemory(name, backend);
+    case 'llama':
+      return (await import('./gpt2Cases')).runGpt2Case(name, backend, opts.log);
   }
 }
 

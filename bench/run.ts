@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: the engine's speed, memory and learning quality, each figure next to the
- * PyTorch peer's measured in the same run. See bench/README.md.
+ * PyTorch peer's (llama.cpp's for GPT-2 124M inference) measured in the same run. See
+ * bench/README.md.
  *
  *   npm run bench                          default cases, a table
  *   npm run bench -- --json                one JSON line per case
@@ -29,6 +30,7 @@ import {
   type Check,
   type OurResult,
 } from './cases';
+import { LlamaCases, type LlamaPeerResult, type LlamaRow } from './llama';
 import { probePeer, runPeer, type PeerInfo, type PeerResult } from './peer';
 
 const RESULT_MARK = '@@bench-result ';
@@ -45,6 +47,8 @@ interface Options {
   repeat: number;
   child?: string;
   profile?: string;
+  /** Data-parallel workers for the training cases (default: the physical cores on wasm/cpu). */
+  workers?: number;
 }
 
 const USAGE = `usage: npm run bench -- [options]
@@ -52,12 +56,14 @@ const USAGE = `usage: npm run bench -- [options]
                     default: all but learn
   --all             every case, learn included (learn takes ~10 minutes on 2 cores)
   --json            one JSON line per case on stdout (progress goes to stderr)
-  --no-peer         skip the PyTorch peer (no ratios)
+  --no-peer         skip the peers, PyTorch and llama.cpp (no ratios)
   --backend NAME    ${BACKENDS.join(' | ')} (default auto)
   --out FILE        where to write all results (default bench-results.json)
   --repeat N        run each case N times (ours and the peer, interleaved); report medians
   --profile CASE    tf.profile one step of train-A/B (a training step) or generate-A/B (one
-                    cached token) and list the top kernels`;
+                    cached token) and list the top kernels
+  --workers N       data-parallel workers for train-A/B (default: the physical cores on wasm
+                    and cpu, 1 elsewhere); train-A-workers measures 1 … N`;
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
@@ -116,6 +122,10 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--child':
         break;
+      case '--workers':
+        o.workers = Number(take());
+        if (!Number.isInteger(o.workers) || o.workers < 1) throw new Error('--workers must be ≥ 1');
+        break;
       case '--profile':
         o.profile = inline ?? (argv[i + 1]?.startsWith('--') === false ? argv[++i]! : 'train-A');
         break;
@@ -136,7 +146,11 @@ function parseArgs(argv: string[]): Options {
 
 async function childMain(o: Options): Promise<void> {
   const log = (s: string) => process.stderr.write(s + '\n');
-  const result = await runCase(o.child!, { backend: o.backend, log });
+  const result = await runCase(o.child!, {
+    backend: o.backend,
+    log,
+    ...(o.workers !== undefined ? { workers: o.workers } : {}),
+  });
   process.stdout.write(RESULT_MARK + JSON.stringify(result) + '\n');
 }
 
@@ -144,6 +158,7 @@ async function childMain(o: Options): Promise<void> {
 function runChild(name: string, o: Options, onLog: (line: string) => void): Promise<OurResult> {
   const self = fileURLToPath(import.meta.url);
   const args = ['--import', 'tsx', self, '--case', name, '--child', '--backend', o.backend];
+  if (o.workers !== undefined) args.push('--workers', String(o.workers));
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, {
       cwd: REPO_ROOT,
@@ -193,6 +208,9 @@ interface Row {
   /** learn: the character vocabulary and the steps trained. */
   vocab?: number;
   steps?: number;
+  /** Training cases: the data-parallel workers; train-A-workers: each count's speed. */
+  workers?: number;
+  scaling?: OurResult['scaling'];
   peakRssMB: number;
   torch: {
     tokensPerSecond?: number;
@@ -207,11 +225,16 @@ interface Row {
   /** Every check met; null when one could not be judged (no peer). */
   meetsTarget: boolean | null;
   checks: Check[];
-  runs?: Array<{ ours: OurResult; torch: PeerResult | null }>;
+  /** generate-124M, prefill-124M: llama.cpp's figures (ratio is ours / its 1-thread figure). */
+  llama?: LlamaRow | null;
+  runs?: CaseRun[];
   samplesMs?: number[];
   notes: string[];
   error?: string;
 }
+
+/** One repetition of a case: ours and the peer's. */
+type CaseRun = { ours: OurResult; torch: PeerResult | null; llama?: LlamaPeerResult | null };
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -235,8 +258,9 @@ function check(what: string, op: Check['op'], target: number, value: number | nu
 
 function summarise(
   spec: CaseSpec,
-  runs: Array<{ ours: OurResult; torch: PeerResult | null }>,
+  runs: CaseRun[],
   peerNote: string | undefined,
+  llamaCases?: LlamaCases,
 ): Row {
   const ours = runs.map((r) => r.ours);
   const first = ours[0]!;
@@ -263,10 +287,11 @@ function summarise(
         seconds: median(torchRuns.map((r) => r.wallSeconds)),
       }
     : null;
+  const llama = spec.kind === 'llama' ? llamaCases?.summarise(spec.name, runs, tps) : undefined;
   const ratio =
     spec.kind !== 'learn' && tps !== undefined && torch?.tokensPerSecond
       ? r3(tps / torch.tokensPerSecond)
-      : null;
+      : (llama?.ratio ?? null);
   const peak = Math.max(...ours.map((r) => r.peakRssMB));
   const checks: Check[] = [];
   let target: number | null = null;
@@ -280,6 +305,17 @@ function summarise(
   if (spec.secondsTarget !== undefined) {
     target = spec.secondsTarget;
     checks.push(check('seconds', '<', spec.secondsTarget, seconds ?? null));
+  }
+  if (spec.lossAgreement !== undefined) {
+    target = spec.lossAgreement;
+    checks.push(
+      check('trainLossDiff', '<=', spec.lossAgreement, med((r) => r.trainLossDiff) ?? null),
+    );
+  }
+  if (spec.scalingTarget !== undefined) {
+    target = spec.scalingTarget;
+    const two = med((r) => r.scaling?.find((x) => x.workers === 2)?.speedup);
+    checks.push(check('speedup2', '>=', spec.scalingTarget, two ?? null));
   }
   if (spec.valLossTolerance !== undefined) {
     target = spec.valLossTolerance;
@@ -296,7 +332,8 @@ function summarise(
       ? true
       : null;
   const notes = [...new Set(ours.flatMap((r) => r.notes ?? []))];
-  if (!spec.peerArgs) notes.push('no PyTorch peer for this case');
+  if (llama) notes.push(...llama.notes);
+  else if (!spec.peerArgs) notes.push('no PyTorch peer for this case');
   else if (peerNote) notes.push(`peer: ${peerNote}`);
   const cps = med((r) => r.charsPerSecond);
   const trainLoss = med((r) => r.trainLoss);
@@ -310,8 +347,11 @@ function summarise(
     ...(trainLoss !== undefined ? { trainLoss } : {}),
     ...(first.vocabSize !== undefined ? { vocabSize: first.vocabSize } : {}),
     ...(first.vocab !== undefined ? { vocab: first.vocab, steps: first.steps } : {}),
+    ...(first.workers !== undefined ? { workers: first.workers } : {}),
+    ...(first.scaling ? { scaling: first.scaling } : {}),
     peakRssMB: peak,
     torch,
+    ...(llama ? { llama: llama.llama } : {}),
     ratio,
     target,
     meetsTarget,
@@ -329,10 +369,19 @@ function oursCell(r: Row): string {
   if (r.error) return 'FAILED';
   if (r.name === 'learn') return r.valLoss !== undefined ? `val ${r.valLoss.toFixed(4)}` : '—';
   if (r.charsPerSecond !== undefined) return `${fmtInt(r.charsPerSecond)} ch/s (${r.seconds} s)`;
-  return `${fmtInt(r.tokensPerSecond)} tok/s`;
+  if (r.scaling) {
+    return r.scaling.map((x) => `${x.workers}w ${fmtInt(x.tokensPerSecond)}`).join(', ') + ' tok/s';
+  }
+  const on = r.workers !== undefined ? ` (${r.workers}w)` : '';
+  return `${fmtInt(r.tokensPerSecond)} tok/s${on}`;
 }
 
 function torchCell(r: Row): string {
+  if (r.llama) {
+    const d = r.llama.defaultThreads;
+    const more = d ? `; ${d.threads} threads ${fmtInt(d.tokensPerSecond)}` : '';
+    return `llama.cpp ${fmtInt(r.llama.tokensPerSecond)} tok/s (1 thread${more})`;
+  }
   if (!r.torch) return '—';
   if (r.name === 'learn')
     return r.torch.valLoss !== undefined ? `val ${r.torch.valLoss.toFixed(4)}` : '—';
@@ -349,7 +398,11 @@ function targetCell(r: Row): string {
             ? 'RSS MB'
             : c.what === 'seconds'
               ? 's'
-              : '|Δval|';
+              : c.what === 'speedup2'
+                ? '2 workers ×'
+                : c.what === 'trainLossDiff'
+                  ? '|Δtrain| 1w/Nw'
+                  : '|Δval|';
       return `${what} ${c.op} ${c.target}`;
     })
     .join(', ');
@@ -375,7 +428,11 @@ function printTable(rows: Row[]): void {
     r.ratio === null
       ? r.name === 'learn' && r.checks[0]?.value != null
         ? `Δ ${r.checks[0].value}`
-        : '—'
+        : r.checks[0]?.what === 'speedup2' && r.checks[0].value != null
+          ? `×${r.checks[0].value} (2w/1w)`
+          : r.checks[0]?.what === 'trainLossDiff' && r.checks[0].value != null
+            ? `Δ ${r.checks[0].value}`
+            : '—'
       : r.ratio.toFixed(3),
     targetCell(r),
     r.error ? 'error' : r.meetsTarget === null ? '?' : r.meetsTarget ? 'yes' : 'NO',
@@ -418,11 +475,13 @@ async function main(): Promise<void> {
     peerNote = 'skipped (--no-peer)';
   }
 
+  const llamaCases = await LlamaCases.open(o.cases, o.peer, progress);
+
   const rows: Row[] = [];
   const started = new Date();
   for (const name of o.cases) {
     const spec = findCase(name);
-    const runs: Array<{ ours: OurResult; torch: PeerResult | null }> = [];
+    const runs: CaseRun[] = [];
     let corpusFile: string | undefined;
     let caseNote = peer ? undefined : peerNote;
     try {
@@ -442,9 +501,14 @@ async function main(): Promise<void> {
             caseNote = `failed: ${(err as Error).message}`;
           }
         }
-        runs.push({ ours, torch });
+        let llama: LlamaPeerResult | null = null;
+        if (llamaCases?.available && spec.kind === 'llama') {
+          progress(`${name}${tag}: llama.cpp…`);
+          llama = await llamaCases.run(name, progress);
+        }
+        runs.push({ ours, torch, ...(spec.kind === 'llama' ? { llama } : {}) });
       }
-      const row = summarise(spec, runs, caseNote);
+      const row = summarise(spec, runs, caseNote, llamaCases);
       rows.push(row);
       if (o.json) console.log(JSON.stringify(row));
       else progress(`${name}: ${oursCell(row)} vs ${torchCell(row)}`);
@@ -481,7 +545,13 @@ async function main(): Promise<void> {
       platform: `${os.platform()} ${os.release()}`,
       node: process.version,
     },
-    options: { cases: o.cases, backend: o.backend, repeat: o.repeat, peer: o.peer },
+    options: {
+      cases: o.cases,
+      backend: o.backend,
+      repeat: o.repeat,
+      peer: o.peer,
+      ...(o.workers !== undefined ? { workers: o.workers } : {}),
+    },
     peer: peer
       ? {
           script: peer.script,
@@ -490,6 +560,7 @@ async function main(): Promise<void> {
           threads: peer.threads,
         }
       : { skipped: peerNote ?? 'not run' },
+    ...(llamaCases ? { llamaPeer: llamaCases.describe() } : {}),
     learn: o.cases.includes('learn')
       ? {
           ...LEARN,
