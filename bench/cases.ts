@@ -294,7 +294,12 @@ function randomTokens(n: number, vocab: number, seed: number): Int32Array {
  * Training throughput: the engine's own step (sample, forward, backward, clip, AdamW) on this
  * thread, or on `workers` data-parallel workers, each taking its share of the batch.
  */
-async function benchTrain(shape: ShapeName, backend: string, workers = 1): Promise<OurResult> {
+async function benchTrain(
+  shape: ShapeName,
+  backend: string,
+  workers = 1,
+  timed = 10,
+): Promise<OurResult> {
   const s = SHAPES[shape];
   const model = GPT.init(peerConfig(shape), 1);
   const opt = new AdamW(model.params, ADAMW);
@@ -304,7 +309,7 @@ async function benchTrain(shape: ShapeName, backend: string, workers = 1): Promi
   const times: number[] = [];
   const sync = model.p('ln_f.bias');
   try {
-    for (let i = 0; i < 13; i++) {
+    for (let i = 0; i < 3 + timed; i++) {
       const t0 = performance.now();
       const r = await trainer.step(
         data,
@@ -335,7 +340,11 @@ async function benchTrain(shape: ShapeName, backend: string, workers = 1): Promi
   };
 }
 
-/** train-A on 1, 2, … `most` workers, one after another: tokens/s and the speed-up over 1. */
+/**
+ * train-A on 1, 2, … `most` workers, one after another, each the median of 30 steps after 3
+ * warm-up (a longer look than train-A's 10: two threads feel every hiccup of either core):
+ * tokens/s and the speed-up over 1.
+ */
 async function benchWorkers(
   shape: ShapeName,
   backend: string,
@@ -344,7 +353,7 @@ async function benchWorkers(
 ): Promise<OurResult> {
   const scaling: NonNullable<OurResult['scaling']> = [];
   for (let n = 1; n <= most; n++) {
-    const r = await benchTrain(shape, backend, n);
+    const r = await benchTrain(shape, backend, n, 30);
     const tps = r.tokensPerSecond!;
     const speedup = round(tps / (scaling[0]?.tokensPerSecond ?? tps), 2);
     scaling.push({ workers: n, tokensPerSecond: tps, speedup });
@@ -544,7 +553,7 @@ async function benchLearnWorkers(
     backend,
     trainLoss: round(mean(many.losses.slice(-50)), 4),
     valLoss: round(many.valLoss, 4),
-    trainLossDiff: round(diff, 4),
+    trainLossDiff: Number(diff.toPrecision(3)),
     steps: LEARN.steps,
     seconds: round(one.seconds + many.seconds, 1),
     tokensPerSecond: tps(many.seconds),
@@ -553,7 +562,7 @@ async function benchLearnWorkers(
     notes: [
       `train loss per 50 steps, 1 worker: ${w1.map((x) => x.toFixed(4)).join(' ')}`,
       `train loss per 50 steps, ${most} workers: ${wn.map((x) => x.toFixed(4)).join(' ')}`,
-      `largest window difference ${diff.toFixed(4)} nats; one worker's step-to-step spread ` +
+      `largest window difference ${diff.toExponential(2)} nats; one worker's step-to-step spread ` +
         `(std, last 50 steps) ${spread.toFixed(4)}`,
       `val loss: 1 worker ${one.valLoss.toFixed(4)}, ${most} workers ${many.valLoss.toFixed(4)}; ` +
         `${tps(one.seconds)} vs ${tps(many.seconds)} tok/s`,

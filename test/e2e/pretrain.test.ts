@@ -92,6 +92,9 @@ describe('the pretrain wizard in Chromium', { timeout: 2 * TIMEOUT }, () => {
       }
       await page.getByLabel('Run name').fill(RUN);
       expect(await page.getByLabel('Validation share (%)').inputValue()).toBe('20');
+      // the data-parallel workers default to the backend's count (the physical cores on wasm)
+      const workers = (await studio.api.invoke('backend.report', {}))?.trainWorkers ?? 1;
+      expect(await page.getByLabel('Workers', { exact: true }).inputValue()).toBe(String(workers));
       await studio.shot(page, 'pretrain-en-4-training');
       await page.getByRole('button', { name: 'Start pretraining' }).click();
 
@@ -102,11 +105,11 @@ describe('the pretrain wizard in Chromium', { timeout: 2 * TIMEOUT }, () => {
       await expect
         .poll(() =>
           studio.api.invoke('runs.get', { id: RUN }).then(
-            (r) => r.train.valFraction,
+            (r) => [r.train.valFraction, r.train.workers],
             () => undefined,
           ),
         )
-        .toBe(0.2);
+        .toEqual([0.2, Math.min(workers, 2)]); // a batch of 2 rows feeds at most 2 workers
       const points = async () =>
         Number(await page.getByTestId('loss-chart').getAttribute('data-points'));
       await expect.poll(points, { timeout: 40_000 }).toBeGreaterThan(5);

@@ -143,6 +143,17 @@ describe('the dataset library and the pretrain wizard in the engine host', () =>
     );
     expect(est.params).toBeGreaterThan(16 * 16);
     expect(est.fits).toBe(true);
+    // with two workers each holds a replica and half the batch, in a wasm heap of its own
+    type Est = { memory: { totalBytes: number }; limitBytes: number; workers?: number };
+    const shape = {
+      vocabSize: tok.vocabSize,
+      model: { nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16 },
+    };
+    const one = await call<Est>('models.estimate', { ...shape, batchSize: 16 });
+    const two = await call<Est>('models.estimate', { ...shape, batchSize: 16, workers: 2 });
+    expect(two.workers).toBe(2);
+    expect(two.limitBytes).toBe(one.limitBytes);
+    expect(two.memory.totalBytes).toBeLessThan(one.memory.totalBytes);
     const huge = await call<{ fits: boolean; advice?: string }>('models.estimate', {
       vocabSize: 50257,
       preset: 'gpt1',

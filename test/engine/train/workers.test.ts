@@ -18,9 +18,11 @@ import {
   physicalCores,
   resolveWorkers,
 } from '../../../src/engine/train/parallel/cores';
+import { FlatAdamW } from '../../../src/engine/train/parallel/adamw';
 import { splitRange, workerSeed } from '../../../src/engine/train/parallel/pool';
 import { openTrainer } from '../../../src/engine/train/parallel/trainer';
 import { pretrain, readState, resume, type TrainConfig } from '../../../src/engine/train/pretrain';
+import * as tf from '../../../src/engine/tf';
 import { Rng } from '../../../src/engine/util/rng';
 import { probeModel } from '../../../src/server/features/runs';
 import {
@@ -109,6 +111,40 @@ describe('the worker count', () => {
     ]);
     expect(workerSeed(123, 0)).toBe(123);
     expect(new Set([0, 1, 2, 3].map((k) => workerSeed(123, k))).size).toBe(4);
+  });
+});
+
+describe("the workers' AdamW", () => {
+  it('takes the steps of the tensor AdamW, clip and 2-D-only decay included', async () => {
+    const opts = { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1, gradClip: 1 };
+    const rng = new Rng(3);
+    const rand = (n: number, s: number) => Float32Array.from({ length: n }, () => rng.normal() * s);
+    const shapes = [[3, 4], [4]];
+    const start = [rand(12, 0.5), rand(4, 0.5)];
+    const vars = new Map(shapes.map((s, i) => [`p${i}`, tf.variable(tf.tensor(start[i]!, s))]));
+    const ref = new AdamW(vars, opts);
+    const flat = Float32Array.from([...start[0]!, ...start[1]!]);
+    const segments = [
+      { lo: 0, hi: 12, decay: true },
+      { lo: 12, hi: 16, decay: false },
+    ];
+    const mine = new FlatAdamW(opts, segments, 0, new Float32Array(16), new Float32Array(16));
+    for (let step = 0; step < 4; step++) {
+      const g = rand(16, step === 2 ? 5 : 0.3); // step 2 is clipped
+      const grads = new Map([
+        ['p0', tf.tensor(g.slice(0, 12), [3, 4])],
+        ['p1', tf.tensor(g.slice(12), [4])],
+      ]);
+      const norm = AdamW.norm(grads);
+      const n = (await norm.data())[0]!;
+      ref.step(grads, norm, 1e-2);
+      mine.step(flat, g, n, 1e-2);
+      tf.dispose([norm, ...grads.values()]);
+    }
+    const want = [...(await vars.get('p0')!.data()), ...(await vars.get('p1')!.data())];
+    for (let i = 0; i < 16; i++) expect(flat[i]!).toBeCloseTo(want[i]!, 6);
+    ref.dispose();
+    tf.dispose([...vars.values()]);
   });
 });
 

@@ -2,9 +2,9 @@
  * A training worker thread: a replica of the model on a backend of its own, and AdamW for the
  * parameters it owns (./protocol.ts `ownership`). Each step it computes the gradient of its slice
  * of the batch into its region of the shared gradient buffer, sums its own parameters' gradients
- * over every region (in worker order, so the sum is the same on every run), updates them with
- * AdamW and writes their new values into the shared weights, from which every other worker
- * refreshes its copy before its next forward.
+ * over every region (in worker order, so the sum is the same on every run), and updates them in
+ * the shared weights with AdamW (./adamw.ts), from which every worker refreshes its replica
+ * before its next forward.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '../../tf';
@@ -12,7 +12,7 @@ import { initBackend, type BackendName } from '../../backend';
 import { disposeBatch, makeBatch } from '../../finetune/batch';
 import { ClassifierHead, gpt1Objective } from '../../finetune/head';
 import { GPT } from '../../model/gpt';
-import { AdamW } from '../optimizer';
+import { FlatAdamW } from './adamw';
 import {
   offsetsOf,
   ownership,
@@ -31,7 +31,7 @@ class Replica {
   private readonly model: GPT;
   private readonly head: ClassifierHead | null;
   private readonly vars = new Map<string, tf.Variable>();
-  private readonly opt: AdamW;
+  private readonly opt: FlatAdamW;
   private readonly names: string[];
   private readonly shapes: number[][];
   private readonly sizes: number[];
@@ -47,7 +47,7 @@ class Replica {
   private readonly region: Float32Array;
   private readonly sum: Float32Array;
   private readonly control: Int32Array;
-  /** The other workers have written new weights since this replica last read them. */
+  /** The shared weights were updated since this replica last read them. */
   private stale = false;
 
   constructor(private readonly init: WorkerInit) {
@@ -71,12 +71,16 @@ class Replica {
         })
       : null;
     for (const name of this.names) this.vars.set(name, this.variable(name));
-    const owned = new Map(this.ownedNames().map((n) => [n, this.vars.get(n)!]));
-    this.opt = new AdamW(owned, init.optimizer);
-    if (init.moments) {
-      const { m, v, t } = init.moments;
-      this.opt.load(this.unflatten(m), this.unflatten(v), t);
-    }
+    const segments = this.ownedNames().map((_, j) => {
+      const i = this.own[0] + j;
+      const lo = this.offsets[i]!;
+      return { lo, hi: lo + this.sizes[i]!, decay: this.shapes[i]!.length === 2 };
+    });
+    const { lo, hi } = this;
+    const m = init.moments?.m.slice(lo, hi) ?? new Float32Array(hi - lo);
+    const v = init.moments?.v.slice(lo, hi) ?? new Float32Array(hi - lo);
+    this.opt = new FlatAdamW(init.optimizer, segments, lo, m, v);
+    this.opt.t = init.moments?.t ?? 0;
   }
 
   private variable(name: string): tf.Variable {
@@ -102,11 +106,10 @@ class Replica {
     );
   }
 
-  /** Reads the weights the other workers updated into this replica. */
+  /** Reads the updated shared weights into this replica. */
   private refresh(): void {
     if (!this.stale) return;
     for (const [i, name] of this.names.entries()) {
-      if (i >= this.own[0] && i < this.own[1]) continue;
       const off = this.offsets[i]!;
       const v = this.vars.get(name)!;
       tf.tidy(() => v.assign(tf.tensor(this.params.slice(off, off + this.sizes[i]!), v.shape)));
@@ -129,7 +132,7 @@ class Replica {
       case 'reduce':
         return { op: 'reduce', sumSquares: this.reduce() };
       case 'apply':
-        await this.apply(req.lr, req.loss, req.gradNorm);
+        this.apply(req.lr, req.loss, req.gradNorm);
         return { op: 'apply' };
       case 'moments':
         return this.moments();
@@ -150,7 +153,10 @@ class Replica {
           .lossAndGrads(x, this.model.lmLoss(y, m.scale), {
             train: true,
             seed: m.seed,
+            // a turn of the event loop between blocks, as on the main thread: V8's incremental
+            // GC tasks run there (without it this thread's forward and backward were slower)
             between: async () => {
+              await new Promise((r) => setImmediate(r));
               if (this.stopRequested) {
                 stopped = true;
                 throw new Error('stopped');
@@ -225,40 +231,19 @@ class Replica {
     return squares;
   }
 
-  /** AdamW on the owned parameters with the global norm, then their new values for the others. */
-  private async apply(lr: number, loss: number, gradNorm: number): Promise<void> {
+  /**
+   * AdamW on the owned parameters, in the shared weights, with the global norm (every worker
+   * updates its own, so after all have answered every replica is stale).
+   */
+  private apply(lr: number, loss: number, gradNorm: number): void {
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) return;
-    const grads: Grads = new Map(
-      this.ownedNames().map((name, j) => {
-        const i = this.own[0] + j;
-        const off = this.offsets[i]!;
-        return [name, tf.tensor(this.sum.slice(off, off + this.sizes[i]!), this.shapes[i]!)];
-      }),
-    );
-    const normT = tf.scalar(gradNorm);
-    try {
-      this.opt.step(grads, normT, lr);
-    } finally {
-      tf.dispose([normT, ...grads.values()]);
-    }
-    for (const [j, name] of this.ownedNames().entries()) {
-      const data = (await this.vars.get(name)!.data()) as Float32Array;
-      this.params.set(data, this.offsets[this.own[0] + j]!);
-    }
+    this.opt.step(this.params, this.sum, gradNorm, lr);
     this.stale = true;
   }
 
   /** The owned parameters' AdamW moments, flat over [lo, hi), and the step count. */
-  private async moments(): Promise<Reply> {
-    const { m, v } = await this.opt.state();
-    const flatten = (src: Map<string, Float32Array>) => {
-      const out = new Float32Array(this.hi - this.lo);
-      for (const [j, name] of this.ownedNames().entries()) {
-        out.set(src.get(name)!, this.offsets[this.own[0] + j]! - this.lo);
-      }
-      return out;
-    };
-    return { op: 'moments', m: flatten(m), v: flatten(v), t: this.opt.t };
+  private moments(): Reply {
+    return { op: 'moments', m: this.opt.m.slice(), v: this.opt.v.slice(), t: this.opt.t };
   }
 }
 
