@@ -80,7 +80,8 @@ export type Kind =
   | 'workers'
   | 'learnWorkers'
   | 'memory'
-  | 'llama';
+  | 'llama'
+  | 'gpt2xl';
 
 export interface Check {
   /** What is compared: 'ratio', 'peakRssMB', 'seconds', 'valLossDiff'. */
@@ -209,6 +210,15 @@ export const CASES: CaseSpec[] = [
       'processing on the same GGUF f16',
   },
   {
+    name: 'gpt2-xl',
+    kind: 'gpt2xl',
+    byDefault: false,
+    describe:
+      'gpt2-xl (1.5B, the real shape and official layout, random weights; a 6.4 GB folder built ' +
+      'once under .cache/bench): import seconds, load seconds with q8 weights, 32 greedy tokens/s ' +
+      '(≥ 2), peak RSS',
+  },
+  {
     name: 'memory-12x640',
     kind: 'memory',
     byDefault: true,
@@ -251,6 +261,8 @@ export interface OurResult {
   notes?: string[];
   /** generate-124M: the greedy tokens, compared with llama.cpp's. */
   tokens?: number[];
+  /** generate-124M, prefill-124M: tokens/s with the weights held as f16, q8 and f32. */
+  byWeights?: Record<string, number>;
   /** The case's own pass/fail checks (memory-12x640). */
   checks?: Check[];
   /** The data-parallel workers a training case ran on. */
@@ -685,6 +697,8 @@ export async function runCase(
       return (await import('./memory')).benchMemory(name, backend);
     case 'llama':
       return (await import('./gpt2Cases')).runGpt2Case(name, backend, opts.log);
+    case 'gpt2xl':
+      return (await import('./gpt2Cases')).runGpt2Xl(name, backend, opts.log);
   }
 }
 

@@ -211,6 +211,7 @@ interface Row {
   /** Training cases: the data-parallel workers; train-A-workers: each count's speed. */
   workers?: number;
   scaling?: OurResult['scaling'];
+  byWeights?: OurResult['byWeights'];
   peakRssMB: number;
   torch: {
     tokensPerSecond?: number;
@@ -349,6 +350,7 @@ function summarise(
     ...(first.vocab !== undefined ? { vocab: first.vocab, steps: first.steps } : {}),
     ...(first.workers !== undefined ? { workers: first.workers } : {}),
     ...(first.scaling ? { scaling: first.scaling } : {}),
+    ...(first.byWeights ? { byWeights: first.byWeights } : {}),
     peakRssMB: peak,
     torch,
     ...(llama ? { llama: llama.llama } : {}),
@@ -371,6 +373,12 @@ function oursCell(r: Row): string {
   if (r.charsPerSecond !== undefined) return `${fmtInt(r.charsPerSecond)} ch/s (${r.seconds} s)`;
   if (r.scaling) {
     return r.scaling.map((x) => `${x.workers}w ${fmtInt(x.tokensPerSecond)}`).join(', ') + ' tok/s';
+  }
+  if (r.byWeights) {
+    return Object.entries(r.byWeights)
+      .map(([w, tps]) => `${w} ${fmtInt(tps)}`)
+      .join(', ')
+      .concat(' tok/s');
   }
   const on = r.workers !== undefined ? ` (${r.workers}w)` : '';
   return `${fmtInt(r.tokensPerSecond)} tok/s${on}`;

@@ -6,7 +6,9 @@
  * token after the first window is scored with at least half a block of context.
  */
 import * as tf from './tf';
+import { refuseMaskedLm } from './model/config';
 import type { GPT } from './model/gpt';
+import { WasmDecoder } from './model/wasmDecoder';
 import type { Tokenizer } from './tokenizer/types';
 
 export interface ScoreItem {
@@ -39,8 +41,20 @@ export async function betweenBatches(signal?: AbortSignal): Promise<void> {
   signal?.throwIfAborted();
 }
 
-/** One batched forward over rows padded to the same length; returns log P(row[t+1] | row[..t]). */
+/**
+ * log P(row[t+1] | row[..t]) for each row: one batched forward over the rows padded to the same
+ * length, or for a model whose weights are held as f16/q8 the decoder's kernels over each row
+ * (its matmuls take up to 64 positions at once), so the stored matrices are never dequantised.
+ */
 async function rowLogprobs(model: GPT, rows: number[][]): Promise<number[][]> {
+  if (model.store) {
+    const decoder = WasmDecoder.create(model)!;
+    try {
+      return rows.map((r) => Array.from(decoder.logprobs(r)));
+    } finally {
+      decoder.dispose();
+    }
+  }
   const len = Math.max(...rows.map((r) => r.length));
   const ids = new Int32Array(rows.length * len);
   const next = new Int32Array(rows.length * len).fill(-1);
@@ -84,6 +98,7 @@ export async function scoreBatch(
   batchSize = 16,
   opts: ScoreOptions = {},
 ): Promise<ScoreResult[]> {
+  refuseMaskedLm(model.config, 'This model');
   const block = model.config.blockSize;
   type Job = { item: number; start: number; from: number; row: number[] };
   const jobs: Job[] = [];
@@ -165,7 +180,8 @@ export async function scoreContinuation(
  * scoreBatch for short items (context + target within the block, as the console's candidate
  * answers and label words are): one forward per row, with the LM head and its softmax only at the
  * positions that predict a target token — V·|target| per row instead of V·T. Items longer than the
- * block go through scoreBatch's windows. The same numbers as scoreBatch.
+ * block go through scoreBatch's windows, and so does every item of a model held as f16/q8 (the
+ * decoder's kernels). The same numbers as scoreBatch.
  */
 export async function scoreTargets(
   model: GPT,
@@ -173,6 +189,8 @@ export async function scoreTargets(
   batchSize = 16,
   opts: ScoreOptions = {},
 ): Promise<ScoreResult[]> {
+  refuseMaskedLm(model.config, 'This model');
+  if (model.store) return scoreBatch(model, items, batchSize, opts);
   const { blockSize: block, vocabSize: V } = model.config;
   const out = new Array<ScoreResult>(items.length);
   const long: number[] = [];

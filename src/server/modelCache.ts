@@ -7,6 +7,11 @@
  * re-imported in place is loaded afresh. A caller holds a lease while it uses a model and releases
  * it when done; nobody disposes a shared model. An entry evicted while leased (a long generation
  * while other models are loaded) leaves the cache at once and is disposed when its last lease ends.
+ *
+ * Two memories, two budgets: float32 weights live in the backend's memory (the wasm heap that
+ * training needs too), weights held as f16/q8 in the inference kernels' own memory
+ * (src/engine/weights/kernels.ts, up to 4 GiB of its own). gpt2-xl at q8 (1.55 GiB) stays loaded
+ * between prompts under the second budget without taking any of the first.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -20,8 +25,16 @@ export interface ModelLease extends LoadedModel {
 export interface ModelCacheOptions {
   /** Loads a model folder (the host: loadModelDir). */
   load: (dir: string) => Promise<LoadedModel>;
-  /** The most bytes of weights kept loaded; read at each acquire (it may depend on the backend). */
+  /**
+   * The most bytes of float32 weights kept loaded (in the backend's memory); read at each acquire
+   * (it may depend on the backend).
+   */
   budgetBytes: number | (() => number);
+  /**
+   * The most bytes of f16/q8 weights kept loaded in the kernels' memory (default
+   * DEFAULT_STORED_CACHE_BYTES).
+   */
+  storedBudgetBytes?: number;
   /**
    * How a folder is to be loaded (e.g. its weights' format), part of its key: a folder asked for
    * another way is loaded afresh, and its other version leaves the cache once unused.
@@ -34,6 +47,9 @@ export interface ModelCacheStats {
   /** Bytes of the cached entries' weights (leased entries evicted already are not counted). */
   bytes: number;
   budgetBytes: number;
+  /** The same for weights held as f16/q8, in the kernels' memory. */
+  storedBytes: number;
+  storedBudgetBytes: number;
   /** Loads from disk since the cache was made. */
   loads: number;
   hits: number;
@@ -45,6 +61,8 @@ interface Entry {
   dir: string;
   loaded: LoadedModel;
   bytes: number;
+  /** Where its weights live: the backend's memory (float32) or the kernels' (f16/q8). */
+  pool: Pool;
   leases: number;
   lastUsed: number;
   /** Out of the cache: disposed when the last lease ends. */
@@ -52,8 +70,13 @@ interface Entry {
   disposed: boolean;
 }
 
+type Pool = 'f32' | 'stored';
+
 /** The budget's ceiling when none is configured: 1 GiB. */
 export const DEFAULT_MODEL_CACHE_BYTES = 1024 ** 3;
+
+/** The stored (f16/q8) weights kept loaded: half the kernels' 4 GiB, room for gpt2-xl at q8. */
+export const DEFAULT_STORED_CACHE_BYTES = 2 * 1024 ** 3;
 
 /**
  * The budget when none is configured: `GPT_STUDIO_MODEL_CACHE_MB` if set, else the smaller of
@@ -99,6 +122,14 @@ export class ModelCache {
     return Math.max(0, typeof b === 'function' ? b() : b);
   }
 
+  get storedBudgetBytes(): number {
+    return Math.max(0, this.opts.storedBudgetBytes ?? DEFAULT_STORED_CACHE_BYTES);
+  }
+
+  private budget(pool: Pool): number {
+    return pool === 'f32' ? this.budgetBytes : this.storedBudgetBytes;
+  }
+
   /** The cache key: the folder and the mtime and size of its weights and config. */
   async keyOf(dir: string): Promise<string> {
     const abs = path.resolve(dir);
@@ -140,16 +171,24 @@ export class ModelCache {
     const abs = path.resolve(dir);
     // make room before loading (the peak is what exhausts a backend's memory)
     const size = await expectedBytes(abs);
-    this.evictUntil(Math.max(0, this.budgetBytes - size));
+    this.evictUntil('f32', Math.max(0, this.budgetBytes - size));
     // an older version of this folder (retrained in place) leaves once nobody uses it
     for (const e of [...this.entries.values()]) if (e.dir === abs) this.evict(e);
-    const loaded = await this.opts.load(dir);
+    let loaded: LoadedModel;
+    try {
+      loaded = await this.opts.load(dir);
+    } catch (err) {
+      // stored weights kept for later may be what leaves no room in the kernels' memory
+      if (!this.evictIdle('stored')) throw err;
+      loaded = await this.opts.load(dir);
+    }
     this.loads++;
     const entry: Entry = {
       key,
       dir: abs,
       loaded,
       bytes: modelBytes(loaded),
+      pool: loaded.model.store ? 'stored' : 'f32',
       leases: 0,
       lastUsed: ++this.clock,
       evicted: false,
@@ -163,7 +202,7 @@ export class ModelCache {
     entry.leases++;
     entry.lastUsed = ++this.clock;
     // the newest entry stays (leased); older ones leave until the rest fits the budget
-    this.evictUntil(this.budgetBytes, entry);
+    this.evictUntil(entry.pool, this.budget(entry.pool), entry);
     let released = false;
     return {
       ...entry.loaded,
@@ -172,24 +211,38 @@ export class ModelCache {
         released = true;
         entry.leases--;
         if (entry.evicted) this.disposeIfFree(entry);
-        else this.evictUntil(this.budgetBytes);
+        else this.evictUntil(entry.pool, this.budget(entry.pool));
       },
     };
   }
 
   /**
-   * Evicts least-recently-used entries until the cached bytes are at most `target`. `keep` (the
-   * entry being leased) goes last: alone over the budget, it is used once and then disposed.
+   * Evicts least-recently-used entries of `pool` until its cached bytes are at most `target`.
+   * `keep` (the entry being leased) goes last: alone over the budget, it is used once and then
+   * disposed.
    */
-  private evictUntil(target: number, keep?: Entry): void {
+  private evictUntil(pool: Pool, target: number, keep?: Entry): void {
     const byAge = [...this.entries.values()]
-      .filter((e) => e !== keep)
+      .filter((e) => e !== keep && e.pool === pool)
       .sort((a, b) => a.lastUsed - b.lastUsed);
     if (keep && !keep.evicted) byAge.push(keep);
     for (const e of byAge) {
-      if (this.bytes <= target) return;
+      if (this.poolBytes(pool) <= target) return;
       this.evict(e);
     }
+  }
+
+  /** Evicts every entry of `pool` nobody is using; whether there was one. */
+  private evictIdle(pool: Pool): boolean {
+    const idle = [...this.entries.values()].filter((e) => e.pool === pool && e.leases === 0);
+    for (const e of idle) this.evict(e);
+    return idle.length > 0;
+  }
+
+  private poolBytes(pool: Pool): number {
+    let n = 0;
+    for (const e of this.entries.values()) if (e.pool === pool) n += e.bytes;
+    return n;
   }
 
   private evict(entry: Entry): void {
@@ -217,8 +270,10 @@ export class ModelCache {
   stats(): ModelCacheStats {
     return {
       entries: this.entries.size,
-      bytes: this.bytes,
+      bytes: this.poolBytes('f32'),
       budgetBytes: this.budgetBytes,
+      storedBytes: this.poolBytes('stored'),
+      storedBudgetBytes: this.storedBudgetBytes,
       loads: this.loads,
       hits: this.hits,
       evictions: this.evictions,

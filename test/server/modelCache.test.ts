@@ -11,7 +11,13 @@ import { initBackend } from '../../src/engine/backend';
 import { loadModelDir, saveModelDir } from '../../src/engine/checkpoint/modelDir';
 import { GPT } from '../../src/engine/model/gpt';
 import { scoreText } from '../../src/engine/score';
-import { defaultModelCacheBytes, ModelCache, modelBytes } from '../../src/server/modelCache';
+import { kernelHeap } from '../../src/engine/weights/kernels';
+import {
+  DEFAULT_STORED_CACHE_BYTES,
+  defaultModelCacheBytes,
+  ModelCache,
+  modelBytes,
+} from '../../src/server/modelCache';
 import { charTokenizer, randomWeights, removeDir, tempDir, tinyConfig } from '../engine/helpers';
 
 let ws: string;
@@ -38,13 +44,14 @@ beforeAll(async () => {
 afterAll(() => removeDir(ws));
 
 /** A cache over the real loader that counts loads per folder. */
-function cache(budgetBytes: number) {
+function cache(budgetBytes: number, stored?: { budget: number; weights: 'f16' | 'q8' }) {
   const loads: string[] = [];
   const c = new ModelCache({
     budgetBytes,
+    ...(stored ? { storedBudgetBytes: stored.budget } : {}),
     load: async (dir) => {
       loads.push(path.basename(dir));
-      return loadModelDir(dir);
+      return loadModelDir(dir, stored ? { weights: stored.weights } : {});
     },
   });
   return { c, loads };
@@ -164,6 +171,33 @@ describe('ModelCache', () => {
     expect(loads).toEqual(['m2', 'm2']);
     b.release();
     c.clear();
+  });
+
+  it('weights held as q8 count against the kernel memory budget, not the float32 one', async () => {
+    const base = bytes();
+    const heap = kernelHeap().bytesInUse;
+    // no room for float32 weights at all, room for two q8 models in the kernels' memory
+    const q8 = (budget: number) => cache(0, { budget, weights: 'q8' });
+    const { c, loads } = q8(1024 ** 2);
+    const a = await c.acquire(dirs[0]!);
+    const stored = a.model.weightBytes();
+    a.release();
+    (await c.acquire(dirs[0]!)).release();
+    (await c.acquire(dirs[1]!)).release();
+    expect(loads).toEqual(['m0', 'm1']);
+    expect(c.stats()).toMatchObject({ entries: 2, bytes: 0, storedBytes: 2 * stored });
+    c.clear();
+    expect(kernelHeap().bytesInUse).toBe(heap);
+    // a stored budget smaller than the model: used once, as for float32
+    const small = q8(stored - 1);
+    (await small.c.acquire(dirs[0]!)).release();
+    (await small.c.acquire(dirs[0]!)).release();
+    expect(small.loads).toEqual(['m0', 'm0']);
+    expect(kernelHeap().bytesInUse).toBe(heap);
+    expect(bytes()).toBe(base);
+    expect(new ModelCache({ budgetBytes: 0, load: loadModelDir }).storedBudgetBytes).toBe(
+      DEFAULT_STORED_CACHE_BYTES,
+    );
   });
 
   it('the default budget: 1 GiB, a quarter of a smaller backend, or the environment', () => {

@@ -269,14 +269,20 @@ describe('one worker against two', () => {
     return losses;
   }
 
-  it('the first loss matches to rounding, and the loss curves agree over 40 steps', async () => {
-    const [one, two] = [await curve(1, 40), await curve(2, 40)];
+  it('the first loss matches to rounding, and the train loss agrees over 300 steps', async () => {
+    const steps = 300;
+    const [one, two] = [await curve(1, steps), await curve(2, steps)];
     // the same weights and rows: the mean over the two halves is the whole batch's mean
     expect(Math.abs(two[0]! - one[0]!)).toBeLessThan(1e-5);
-    const tail = (xs: number[]) => xs.slice(-10).reduce((a, b) => a + b, 0) / 10;
-    expect(tail(one)).toBeLessThan(one[0]! - 0.5); // it learns
-    expect(Math.abs(tail(two) - tail(one))).toBeLessThan(0.02);
-    for (let i = 0; i < 40; i++) expect(Math.abs(two[i]! - one[i]!)).toBeLessThan(0.05);
+    const windows = (xs: number[]) =>
+      Array.from({ length: steps / 50 }, (_, w) => xs.slice(w * 50, w * 50 + 50)).map(
+        (ys) => ys.reduce((a, b) => a + b, 0) / ys.length,
+      );
+    const [w1, w2] = [windows(one), windows(two)];
+    expect(w1[5]!).toBeLessThan(w1[0]! - 0.5); // it learns
+    // within noise: every 50-step mean within 0.02 nats (the summation order differs, so the
+    // curves part after a few steps, as two seeds of float rounding would)
+    for (let w = 0; w < w1.length; w++) expect(Math.abs(w2[w]! - w1[w]!)).toBeLessThan(0.02);
   });
 });
 

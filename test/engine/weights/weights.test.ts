@@ -1,20 +1,19 @@
 /**
  * Inference weights held as f16 or q8 (src/engine/weights): a tiny random GPT-2 loaded each way
- * generates through the decoder's kernels without a float32 copy of its matrices, scores through
- * the batched path, and its numerics against float32 on the reference text stay within bounds
+ * generates and scores through the decoder's kernels without a float32 copy of its matrices, and its numerics against float32 on the reference text stay within bounds
  * (f16 ≈ 1e-3, q8 ≈ 2e-2 nats); the float32 reference streamed a block at a time equals the whole
  * float32 model; the format choice and its refusals; and a stored model refuses training.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as tf from '../../../src/engine/tf';
 import { initBackend } from '../../../src/engine/backend';
 import { openGpt2Weights, toHfConfigJson } from '../../../src/engine/checkpoint/gpt2';
 import { loadModelDir, type LoadedModel } from '../../../src/engine/checkpoint/modelDir';
 import { generate } from '../../../src/engine/generate';
 import { WasmDecoder } from '../../../src/engine/model/wasmDecoder';
-import { scoreText } from '../../../src/engine/score';
+import { scoreTargets, scoreText } from '../../../src/engine/score';
 import { planWeights, weightBytes } from '../../../src/engine/weights/format';
 import { kernelHeap } from '../../../src/engine/weights/kernels';
 import {
@@ -100,12 +99,23 @@ describe('stored weights', () => {
         const same = a.ids.findIndex((id, i) => id !== b.ids[i]);
         expect(same === -1 || same >= 4, `${a.ids} vs ${b.ids}`).toBe(true);
 
-        // batched scoring: the blocks' matrices dequantised on the fly
-        const r = await scoreText(f32.model, f32.tokenizer, REFERENCE_TEXT); // (caches the mask)
+        // scoring: the decoder's kernels over each row, nothing dequantised into tf
+        const items = [
+          { context: [ids[0]!], target: ids.slice(1, 6) },
+          { context: ids.slice(0, 3), target: ids.slice(3, 5) },
+        ];
+        // (the float32 model's first calls cache its causal masks)
+        const r = await scoreText(f32.model, f32.tokenizer, REFERENCE_TEXT);
+        const [u1, u2] = await scoreTargets(f32.model, items);
         const before = tf.memory().numTensors;
+        const dequantize = vi.spyOn(model.store!, 'dequantize');
         const s = await scoreText(model, loaded.tokenizer, REFERENCE_TEXT);
+        const [t1, t2] = await scoreTargets(model, items);
+        expect(dequantize).not.toHaveBeenCalled();
         expect(tf.memory().numTensors).toBe(before);
         expect(maxAbsDiff(s.logprobs, r.logprobs)).toBeLessThan(5 * bound);
+        expect(maxAbsDiff(t1!.logprobs, u1!.logprobs)).toBeLessThan(5 * bound);
+        expect(maxAbsDiff(t2!.logprobs, u2!.logprobs)).toBeLessThan(5 * bound);
 
         await expect(model.weights()).rejects.toThrow(
           new RegExp(`held as ${format} for inference`),
