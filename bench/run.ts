@@ -334,7 +334,11 @@ function summarise(
       : null;
   const notes = [...new Set(ours.flatMap((r) => r.notes ?? []))];
   if (llama) notes.push(...llama.notes);
-  else if (!spec.peerArgs) notes.push('no PyTorch peer for this case');
+  if (llama?.llama && first.byWeights) {
+    const theirs = llama.llama.tokensPerSecond;
+    const each = Object.entries(first.byWeights).map(([w, x]) => `${w} ${r3(x / theirs)}×`);
+    notes.push(`ours / llama.cpp's GGUF f16 (1 thread), by our weights: ${each.join(', ')}`);
+  } else if (!spec.peerArgs) notes.push('no PyTorch peer for this case');
   else if (peerNote) notes.push(`peer: ${peerNote}`);
   const cps = med((r) => r.charsPerSecond);
   const trainLoss = med((r) => r.trainLoss);
