@@ -199,6 +199,16 @@ describe('chunked reading and writing', () => {
     });
     expect((await fs.readFile(file)).equals(encodeSafetensors(tensors, { k: 'v' }))).toBe(true);
 
+    // writeSafetensors (tensors in memory, streamed out one by one): the same bytes, a float32
+    // array stored as F16 converted on the way
+    const written = path.join(dir, 'written.safetensors');
+    const asHalf = {
+      ...tensors,
+      narrowed: { dtype: 'F16', shape: [2, 3], data: randomFloats(6, 3) },
+    };
+    await writeSafetensors(written, asHalf, { k: 'v' });
+    expect((await fs.readFile(written)).equals(encodeSafetensors(asHalf, { k: 'v' }))).toBe(true);
+
     const bad = path.join(dir, 'short.safetensors');
     await expect(
       writeSafetensorsStream(bad, plans, undefined, async (t, sink) => {

@@ -1,5 +1,4 @@
 /** Writing: tensors to a safetensors image laid out as the Python library lays it out. */
-import { writeFileAtomic } from '../../util/atomic';
 import { DTYPE_RANK, isDType, numel, type DType, type TypedArray } from './dtypes';
 import { f32ToBf16, f32ToF16 } from './f16';
 import { checkShape } from './header';
@@ -116,16 +115,14 @@ export function planLayout(
   return { header: out, order };
 }
 
-/**
- * Serialises tensors the way the Python library does (see planLayout).
- */
-export function encodeSafetensors(
+/** The tensors, each checked (name, dtype, shape against its data), with their encoded bytes. */
+export function prepareTensors(
   tensors: Record<string, Tensor> | ReadonlyMap<string, Tensor>,
-  metadata?: Record<string, string>,
-  file = '<buffer>',
-): Uint8Array {
+  file: string,
+  encode = true,
+): Array<{ name: string; dtype: DType; shape: number[]; tensor: Tensor; bytes?: TypedArray }> {
   const entries = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
-  const prepared = entries.map(([name, t]) => {
+  return entries.map(([name, t]) => {
     if (name === METADATA_KEY) throw new CheckpointError(`'${name}' is reserved`, file, name);
     if (!isDType(t.dtype)) {
       throw new CheckpointError(`tensor '${name}' has unknown dtype '${t.dtype}'`, file, name);
@@ -138,10 +135,34 @@ export function encodeSafetensors(
         name,
       );
     }
-    return { name, dtype: t.dtype, shape: t.shape, bytes: encodeData(t.dtype, t.data) };
+    const dtype = t.dtype;
+    return {
+      name,
+      dtype,
+      shape: t.shape,
+      tensor: t,
+      ...(encode ? { bytes: encodeData(dtype, t.data) } : {}),
+    };
   });
+}
+
+/** One tensor's bytes as they go on disk (F16/BF16 converted, other arrays as their dtype). */
+export function tensorBytes(t: Tensor): TypedArray {
+  return encodeData(t.dtype as DType, t.data);
+}
+
+/**
+ * Serialises tensors the way the Python library does (see planLayout), into one buffer: for
+ * files that fit in memory (writeSafetensors streams instead).
+ */
+export function encodeSafetensors(
+  tensors: Record<string, Tensor> | ReadonlyMap<string, Tensor>,
+  metadata?: Record<string, string>,
+  file = '<buffer>',
+): Uint8Array {
+  const prepared = prepareTensors(tensors, file);
   const { header, order } = planLayout(
-    prepared.map((t) => ({ ...t, byteLength: t.bytes.byteLength })),
+    prepared.map((t) => ({ ...t, byteLength: t.bytes!.byteLength })),
     metadata,
     file,
   );
@@ -149,16 +170,8 @@ export function encodeSafetensors(
   out.set(header);
   const byName = new Map(prepared.map((t) => [t.name, t]));
   for (const { name, begin } of order) {
-    const t = byName.get(name)!.bytes;
+    const t = byName.get(name)!.bytes!;
     out.set(new Uint8Array(t.buffer, t.byteOffset, t.byteLength), header.length + begin);
   }
   return out;
-}
-
-export async function writeSafetensors(
-  file: string,
-  tensors: Record<string, Tensor> | ReadonlyMap<string, Tensor>,
-  metadata?: Record<string, string>,
-): Promise<void> {
-  await writeFileAtomic(file, encodeSafetensors(tensors, metadata, file));
 }

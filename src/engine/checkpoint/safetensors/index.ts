@@ -12,8 +12,13 @@ export {
   type Tensor,
   type TensorInfo,
 } from './types';
-export { encodeSafetensors, writeSafetensors } from './encode';
+export { encodeSafetensors } from './encode';
 export { decodeSafetensors, readSafetensors } from './decode';
 export { READ_CHUNK_BYTES, SafetensorsReader, withSafetensors } from './reader';
-export { writeSafetensorsStream, type TensorPlan, type TensorSink } from './writer';
+export {
+  writeSafetensors,
+  writeSafetensorsStream,
+  type TensorPlan,
+  type TensorSink,
+} from './writer';
 export { planLayout, type PlannedTensor } from './encode';

@@ -6,8 +6,11 @@
  */
 import { writeFileAtomicWith } from '../../util/atomic';
 import { dtypeSize, numel, type DType } from './dtypes';
-import { planLayout, type PlannedTensor } from './encode';
-import { CheckpointError } from './types';
+import { planLayout, prepareTensors, tensorBytes, type PlannedTensor } from './encode';
+import { CheckpointError, type Tensor } from './types';
+
+/** The most bytes handed to one write: a tensor's bytes go out in pieces of this size. */
+const WRITE_CHUNK_BYTES = 16 * 2 ** 20;
 
 export interface TensorPlan {
   name: string;
@@ -59,6 +62,28 @@ export async function writeSafetensorsStream(
           t.name,
         );
       }
+    }
+  });
+}
+
+/**
+ * Writes tensors held in memory as a safetensors file, laid out as encodeSafetensors lays them out
+ * (byte for byte), without ever making a file-sized buffer: each tensor is encoded by itself
+ * (F16/BF16 converted then) and written in pieces, so a file past 4 GiB (gpt2-xl at float32) can
+ * be written, and the file appears whole or not at all.
+ */
+export async function writeSafetensors(
+  file: string,
+  tensors: Record<string, Tensor> | ReadonlyMap<string, Tensor>,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  const prepared = prepareTensors(tensors, file, false);
+  const byName = new Map(prepared.map((t) => [t.name, t.tensor]));
+  await writeSafetensorsStream(file, prepared, metadata, async (t, sink) => {
+    const bytes = tensorBytes(byName.get(t.name)!);
+    const u8 = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let at = 0; at < u8.length; at += WRITE_CHUNK_BYTES) {
+      await sink(u8.subarray(at, at + WRITE_CHUNK_BYTES));
     }
   });
 }
