@@ -202,7 +202,7 @@ describe('chunked reading and writing', () => {
     // writeSafetensors (tensors in memory, streamed out one by one): the same bytes, a float32
     // array stored as F16 converted on the way
     const written = path.join(dir, 'written.safetensors');
-    const asHalf = {
+    const asHalf: Record<string, Tensor> = {
       ...tensors,
       narrowed: { dtype: 'F16', shape: [2, 3], data: randomFloats(6, 3) },
     };
