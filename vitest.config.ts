@@ -24,6 +24,8 @@ const OWN_PROCESS = [
   'test/engine/model/memory.test.ts',
   'test/engine/generate/wasmDecoder.test.ts',
   'test/engine/checkpoint/limits.test.ts',
+  // llama.cpp's native addon and its threads (node-llama-cpp) stay out of the shared workers
+  'test/engine/checkpoint/gguf-llama.test.ts',
 ];
 
 /** The files that take longest (child processes, Chromium, PyTorch), started first. */

@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ensureGpt2Fixture } from './gpt2Fixture';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -79,6 +79,71 @@ export function probeLlamaPeer(dir: string): { version: string } | { reason: str
   return {
     reason: `node-llama-cpp ${version} is in ${dir}, the bench pins ${LLAMA_PEER_VERSION}: run scripts/install-bench-peers.sh`,
   };
+}
+
+// The part of node-llama-cpp 3.21.1's API used here and in test/engine/checkpoint/gguf-llama.test.ts
+// (it is loaded by path, so tsc never sees its own types).
+
+/** What `controlledEvaluate` computed after one input token. */
+export interface LlamaNextToken {
+  next: { token?: number | null; probabilities?: Map<number, number> };
+}
+/** One input of `controlledEvaluate`: a token, or a token and what to compute after it. */
+export type LlamaControlledInput =
+  | number
+  | [
+      token: number,
+      options: {
+        generateNext: {
+          token?: boolean;
+          probabilities?: boolean;
+          options?: { temperature?: number; seed?: number };
+        };
+      },
+    ];
+export interface LlamaSequence {
+  clearHistory(): Promise<void>;
+  evaluate(tokens: number[], options: { temperature: number }): AsyncGenerator<number>;
+  evaluateWithoutGeneratingNewTokens(tokens: number[]): Promise<void>;
+  controlledEvaluate(input: LlamaControlledInput[]): Promise<Array<LlamaNextToken | undefined>>;
+}
+export interface LlamaContext {
+  currentThreads: number;
+  getSequence(): LlamaSequence;
+  dispose(): Promise<void>;
+}
+export interface LlamaContextOptions {
+  contextSize: number;
+  batchSize: number;
+  threads: number;
+  /** Default 'auto': on, on the CPU. */
+  flashAttention?: boolean;
+  /** The KV cache's ggml types (default 'F16'). */
+  experimentalKvCacheKeyType?: 'F16' | 'F32';
+  experimentalKvCacheValueType?: 'F16' | 'F32';
+}
+export interface LlamaModel {
+  createContext(o: LlamaContextOptions): Promise<LlamaContext>;
+  tokenize(text: string): number[];
+  detokenize(tokens: readonly number[]): string;
+  dispose(): Promise<void>;
+}
+export interface Llama {
+  cpuMathCores: number;
+  llamaCppRelease: { repo: string; release: string };
+  systemInfo: string;
+  loadModel(o: { modelPath: string; gpuLayers: number }): Promise<LlamaModel>;
+  dispose(): Promise<void>;
+}
+export interface NodeLlamaCpp {
+  getLlama(o: { gpu: false; build: 'never'; logLevel: 'error' }): Promise<Llama>;
+}
+
+/** node-llama-cpp from `dir` (see llamaPeerDir), imported by absolute path: it is ESM only. */
+export async function loadNodeLlamaCpp(dir: string): Promise<NodeLlamaCpp> {
+  const entry = path.join(dir, 'node_modules', 'node-llama-cpp', 'dist', 'index.js');
+  if (!existsSync(entry)) throw new Error(`${NOT_INSTALLED} (no ${entry})`);
+  return (await import(pathToFileURL(entry).href)) as NodeLlamaCpp;
 }
 
 /** Runs bench/llamaChild.ts for `caseName` and reads its result line. */

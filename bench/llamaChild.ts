@@ -5,48 +5,24 @@
  * fixture's prompt ids, with 1 thread and then llama.cpp's default (the physical cores), and
  * prints one result line.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { gpt2Fixture } from './gpt2Fixture';
 import {
   CHILD_MARK,
   llamaPeerDir,
   llamaTask,
-  NOT_INSTALLED,
+  loadNodeLlamaCpp,
   PREFILL_REPEATS,
+  type LlamaContext as Context,
   type LlamaPeerResult,
   type LlamaRun,
+  type LlamaSequence as Sequence,
   type LlamaTask,
 } from './llama';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-/** The part of node-llama-cpp's API used here (it is loaded by path, so tsc never sees its types). */
-interface Sequence {
-  clearHistory(): Promise<void>;
-  evaluate(tokens: number[], options: { temperature: number }): AsyncGenerator<number>;
-  evaluateWithoutGeneratingNewTokens(tokens: number[]): Promise<void>;
-}
-interface Context {
-  currentThreads: number;
-  getSequence(): Sequence;
-  dispose(): Promise<void>;
-}
-interface Model {
-  createContext(o: { contextSize: number; batchSize: number; threads: number }): Promise<Context>;
-  dispose(): Promise<void>;
-}
-interface Llama {
-  cpuMathCores: number;
-  llamaCppRelease: { repo: string; release: string };
-  systemInfo: string;
-  loadModel(o: { modelPath: string; gpuLayers: number }): Promise<Model>;
-  dispose(): Promise<void>;
-}
-interface NodeLlamaCpp {
-  getLlama(o: { gpu: false; build: 'never'; logLevel: 'error' }): Promise<Llama>;
-}
 
 const r1 = (x: number) => Math.round(x * 10) / 10;
 const median = (xs: number[]): number => {
@@ -54,12 +30,6 @@ const median = (xs: number[]): number => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
-
-async function loadNodeLlamaCpp(dir: string): Promise<NodeLlamaCpp> {
-  const entry = path.join(dir, 'node_modules', 'node-llama-cpp', 'dist', 'index.js');
-  if (!existsSync(entry)) throw new Error(`${NOT_INSTALLED} (no ${entry})`);
-  return (await import(pathToFileURL(entry).href)) as NodeLlamaCpp;
-}
 
 /** Greedy generation of `n` tokens after `prompt` (end-of-text does not stop it). */
 async function generate(seq: Sequence, prompt: number[], n: number): Promise<number[]> {
