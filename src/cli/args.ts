@@ -36,6 +36,8 @@ export interface OptionSpec {
   required?: boolean;
   /** 'strings' only: plain arguments after the option are more values (`--corpus a.txt b.txt`). */
   variadic?: boolean;
+  /** 'string' only: a plain argument gives its value too (`pull gpt2` as `pull --repo gpt2`). */
+  positional?: boolean;
   /** Inclusive lower bound (numbers). */
   min?: number;
   /** Exclusive lower bound (numbers). */
@@ -216,6 +218,12 @@ export function parseCommandArgs(
     if (token.kind === 'positional') {
       if (variadic) {
         (values.get(variadic.name) as string[]).push(token.value);
+        continue;
+      }
+      const slot = all.find((s) => s.positional && s.kind === 'string' && !values.has(s.name));
+      if (slot) {
+        values.set(slot.name, token.value);
+        explicit.add(slot.name);
         continue;
       }
       throw new UsageError(`unexpected argument '${token.value}' (${help})`, command);

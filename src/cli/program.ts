@@ -53,6 +53,11 @@ export const COMMANDS: readonly Entry[] = [
     load: async () => (await import('./commands/import')).command,
   },
   {
+    name: 'pull',
+    summary: 'download a GPT-2 model from the Hugging Face Hub (gpt2, distilgpt2, org/name)',
+    load: async () => (await import('./commands/pull')).command,
+  },
+  {
     name: 'finetune',
     summary: "fine-tune a pretrained model on labeled data (GPT-1's L3 = L2 + λ·L1)",
     load: async () => (await import('./commands/finetune')).command,

@@ -8,6 +8,7 @@ import { CHECKPOINT_JOB_KINDS } from './checkpoints';
 import { CONSOLE_JOB_KINDS } from './console';
 import { DATASET_JOB_KINDS } from './datasets';
 import { FINETUNE_JOB_KINDS } from './finetune';
+import { HUB_JOB_KINDS } from './hub';
 import { PRETRAIN_JOB_KINDS } from './pretrain';
 
 export const jobKindSchema = z.enum([
@@ -16,6 +17,7 @@ export const jobKindSchema = z.enum([
   ...DATASET_JOB_KINDS,
   ...FINETUNE_JOB_KINDS,
   ...CHECKPOINT_JOB_KINDS,
+  ...HUB_JOB_KINDS,
 ]);
 export type JobKind = z.infer<typeof jobKindSchema>;
 

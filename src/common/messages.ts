@@ -8,6 +8,7 @@ import { checkpointProgressSchema, checkpointResultSchema } from './checkpoints'
 import { consoleProgressSchema, consoleResultSchema, generateTokenEventSchema } from './console';
 import { datasetProgressSchema, datasetResultSchema } from './datasets';
 import { finetuneProgressSchema, finetuneResultSchema } from './finetune';
+import { hubProgressSchema, hubResultSchema } from './hub';
 import { jobKindSchema } from './jobs';
 import { pretrainProgressSchema, pretrainResultSchema } from './pretrain';
 import { apiErrorSchema } from './schema';
@@ -38,6 +39,7 @@ export const apiEventSchema = z.discriminatedUnion('type', [
       finetuneProgressSchema,
       consoleProgressSchema,
       checkpointProgressSchema,
+      hubProgressSchema,
     ]),
   }),
   z.object({
@@ -50,6 +52,7 @@ export const apiEventSchema = z.discriminatedUnion('type', [
       datasetResultSchema,
       finetuneResultSchema,
       checkpointResultSchema,
+      hubResultSchema,
     ]),
   }),
   z.object({

@@ -35,6 +35,8 @@ import {
 } from './errors';
 import { appHandlers, defaultResourcesDir } from './features/app';
 import { checkpointHandlers } from './features/checkpoints';
+import { hubHandlers } from './features/hub';
+import { hubCacheDir } from '../engine/hub/cache';
 import { consoleHandlers } from './features/console';
 import { datasetHandlers } from './features/datasets';
 import { finetuneHandlers } from './features/finetune';
@@ -102,6 +104,7 @@ export class EngineHost {
       opts.paths ?? { mode: 'allow-list', allow: [] },
       this.workspace,
       this.resourcesDir,
+      [hubCacheDir()],
     );
     this.context = {
       workspace: this.workspace,
@@ -113,7 +116,7 @@ export class EngineHost {
       jobFor: (runId) => this.jobs.jobFor(runId),
       jobUsing: (dir) => this.jobs.jobUsing(dir),
       jobEnded: (jobId) => this.jobs.ended(jobId),
-      modelDir: (ref) => this.modelDir(ref),
+      modelDir: (ref, field) => this.modelDir(ref, field),
       paths: this.paths,
       releaseUpload: (file) => this.uploads.release(file),
       loadModel: (ref) => this.loadModel(ref),
@@ -142,6 +145,7 @@ export class EngineHost {
       ...finetuneHandlers(this.context),
       ...consoleHandlers(this.context),
       ...checkpointHandlers(this.context),
+      ...hubHandlers(this.context),
     };
     this.swept = this.sweep();
     this.backendReady = initBackend(opts.backend).catch((err: unknown) => {
@@ -259,13 +263,13 @@ export class EngineHost {
     await this.uploads.closeAll();
   }
 
-  private async modelDir(ref: string): Promise<string> {
+  private async modelDir(ref: string, field = 'params.model'): Promise<string> {
     const dir = path.normalize(path.isAbsolute(ref) ? ref : path.join(this.runsDir, ref));
     // checked on its real path; the ref as given stays the model's name (history, caches)
-    await this.paths.existing(dir, 'params.model', 'dir');
+    await this.paths.existing(dir, field, 'dir');
     if (!(await exists(path.join(dir, 'config.json')))) {
       throw new HostError(
-        apiError('not-found', `params.model: ${dir} is not a model directory (no config.json)`),
+        apiError('not-found', `${field}: ${dir} is not a model directory (no config.json)`),
       );
     }
     return dir;

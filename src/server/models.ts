@@ -1,6 +1,7 @@
 /**
  * `models.list`: every model directory the console and the wizards can use — pretraining runs
- * (runs/), fine-tunes (finetunes/), imported models (models/) and the app's bundled ones
+ * (runs/), fine-tunes (finetunes/), imported models (models/), the GPT-2 snapshots of the shared
+ * Hugging Face cache (pulled, or downloaded by Python) and the app's bundled ones
  * (resources/models/). A folder counts when it has a readable config.json. `models.delete`: the
  * workspace's own ones go, nothing else.
  */
@@ -15,6 +16,7 @@ const KIND: Record<ModelSource, ModelKind> = {
   finetune: 'fine-tuned',
   imported: 'imported',
   sample: 'pretrained',
+  hub: 'imported',
 };
 
 /** What a model from `source` is. */
@@ -32,14 +34,20 @@ export function workspaceModelRoots(ctx: Pick<HostContext, 'workspace' | 'runsDi
 const num = (v: unknown, fallback = 0) =>
   typeof v === 'number' && Number.isFinite(v) ? v : fallback;
 
-/** GPT-2's parameter count from its config.json's fields. */
+/** GPT-2's parameter count from its config.json's fields (GPT-1's layout: without ln_f). */
 export function paramsFromConfig(c: Record<string, unknown>): number {
   return countParams({
     vocabSize: num(c.vocab_size),
     blockSize: num(c.n_positions ?? c.n_ctx),
     nLayer: num(c.n_layer),
     nEmbd: num(c.n_embd),
+    layout: layoutFromConfig(c),
   });
+}
+
+/** config.json's LayerNorm layout: 'gpt1' when it says so, else GPT-2's. */
+export function layoutFromConfig(c: Record<string, unknown>): 'gpt1' | 'gpt2' {
+  return c.layout === 'gpt1' ? 'gpt1' : 'gpt2';
 }
 
 /** 'char' or 'bpe' by the tokenizer's structure (both save a BPE-typed tokenizer.json). */
@@ -79,13 +87,28 @@ async function describe(dir: string, source: ModelSource): Promise<ModelInfo | n
     vocabSize: num(config.vocab_size),
     blockSize: num(config.n_positions ?? config.n_ctx),
     nLayer: num(config.n_layer),
+    nHead: num(config.n_head),
     nEmbd: num(config.n_embd),
+    layout: layoutFromConfig(config),
+    ...(config.objective === 'mlm' ? { objective: 'mlm' as const } : {}),
     tokenizer: await tokenizerKind(dir),
     ...(studio && typeof studio.task === 'string'
       ? { classifier: { task: studio.task, labels } }
       : {}),
     updatedAt: stat.mtime.toISOString(),
   };
+}
+
+/** The GPT-2 snapshots in the shared Hugging Face cache ($HF_HOME/hub): pulled, or Python's. */
+async function hubModels(): Promise<ModelInfo[]> {
+  const { hubCacheDir } = await import('../engine/hub/cache');
+  const { cachedGpt2, snapshotName } = await import('../engine/hub/catalog');
+  const out: ModelInfo[] = [];
+  for (const snap of await cachedGpt2(hubCacheDir())) {
+    const info = await describe(snap.dir, 'hub');
+    if (info) out.push({ ...info, name: snapshotName(snap), updatedAt: snap.updatedAt });
+  }
+  return out;
 }
 
 export async function listModels(ctx: HostContext): Promise<ModelInfo[]> {
@@ -101,6 +124,7 @@ export async function listModels(ctx: HostContext): Promise<ModelInfo[]> {
       if (info) out.push(info);
     }
   }
+  out.push(...(await hubModels()));
   // the user's own newest first; bundled samples last
   return out.sort((a, b) =>
     (a.source === 'sample') !== (b.source === 'sample')

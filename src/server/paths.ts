@@ -33,7 +33,14 @@ export class PathGuard {
     readonly access: PathAccess,
     private readonly workspace: string,
     private readonly resourcesDir: string,
+    /** More folders that may be read: the shared Hugging Face cache, whose models the app lists. */
+    private readonly readable: readonly string[] = [],
   ) {}
+
+  /** The readable folders' real paths, now (they may appear after the host starts). */
+  private async readableRoots(): Promise<string[]> {
+    return Promise.all(this.readable.map((p) => fs.realpath(p).catch(() => path.resolve(p))));
+  }
 
   get restricted(): boolean {
     return this.access.mode === 'allow-list';
@@ -61,7 +68,8 @@ export class PathGuard {
   private async refuseOutside(real: string, shown: string, field: string, write: boolean) {
     if (!this.restricted) return;
     const r = await this.realRoots();
-    const ok = [...r.rw, ...(write ? [] : r.ro)].some((root) => isInside(root, real));
+    const ro = write ? [] : [...r.ro, ...(await this.readableRoots())];
+    const ok = [...r.rw, ...ro].some((root) => isInside(root, real));
     if (ok) return;
     const where = real === shown ? shown : `${shown} (${real})`;
     throw new HostError(

@@ -136,6 +136,7 @@ describe('the renderer shell in Chromium', { timeout: TIMEOUT }, () => {
         ['Fine-tune', 'Fine-tune'],
         ['Console', 'Console'],
         ['Runs', 'Runs'],
+        ['Get models', 'Get models'],
         ['Data', 'Data'],
       ] as const) {
         await nav.getByRole('link', { name: label }).click();
@@ -221,7 +222,14 @@ describe('the renderer shell in Chromium', { timeout: TIMEOUT }, () => {
       await expect.poll(() => page.getAttribute('html', 'lang')).toBe('zh-CN');
       const nav = page.getByRole('navigation', { name: '页面' });
       const labels = await nav.getByRole('link').allTextContents();
-      expect(labels.map((s) => s.trim())).toEqual(['数据', '预训练', '微调', '控制台', '训练记录']);
+      expect(labels.map((s) => s.trim())).toEqual([
+        '数据',
+        '预训练',
+        '微调',
+        '控制台',
+        '训练记录',
+        '获取模型',
+      ]);
       await page.getByTestId('backend').filter({ hasText: '计算后端：wasm' }).waitFor();
       await shot(page, 'zh-CN-data');
       await nav.getByRole('link', { name: '训练记录' }).click();

@@ -1,5 +1,5 @@
 /** Hash routing (#/runs): real links and the back button work; the token lives in sessionStorage. */
-export const PAGES = ['data', 'pretrain', 'finetune', 'console', 'runs'] as const;
+export const PAGES = ['data', 'pretrain', 'finetune', 'console', 'runs', 'models'] as const;
 export type Page = (typeof PAGES)[number];
 
 function fromHash(): Page {
