@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Independent GPT-2 forward pass in PyTorch, for checking the engine against.
+"""Independent GPT-2 (and GPT-1) forward pass in PyTorch, for checking the engine against.
 
 Reads a Hugging Face GPT-2 directory (config.json + model.safetensors) without transformers or
-safetensors. Usage: python3 scripts/gpt2_reference.py MODEL_DIR < input.json
+safetensors. Its layout is GPT-2's pre-LayerNorm with a final ln_f, or with config.json's
+"layout": "gpt1" (or an openai-gpt folder) GPT-1's post-LayerNorm, x = LN(x + attn(x)),
+x = LN(x + mlp(x)), with no final LayerNorm.
+Usage: python3 scripts/gpt2_reference.py MODEL_DIR < input.json
 input: {"ids": [[...], ...]} (rows may differ in length; add "logits": false to omit logits)
 output: {"logits": [B][T][V], "logprobs": [B][T-1]}, logprobs[b][t] = log p(ids[b][t+1] | ids[b][:t+1])
+With "targets": [[...], ...] (same shape as ids, rows of equal length, -1 = no target), also
+"loss" (mean cross-entropy over the targets) and "grads" ({GPT-2 parameter name: flat values}).
 """
 import json
 import math
@@ -36,8 +41,17 @@ def load_safetensors(path):
         else:
             continue  # e.g. the attn.bias causal-mask buffers of old checkpoints
         name = name.removeprefix('transformer.')
+        name = OPENAI_GPT_NAMES.get(name, name)
         weights[name] = torch.from_numpy(a.astype(np.float32).reshape(info['shape']))
     return weights
+
+
+# openai-gpt's embedding names; its blocks use GPT-2's
+OPENAI_GPT_NAMES = {'tokens_embed.weight': 'wte.weight', 'positions_embed.weight': 'wpe.weight'}
+
+
+def is_post_ln(cfg):
+    return cfg.get('layout') == 'gpt1' or cfg.get('model_type') == 'openai-gpt'
 
 
 def gelu_new(x):
@@ -49,7 +63,7 @@ def forward(w, cfg, ids):
     B, T = ids.shape
     C, nh = cfg['n_embd'], cfg['n_head']
     eps = cfg.get('layer_norm_epsilon', 1e-5)
-    act_name = cfg.get('activation_function', 'gelu_new')
+    act_name = cfg.get('activation_function', cfg.get('afn', 'gelu_new'))
     act = {'gelu_new': gelu_new, 'gelu_pytorch_tanh': gelu_new, 'gelu': F.gelu}[act_name]
 
     def ln(x, prefix):
@@ -58,18 +72,36 @@ def forward(w, cfg, ids):
     def conv1d(x, prefix):  # HF Conv1D: weight is [in, out]
         return x @ w[prefix + '.weight'] + w[prefix + '.bias']
 
+    post = is_post_ln(cfg)
     causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
     x = w['wte.weight'][ids] + w['wpe.weight'][:T]
     for i in range(cfg['n_layer']):
         p = f'h.{i}.'
-        q, k, v = conv1d(ln(x, p + 'ln_1'), p + 'attn.c_attn').split(C, dim=2)
+        q, k, v = conv1d(x if post else ln(x, p + 'ln_1'), p + 'attn.c_attn').split(C, dim=2)
         q, k, v = (t.view(B, T, nh, C // nh).transpose(1, 2) for t in (q, k, v))
         att = (q @ k.transpose(-2, -1)) / math.sqrt(C // nh)
         att = att.masked_fill(~causal, float('-inf')).softmax(dim=-1)
         y = (att @ v).transpose(1, 2).reshape(B, T, C)
-        x = x + conv1d(y, p + 'attn.c_proj')
-        x = x + conv1d(act(conv1d(ln(x, p + 'ln_2'), p + 'mlp.c_fc')), p + 'mlp.c_proj')
-    return ln(x, 'ln_f') @ w['wte.weight'].T  # tied LM head
+        if post:
+            x = ln(x + conv1d(y, p + 'attn.c_proj'), p + 'ln_1')
+            x = ln(x + conv1d(act(conv1d(x, p + 'mlp.c_fc')), p + 'mlp.c_proj'), p + 'ln_2')
+        else:
+            x = x + conv1d(y, p + 'attn.c_proj')
+            x = x + conv1d(act(conv1d(ln(x, p + 'ln_2'), p + 'mlp.c_fc')), p + 'mlp.c_proj')
+    h = x if post else ln(x, 'ln_f')
+    return h @ w['wte.weight'].T  # tied LM head
+
+
+def loss_and_grads(w, cfg, ids, targets):
+    """Mean cross-entropy of the logits against targets (-1: none), and its gradient."""
+    params = {name: t.clone().requires_grad_(True) for name, t in w.items()}
+    ids = torch.tensor(ids, dtype=torch.long)
+    targets = torch.tensor(targets, dtype=torch.long)
+    logits = forward(params, cfg, ids)
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-1)
+    loss.backward()
+    grads = {name: p.grad.reshape(-1).tolist() for name, p in params.items() if p.grad is not None}
+    return {'loss': loss.item(), 'grads': grads}
 
 
 def main():
@@ -78,9 +110,11 @@ def main():
         cfg = json.load(f)
     cfg.setdefault('n_positions', cfg.get('n_ctx'))
     w = load_safetensors(os.path.join(model_dir, 'model.safetensors'))
-    torch.set_grad_enabled(False)
     request = json.load(sys.stdin)
     out = {'logits': [], 'logprobs': []}
+    if 'targets' in request:
+        out.update(loss_and_grads(w, cfg, request['ids'], request['targets']))
+    torch.set_grad_enabled(False)
     for row in request['ids']:
         if not 0 < len(row) <= cfg['n_positions']:
             sys.exit(f'sequence length {len(row)} not in 1..{cfg["n_positions"]}')

@@ -39,8 +39,12 @@ export interface FormatAvailability {
   ok: boolean;
   /** Why not, in English (the engine's words). */
   reason?: string;
-  /** Why not, as a code the UI translates: 'char-tokenizer' (GGUF), 'no-dataset' (cluster). */
-  code?: 'char-tokenizer' | 'no-dataset';
+  /**
+   * Why not, as a code the UI translates: 'char-tokenizer' and 'post-ln' (GGUF: GPT-1's
+   * post-LayerNorm layout); 'no-dataset', 'cluster-post-ln' and 'cluster-mlm' (cluster: its
+   * train.py trains GPT-2's pre-LayerNorm causal LM).
+   */
+  code?: 'char-tokenizer' | 'post-ln' | 'no-dataset' | 'cluster-post-ln' | 'cluster-mlm';
 }
 
 /** What the export dialog needs to know about a model before exporting it. */

@@ -67,13 +67,45 @@ export interface ModelShape {
   blockSize: number;
 }
 
-/** tiny ≈ 1M, small ≈ 10M (nanoGPT's shakespeare_char), gpt1 = GPT-1's 117M shape. */
+/**
+ * Where a model's LayerNorms sit: 'gpt2' pre-LayerNorm with a final ln_f (the default), 'gpt1'
+ * post-LayerNorm with none, as GPT-1 was.
+ */
+export type ModelLayout = 'gpt1' | 'gpt2';
+export const MODEL_LAYOUTS: readonly ModelLayout[] = ['gpt2', 'gpt1'];
+export const DEFAULT_LAYOUT: ModelLayout = 'gpt2';
+
+/**
+ * tiny ≈ 1M, small ≈ 10M (nanoGPT's shakespeare_char), gpt1 = GPT-1's 117M shape and layout
+ * (post-LayerNorm, a 512 context).
+ */
 export const MODEL_PRESETS: Readonly<
-  Record<PresetName, Readonly<ModelShape & { description: string }>>
+  Record<PresetName, Readonly<ModelShape & { layout: ModelLayout; description: string }>>
 > = {
-  tiny: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 128, description: '4 layers, 128 dims' },
-  small: { nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256, description: '6 layers, 384 dims' },
-  gpt1: { nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 512, description: "GPT-1's 12×768" },
+  tiny: {
+    nLayer: 4,
+    nHead: 4,
+    nEmbd: 128,
+    blockSize: 128,
+    layout: 'gpt2',
+    description: '4 layers, 128 dims',
+  },
+  small: {
+    nLayer: 6,
+    nHead: 6,
+    nEmbd: 384,
+    blockSize: 256,
+    layout: 'gpt2',
+    description: '6 layers, 384 dims',
+  },
+  gpt1: {
+    nLayer: 12,
+    nHead: 12,
+    nEmbd: 768,
+    blockSize: 512,
+    layout: 'gpt1',
+    description: "GPT-1's 12×768, post-LayerNorm",
+  },
 };
 
 /** Sampling defaults (temperature 0 = greedy, topK 0 and topP 1 = off, penalty 1 = off). */

@@ -61,6 +61,8 @@ export const modelOverridesSchema = z
     nEmbd: posInt,
     blockSize: posInt,
     dropout: z.number().min(0).lt(1),
+    /** 'gpt1': post-LayerNorm, no final LayerNorm; 'gpt2' (the default): pre-LayerNorm and ln_f. */
+    layout: z.enum(['gpt1', 'gpt2']),
   })
   .partial()
   .strict();
@@ -162,6 +164,8 @@ export interface PresetInfo {
   nHead: number;
   nEmbd: number;
   blockSize: number;
+  /** Where its LayerNorms sit: 'gpt1' post-LayerNorm (no final one), 'gpt2' pre-LayerNorm. */
+  layout: 'gpt1' | 'gpt2';
   description: string;
 }
 

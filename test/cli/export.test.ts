@@ -83,6 +83,69 @@ describe('gpt-studio export', () => {
     await expect(fs.access(out)).rejects.toThrow();
   });
 
+  it('cluster: the DDP folder; pretrain --from its model starts a run on those weights', async () => {
+    const out = path.join(dir, 'cluster');
+    const r = await cli([
+      'export',
+      '--model',
+      path.join(dir, 'char-run'),
+      '--out',
+      out,
+      '--format',
+      'cluster',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    for (const f of ['train.py', 'data/train.bin', 'training_state.json', 'model/config.json']) {
+      expect(r.stdout).toContain(`  ${f}\n`);
+    }
+    const model = path.join(out, 'model');
+    const corpus = path.join(dir, 'char-run-corpus.txt');
+    const more = path.join(dir, 'more');
+    const clash = await cli([
+      'pretrain',
+      '--from',
+      model,
+      '--corpus',
+      corpus,
+      '--out',
+      more,
+      '--preset',
+      'small',
+    ]);
+    expect(clash.code).toBe(2);
+    expect(clash.stderr).toContain('--preset does not apply with --from');
+    const run = await cli([
+      'pretrain',
+      '--from',
+      model,
+      '--corpus',
+      corpus,
+      '--out',
+      more,
+      '--steps',
+      '1',
+      '--batch-size',
+      '2',
+      '--eval-every',
+      '0',
+      '--sample-every',
+      '0',
+      '--workers',
+      '1',
+      '--backend',
+      'wasm',
+      '--json',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(last(jsonLines(run.stdout))).toMatchObject({ type: 'result', step: 1 });
+    const from = JSON.parse(await fs.readFile(path.join(model, 'config.json'), 'utf8'));
+    const made = JSON.parse(await fs.readFile(path.join(more, 'config.json'), 'utf8'));
+    for (const k of ['n_layer', 'n_head', 'n_embd', 'n_positions', 'vocab_size']) {
+      expect(made[k], k).toBe(from[k]);
+    }
+  });
+
   it('names a missing model folder, and a bad --format is a usage error', async () => {
     const missing = await cli(['export', '--model', path.join(dir, 'nope'), '--out', dir]);
     expect(missing.code).toBe(1);

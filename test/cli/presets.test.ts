@@ -17,5 +17,11 @@ describe('presets', () => {
     expect(result.memoryLimitBytes).toBe(4 * 2 ** 30);
     expect(gpt1.fits).toBe(false);
     expect(result.presets.find((p) => p.name === 'tiny')!.params).toBeLessThan(7e6);
+    // GPT-1's own layout: post-LayerNorm, no final LayerNorm (so 2·768 fewer parameters)
+    const layouts = Object.fromEntries(
+      result.presets.map((p) => [p.name, (p as { layout?: string }).layout]),
+    );
+    expect(layouts).toEqual({ tiny: 'gpt2', small: 'gpt2', gpt1: 'gpt1' });
+    expect(gpt1.params).toBe(40478 * 768 + 512 * 768 + 12 * (12 * 768 * 768 + 13 * 768));
   });
 });

@@ -305,3 +305,53 @@ describe('Ctrl-C', () => {
     await expect(fs.access(stale)).rejects.toThrow();
   });
 });
+
+describe('pretrain --layout gpt1', () => {
+  it("trains GPT-1's post-LayerNorm layout, and its checkpoint records it (no ln_f)", async () => {
+    const out = path.join(dir, 'gpt1-layout');
+    const args = ['pretrain', '--corpus', corpus, '--out', out, '--steps', '2', '--layout', 'gpt1'];
+    const model = ['--n-layer', '1', '--n-head', '2', '--n-embd', '32', '--block-size', '32'];
+    const quiet = [
+      '--batch-size',
+      '4',
+      '--eval-every',
+      '0',
+      '--sample-every',
+      '0',
+      '--workers',
+      '1',
+    ];
+    const r = await cli([...args, ...model, ...quiet, '--backend', 'wasm', '--json']);
+    expect(r.stderr).not.toMatch(STACK_LINE);
+    expect(r.code).toBe(0);
+    const lines = jsonLines(r.stdout);
+    expect(lines.filter((l) => l.type === 'step').map((l) => l.step)).toEqual([1, 2]);
+    const result = last(lines);
+    expect(result).toMatchObject({ type: 'result', step: 2, stopped: 'completed' });
+    expectFinite(result.trainLoss, 'trainLoss');
+    const config = JSON.parse(await fs.readFile(path.join(out, 'config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    expect(config).toMatchObject({ layout: 'gpt1', n_layer: 1, n_embd: 32 });
+    const weights = await fs.readFile(path.join(out, 'model.safetensors'));
+    const header = weights.subarray(8, 8 + Number(weights.readBigUInt64LE(0))).toString();
+    expect(header).toContain('transformer.h.0.ln_2.weight');
+    expect(header).not.toContain('ln_f');
+  });
+
+  it('refuses a layout it does not know, naming the choices', async () => {
+    const r = await cli([
+      'pretrain',
+      '--corpus',
+      corpus,
+      '--out',
+      path.join(dir, 'x'),
+      '--layout',
+      'gpt3',
+    ]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--layout/);
+    expect(r.stderr).toMatch(/gpt2/);
+  });
+});

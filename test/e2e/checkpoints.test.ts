@@ -125,6 +125,9 @@ describe('export and import in the app', { timeout: TIMEOUT }, () => {
   });
 
   it('zh-CN, dark: a char model cannot go to GGUF, and the dialog says why', async () => {
+    await makeRun(path.join(studio.dir, 'runs', 'tiny-gpt1'), await bpeTok(), {
+      cfg: { layout: 'gpt1' },
+    });
     const { ctx, page, errors } = await studio.openPage('zh-CN', 'dark');
     try {
       await page
@@ -139,6 +142,16 @@ describe('export and import in the app', { timeout: TIMEOUT }, () => {
       await expect.poll(() => dialog.getByTestId('export-format-gguf').isDisabled()).toBe(true);
       await dialog.getByText(/不可用：该模型使用字符级分词器/).waitFor();
       await studio.shot(page, 'checkpoints-export-dialog-zh-dark');
+      // GPT-1's post-LayerNorm layout cannot go to a cluster (its train.py is GPT-2's)
+      await page.keyboard.press('Escape');
+      await page
+        .locator('tr[data-run="tiny-gpt1"]')
+        .getByRole('button', { name: '导出 tiny-gpt1' })
+        .click();
+      const gpt1 = page.getByRole('dialog', { name: '导出 tiny-gpt1' });
+      await expect.poll(() => gpt1.getByTestId('export-format-cluster').isDisabled()).toBe(true);
+      await gpt1.getByText(/不可用：该模型采用 GPT-1 的后置 LayerNorm 布局，而集群/).waitFor();
+      await studio.shot(page, 'checkpoints-export-cluster-gpt1-zh-dark');
       expect(errors).toEqual([]);
     } finally {
       await ctx.close();

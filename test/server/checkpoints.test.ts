@@ -51,6 +51,8 @@ beforeAll(async () => {
   });
   await makeRun(path.join(dir, 'runs', 'bpe'), await bpeTok());
   await makeRun(path.join(dir, 'runs', 'char'), charTok());
+  await makeRun(path.join(dir, 'runs', 'gpt1'), await bpeTok(), { cfg: { layout: 'gpt1' } });
+  await makeRun(path.join(dir, 'runs', 'mlm'), await bpeTok(), { cfg: { objective: 'mlm' } });
 });
 afterAll(async () => {
   await fs.rm(dir, { recursive: true, force: true });
@@ -66,6 +68,29 @@ describe('checkpoints through the engine host', () => {
     expect(char.formats.gguf.ok).toBe(false);
     expect(char.formats.gguf).toMatchObject({ code: 'char-tokenizer' });
     expect(char.formats.gguf.reason).toMatch(/character-level/);
+    // GPT-1's post-LayerNorm layout has no llama.cpp architecture, whatever its tokenizer
+    const gpt1 = (await call('checkpoints.inspect', { model: 'gpt1' })) as CheckpointInfo;
+    expect(gpt1.formats.hf).toEqual({ ok: true });
+    expect(gpt1.formats.gguf).toMatchObject({ ok: false, code: 'post-ln' });
+    expect(gpt1.formats.gguf.reason).toMatch(/post-LayerNorm/);
+    await expect(
+      call('checkpoints.export', { model: 'gpt1', format: 'gguf' }),
+    ).rejects.toMatchObject({
+      code: 'bad-request',
+      message: expect.stringMatching(/^params\.format: .*post-LayerNorm/),
+    });
+    // the cluster's train.py trains GPT-2's pre-LayerNorm causal LM: not GPT-1's, not a masked-LM
+    expect(gpt1.formats.cluster).toMatchObject({ ok: false, code: 'cluster-post-ln' });
+    expect(gpt1.formats.cluster.reason).toMatch(/layout "gpt1"/);
+    const mlm = (await call('checkpoints.inspect', { model: 'mlm' })) as CheckpointInfo;
+    expect(mlm.formats.cluster).toMatchObject({ ok: false, code: 'cluster-mlm' });
+    expect(mlm.formats.cluster.reason).toMatch(/objective "mlm"/);
+    await expect(
+      call('checkpoints.export', { model: 'gpt1', format: 'cluster' }),
+    ).rejects.toMatchObject({
+      code: 'bad-request',
+      message: expect.stringMatching(/^params\.format: .*pre-LayerNorm causal LM/),
+    });
     await expect(call('checkpoints.inspect', { model: 'nope' })).rejects.toMatchObject({
       code: 'not-found',
     });
@@ -114,7 +139,12 @@ describe('checkpoints through the engine host', () => {
       result: { operation: 'import', out: path.join(dir, 'models', 'my-gpt2'), tokenizer: 'bpe' },
     });
     const models = (await call('models.list', {})) as Array<{ name: string; source: string }>;
-    expect(models).toContainEqual(expect.objectContaining({ name: 'my-gpt2', source: 'imported' }));
+    expect(models).toContainEqual(
+      expect.objectContaining({ name: 'my-gpt2', source: 'imported', nLayer: 1, nHead: 2 }),
+    );
+    // a masked-LM says so in the listing; a causal LM does not
+    expect(models.find((m) => m.name === 'mlm')).toMatchObject({ objective: 'mlm' });
+    expect(models.find((m) => m.name === 'bpe')).not.toHaveProperty('objective');
     const scored = (await call('console.logprobs', {
       model: path.join(dir, 'models', 'my-gpt2'),
       text: 'Hello world',

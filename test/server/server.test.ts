@@ -87,6 +87,7 @@ describe('browser mode', () => {
     expect(info.pid).toBe(server.hostPid());
     const presets = await client.invoke('models.presets', {});
     expect(presets.map((p) => p.name)).toEqual(['tiny', 'small', 'gpt1']);
+    expect(presets.map((p) => p.layout)).toEqual(['gpt2', 'gpt2', 'gpt1']);
   });
 
   it('an invalid request gets bad-request naming the field', async () => {

@@ -20,7 +20,7 @@ const OPTIONS: OptionSpec[] = [
     choices: ['hf', 'gguf', 'cluster'],
     default: 'hf',
     description:
-      'hf: Hugging Face GPT-2 folder; gguf: llama.cpp file (byte-level BPE models only); cluster: model + dataset + Trainer script',
+      'hf: Hugging Face GPT-2 folder (openai-gpt for a GPT-1-layout model); gguf: llama.cpp file (byte-level BPE models only); cluster: a run continued on many GPUs (model, token ids, run state, a PyTorch DDP train.py for torchrun)',
   },
   {
     name: 'dtype',
@@ -77,8 +77,12 @@ export const command: Command = {
     "BPE), generation_config.json and a README.md model card (the run's dataset, steps, losses " +
     'and hyperparameters); it loads with transformers (GPT2LMHeadModel, AutoTokenizer). gguf writes ' +
     "one llama.cpp file (architecture gpt2) when the tokenizer is GPT-2's byte-level BPE, and " +
-    "refuses otherwise. cluster writes the hf model, the run's corpus as JSONL, hyperparameters.json, " +
-    "a train.py on transformers' Trainer and a README with the accelerate/torchrun commands. " +
+    'refuses otherwise. cluster (a pretraining run only) writes the hf model, the corpus as token ids ' +
+    "(data/train.bin, val.bin), the run's hyperparameters, the step reached with the batch sampler's " +
+    "and AdamW's state, and a plain-PyTorch train.py that continues the run under torchrun " +
+    '(DistributedDataParallel: nccl on GPUs, gloo on CPU) with the same schedule, optimizer and ' +
+    'batches, writing Hugging Face checkpoints that import brings back (then pretrain --from or ' +
+    'finetune); its README has the single- and multi-node commands. ' +
     'The destination appears only when complete. With --json the last line is ' +
     '{"type":"checkpoints.result","operation":"export","out","format","dtype","files","bytes","notes"}.',
   options: OPTIONS,

@@ -1,4 +1,5 @@
 /** `presets`: the model presets with their parameter counts and memory estimates. */
+import { layoutOf } from '../../engine/model/config';
 import type { OptionSpec } from '../args';
 import { startBackend, EXIT, type Command, type Context } from '../runtime';
 
@@ -36,6 +37,7 @@ async function run(ctx: Context): Promise<number> {
       nHead: cfg.nHead,
       nEmbd: cfg.nEmbd,
       blockSize: cfg.blockSize,
+      layout: layoutOf(cfg),
       params: est.params,
       memoryBytes: est.totalBytes,
       fits: est.totalBytes <= limit,
@@ -53,11 +55,11 @@ async function run(ctx: Context): Promise<number> {
     return EXIT.ok;
   }
   out.line(`vocab ${vocab}, micro-batch ${batch}, ${report.name} backend (${formatBytes(limit)})`);
-  out.line('preset  layers  heads  dims  context      params  training memory');
+  out.line('preset  layers  heads  dims  context  layout      params  training memory');
   for (const r of rows) {
     out.line(
       `${r.name.padEnd(6)}  ${String(r.nLayer).padStart(6)}  ${String(r.nHead).padStart(5)}  ` +
-        `${String(r.nEmbd).padStart(4)}  ${String(r.blockSize).padStart(7)}  ` +
+        `${String(r.nEmbd).padStart(4)}  ${String(r.blockSize).padStart(7)}  ${r.layout.padEnd(6)}  ` +
         `${(r.params / 1e6).toFixed(2).padStart(9)}M  ${formatBytes(r.memoryBytes).padStart(10)}` +
         (r.fits ? '' : '  does not fit: pretrain will suggest a smaller micro-batch'),
     );

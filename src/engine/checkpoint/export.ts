@@ -1,13 +1,13 @@
 /**
  * Export of a model folder: a Hugging Face GPT-2 folder (`hf`), llama.cpp's GGUF (`gguf`), or a
- * folder to continue training on a cluster with transformers (`cluster`). Works on files alone
+ * folder to continue training on a cluster with PyTorch DDP (`cluster`). Works on files alone
  * (no tfjs), writes into a staging folder and renames it into place when complete.
  */
 import * as path from 'node:path';
 import { readTokenizerDir, type TokenizerData } from '../tokenizer/hf';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic';
 import { writeClusterFiles } from './cluster';
-import type { GPTConfig } from '../model/config';
+import { isMaskedLm, isPostLn, type GPTConfig } from '../model/config';
 import {
   f32,
   GGML_F16,
@@ -23,6 +23,7 @@ import {
 } from './gguf';
 import { saveGpt2Weights, toHfConfigJson, TRANSFORMERS_VERSION, type ExtraTensor } from './gpt2';
 import { modelCard } from './modelCard';
+import { openAiGptName, toOpenAiGptConfigJson } from './openaiGpt';
 import { carriedConfigFields, readSourceModel, type SourceInfo, type SourceModel } from './source';
 import { folderBytes, listFiles, writeFolder } from './stage';
 
@@ -75,6 +76,12 @@ export function ggufRefusal(kind: string): string | null {
   );
 }
 
+/** Why a GPT-1-layout (post-LayerNorm) model has no GGUF export. */
+export const POST_LN_GGUF_REFUSAL =
+  "the model has GPT-1's post-LayerNorm layout (a LayerNorm after each residual add, no final " +
+  "LayerNorm), and llama.cpp's gpt2 architecture is pre-LayerNorm with a final output_norm, so " +
+  'it would compute a different model. Export --format hf instead (an openai-gpt folder)';
+
 const DTYPE_CODE = { float32: 'F32', float16: 'F16' } as const;
 
 /** Writes a complete Hugging Face GPT-2 folder for `src` into `dir`. */
@@ -89,11 +96,14 @@ export async function writeHfFolder(
     metadata?: Record<string, string>;
   },
 ): Promise<void> {
-  await writeHfFolderFiles(dir, src, opts.dtype);
+  // GPT-1's post-LayerNorm layout has no GPT-2 class: it goes out as openai-gpt, which is it
+  const gpt1 = isPostLn(src.config);
+  await writeHfFolderFiles(dir, src, opts.dtype, gpt1 ? 'openai-gpt' : 'gpt2');
   await saveGpt2Weights(path.join(dir, 'model.safetensors'), src.config, src.params, {
     dtype: DTYPE_CODE[opts.dtype],
     extra: src.extra as ReadonlyMap<string, ExtraTensor>,
     metadata: { ...opts.metadata, exported_by: 'gpt-studio' },
+    ...(gpt1 ? { fileName: openAiGptName } : {}),
   });
   if (opts.card !== false) {
     await writeFileAtomic(
@@ -103,15 +113,20 @@ export async function writeHfFolder(
   }
 }
 
-/** The folder's files other than the weights and the card: configs and the tokenizer. */
+/**
+ * The folder's files other than the weights and the card: configs and the tokenizer. `modelType`
+ * 'openai-gpt' writes OpenAIGPTLMHeadModel's config (a GPT-1-layout model's export).
+ */
 export async function writeHfFolderFiles(
   dir: string,
   src: SourceInfo,
   dtype: ExportDtype,
+  modelType: 'gpt2' | 'openai-gpt' = 'gpt2',
 ): Promise<void> {
   const eos = src.tokenizer.eosId ?? null;
   const carried = carriedConfigFields(src.rawConfig);
-  const config = toHfConfigJson(src.config, {
+  const toJson = modelType === 'openai-gpt' ? toOpenAiGptConfigJson : toHfConfigJson;
+  const config = toJson(src.config, {
     bos_token_id: eos,
     eos_token_id: eos,
     ...carried,
@@ -239,6 +254,55 @@ export function ggufMetadata(
   return meta;
 }
 
+/**
+ * Why a masked-LM (BERT-style) model has no GGUF or Hugging Face export, or null for a GPT.
+ * (A cluster export says its own reason: its train.py trains a causal LM.)
+ */
+export function maskedLmExportRefusal(
+  config: Pick<GPTConfig, 'objective'>,
+  format: ExportFormat,
+): string | null {
+  if (!isMaskedLm(config)) return null;
+  if (format === 'gguf') {
+    return (
+      "it is a masked-LM (BERT-style) model, and llama.cpp's gpt2 architecture runs a left-to-right " +
+      'decoder: it would attend causally and generate from a model that cannot generate'
+    );
+  }
+  if (format === 'hf') {
+    return (
+      'it is a masked-LM (BERT-style) model, and neither Hugging Face class holds it: ' +
+      "BertForMaskedLM's blocks are post-LayerNorm with token-type embeddings and an MLM " +
+      'transform head (dense, GELU, LayerNorm) before the tied decoder, while this model has ' +
+      "GPT-2's pre-LayerNorm blocks, a final LayerNorm and no transform; GPT2LMHeadModel would " +
+      "load the weights but attend causally, so its outputs would be wrong. The model's own " +
+      'folder (config.json with "objective": "mlm", model.safetensors, the tokenizer) is what ' +
+      'this app fine-tunes'
+    );
+  }
+  return null;
+}
+
+/**
+ * Why a model with this config.json cannot go to a cluster (its train.py trains GPT-2's
+ * pre-LayerNorm causal LM), or null: GPT-1's post-LayerNorm layout, or a masked-LM objective.
+ */
+export function clusterConfigRefusal(config: {
+  layout?: unknown;
+  objective?: unknown;
+}): string | null {
+  const { layout, objective } = config;
+  const odd =
+    layout !== undefined && layout !== 'gpt2'
+      ? `layout ${JSON.stringify(layout)}`
+      : objective !== undefined && objective !== 'clm'
+        ? `objective ${JSON.stringify(objective)}`
+        : null;
+  return odd
+    ? `its train.py trains GPT-2's pre-LayerNorm causal LM, and this model's config.json has ${odd}`
+    : null;
+}
+
 const slug = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'model';
 
 export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
@@ -254,9 +318,22 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   report('read', 0, `reading ${modelDir}`);
   const src = await readSourceModel(modelDir);
   check();
+  const bert = maskedLmExportRefusal(src.config, format);
+  if (bert) {
+    const as = format === 'gguf' ? 'as GGUF' : 'as a Hugging Face folder';
+    throw new Error(`cannot export ${modelDir} ${as}: ${bert}`);
+  }
   const notes: string[] = [];
 
   let tokData: TokenizerData | undefined;
+  if (format === 'gguf' && isPostLn(src.config)) {
+    throw new Error(`cannot export ${modelDir} as GGUF: ${POST_LN_GGUF_REFUSAL}`);
+  }
+  if (format === 'hf' && isPostLn(src.config)) {
+    notes.push(
+      "the model has GPT-1's post-LayerNorm layout, which transformers' GPT-2 cannot hold: it was written as an openai-gpt folder (OpenAIGPTLMHeadModel)",
+    );
+  }
   if (format === 'gguf') {
     const why = ggufRefusal(src.tokenizer.kind);
     if (why) throw new Error(`cannot export ${modelDir} as GGUF: ${why}`);
@@ -271,6 +348,13 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
         "llama.cpp's gpt2 uses the tanh GELU; this model was trained with the exact (erf) GELU, so its outputs will differ slightly",
       );
     }
+  }
+  if (format === 'cluster') {
+    const why = clusterConfigRefusal(src.rawConfig);
+    if (why)
+      throw new Error(
+        `cannot export ${modelDir} for a cluster: ${why}. Export --format hf instead`,
+      );
   }
   if (format === 'cluster' && (!src.run?.corpus || src.run.corpus.length === 0)) {
     throw new Error(

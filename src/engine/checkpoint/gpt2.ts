@@ -4,7 +4,14 @@
  * weights are [in, out]); the LM head is tied to wte.
  */
 import { promises as fs } from 'node:fs';
-import { DEFAULT_LAYER_NORM_EPSILON, type Activation, type GPTConfig } from '../model/config';
+import {
+  DEFAULT_LAYER_NORM_EPSILON,
+  LAYOUTS,
+  layoutOf,
+  type Activation,
+  type GPTConfig,
+  type Layout,
+} from '../model/config';
 import { writeJsonAtomic } from '../util/atomic';
 import { configSizeProblem, machineMemoryBudget, type MemoryBudget } from './config';
 import { CheckpointError } from './safetensors';
@@ -32,7 +39,11 @@ export interface HfConfigExtra {
   [field: string]: unknown;
 }
 
-/** A transformers-compatible config.json for GPT2LMHeadModel, keys sorted as HF writes them. */
+/**
+ * A transformers-compatible config.json for GPT2LMHeadModel, keys sorted as HF writes them. A
+ * post-LayerNorm model (GPT-1's layout) also gets `layout: "gpt1"`, which only this engine reads:
+ * transformers' GPT-2 has no such layout (`export --format hf` writes it as openai-gpt instead).
+ */
 export function toHfConfigJson(cfg: GPTConfig, extra: HfConfigExtra = {}): Record<string, unknown> {
   const core: Record<string, unknown> = {
     architectures: ['GPT2LMHeadModel'],
@@ -55,6 +66,10 @@ export function toHfConfigJson(cfg: GPTConfig, extra: HfConfigExtra = {}): Recor
     use_cache: true,
     torch_dtype: 'float32',
     transformers_version: TRANSFORMERS_VERSION,
+    // a masked-LM (BERT-style) model says so; a GPT's config stays GPT-2's own
+    ...(cfg.objective === 'mlm' ? { objective: 'mlm' } : {}),
+    // GPT-1's post-LayerNorm layout says so; without the field a config is GPT-2's
+    ...(layoutOf(cfg) === 'gpt1' ? { layout: 'gpt1' } : {}),
   };
   for (const key of Object.keys(extra)) {
     if (key in core) throw new Error(`config extra '${key}' would override a model field`);
@@ -84,8 +99,16 @@ export function fromHfConfigJson(
   const c = json as Record<string, unknown>;
   const fail = (detail: string) => new CheckpointError(detail, file);
 
-  if (c.model_type !== undefined && c.model_type !== 'gpt2') {
-    throw fail(`model_type ${JSON.stringify(c.model_type)} is not supported (expected "gpt2")`);
+  // openai-gpt (OpenAIGPTLMHeadModel, as `export --format hf` writes a GPT-1-layout model) is
+  // GPT-2's parameters in GPT-1's post-LayerNorm layout, its activation named `afn`
+  const openaiGpt = c.model_type === 'openai-gpt';
+  if (c.model_type !== undefined && c.model_type !== 'gpt2' && !openaiGpt) {
+    throw fail(
+      `model_type ${JSON.stringify(c.model_type)} is not supported (expected "gpt2" or "openai-gpt")`,
+    );
+  }
+  if (openaiGpt && c.layout !== undefined && c.layout !== 'gpt1') {
+    throw fail(`field 'layout' ${JSON.stringify(c.layout)} contradicts model_type "openai-gpt"`);
   }
   const int = (field: string, fallback?: string): number => {
     const v = c[field] ?? (fallback === undefined ? undefined : c[fallback]);
@@ -117,11 +140,13 @@ export function fromHfConfigJson(
   if (c.n_inner !== undefined && c.n_inner !== null && c.n_inner !== 4 * nEmbd) {
     throw fail(`n_inner ${JSON.stringify(c.n_inner)} is not supported (only 4 * n_embd)`);
   }
-  const act = c.activation_function ?? 'gelu_new';
+  const actField = openaiGpt ? 'afn' : 'activation_function';
+  // transformers' defaults: GPT2Config gelu_new, OpenAIGPTConfig gelu
+  const act = c[actField] ?? (openaiGpt ? 'gelu' : 'gelu_new');
   const activation = typeof act === 'string' ? ACTIVATIONS[act] : undefined;
   if (activation === undefined) {
     throw fail(
-      `activation_function ${JSON.stringify(act)} is not supported (use gelu_new, gelu_pytorch_tanh or gelu)`,
+      `${actField} ${JSON.stringify(act)} is not supported (use gelu_new, gelu_pytorch_tanh or gelu)`,
     );
   }
   if (c.tie_word_embeddings === false) throw fail('untied word embeddings are not supported');
@@ -131,6 +156,12 @@ export function fromHfConfigJson(
   }
   const layerNormEpsilon = num('layer_norm_epsilon', DEFAULT_LAYER_NORM_EPSILON);
   if (layerNormEpsilon === 0) throw fail(`field 'layer_norm_epsilon' must be positive`);
+  if (c.layout !== undefined && !LAYOUTS.includes(c.layout as Layout)) {
+    throw fail(`field 'layout' must be "gpt1" or "gpt2", got ${JSON.stringify(c.layout)}`);
+  }
+  if (c.objective !== undefined && c.objective !== 'clm' && c.objective !== 'mlm') {
+    throw fail(`objective ${JSON.stringify(c.objective)} is not supported (use "clm" or "mlm")`);
+  }
   return {
     vocabSize,
     blockSize,
@@ -141,6 +172,8 @@ export function fromHfConfigJson(
     layerNormEpsilon,
     activation,
     bias: true,
+    ...(c.objective === 'mlm' ? { objective: 'mlm' as const } : {}),
+    ...(c.layout === 'gpt1' || openaiGpt ? { layout: 'gpt1' as const } : {}),
   };
 }
 

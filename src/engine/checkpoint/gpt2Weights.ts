@@ -26,6 +26,8 @@ export interface SaveOptions {
   metadata?: Record<string, string>;
   /** Name prefixes allowed for extra tensors (default ['classifier.']). */
   extraPrefixes?: string[];
+  /** A parameter's name in the file (default `transformer.` + its GPT-2 name). */
+  fileName?: (name: string) => string;
 }
 
 export interface LoadOptions {
@@ -60,7 +62,7 @@ export async function saveGpt2Weights(
         name,
       );
     }
-    tensors.set(PREFIX + name, { dtype, shape, data });
+    tensors.set(opts.fileName ? opts.fileName(name) : PREFIX + name, { dtype, shape, data });
   }
   for (const name of params.keys()) {
     if (!expected.has(name)) {
@@ -88,6 +90,11 @@ export async function saveGpt2Weights(
 }
 
 const BUFFER = /^h\.\d+\.attn\.(bias|masked_bias)$/;
+/** openai-gpt's names of the embeddings (../checkpoint/openaiGpt.ts); its blocks are GPT-2's. */
+const OPENAI_GPT_ALIASES: Record<string, string> = {
+  'tokens_embed.weight': 'wte.weight',
+  'positions_embed.weight': 'wpe.weight',
+};
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 
 /**
@@ -142,11 +149,16 @@ function checkGpt2Layout(
   const found = new Map<string, string>();
   let lmHead: string | undefined;
   for (const [raw, t] of tensors) {
-    const name = raw.startsWith(PREFIX) ? raw.slice(PREFIX.length) : raw;
+    const bare = raw.startsWith(PREFIX) ? raw.slice(PREFIX.length) : raw;
+    const name = OPENAI_GPT_ALIASES[bare] ?? bare;
     if (BUFFER.test(name)) continue;
-    if (found.has(name)) {
+    const before = found.get(name);
+    if (before !== undefined) {
+      const aliased = bare !== name || !before.endsWith(name);
       throw new CheckpointError(
-        `tensor '${name}' appears both with and without '${PREFIX}'`,
+        aliased
+          ? `tensor '${name}' appears twice, as '${before}' and '${raw}'`
+          : `tensor '${name}' appears both with and without '${PREFIX}'`,
         file,
         raw,
       );

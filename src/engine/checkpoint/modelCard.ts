@@ -4,6 +4,7 @@
  * including which parts transformers' GPT2LMHeadModel leaves out.
  */
 import * as path from 'node:path';
+import { isPostLn } from '../model/config';
 import { countParams } from '../model/params';
 import type { SourceModel } from './source';
 
@@ -76,7 +77,10 @@ export function modelCard(src: SourceModel, opts: CardOptions): string {
   const task = studio && typeof studio.task === 'string' ? studio.task : null;
   const extraNames = [...src.extra.keys()];
   const lines: string[] = [];
-  const tags = ['gpt2', 'text-generation', 'gpt-studio'];
+  // GPT-1's post-LayerNorm layout is exported as openai-gpt (./openaiGpt.ts)
+  const gpt1 = isPostLn(c);
+  const cls = gpt1 ? 'OpenAIGPTLMHeadModel' : 'GPT2LMHeadModel';
+  const tags = [gpt1 ? 'openai-gpt' : 'gpt2', 'text-generation', 'gpt-studio'];
   lines.push(
     '---',
     'library_name: transformers',
@@ -87,14 +91,16 @@ export function modelCard(src: SourceModel, opts: CardOptions): string {
     '',
     `# ${opts.name}`,
     '',
-    `A GPT-2 model (${fmtParams(countParams(c))} parameters) made with GPT Studio and exported on ` +
-      `${opts.date.toISOString().slice(0, 10)} as a Hugging Face GPT-2 folder (${opts.dtype}).`,
+    `A ${gpt1 ? 'GPT-1' : 'GPT-2'} model (${fmtParams(countParams(c))} parameters) made with GPT Studio and exported on ` +
+      `${opts.date.toISOString().slice(0, 10)} as a Hugging Face ${gpt1 ? 'openai-gpt' : 'GPT-2'} folder (${opts.dtype}).`,
     '',
     '## Model',
     '',
     '| | |',
     '| --- | --- |',
-    `| architecture | GPT2LMHeadModel (pre-LayerNorm decoder, LM head tied to the token embedding) |`,
+    gpt1
+      ? `| architecture | OpenAIGPTLMHeadModel (GPT-1's post-LayerNorm decoder, no final LayerNorm, LM head tied to the token embedding) |`
+      : `| architecture | GPT2LMHeadModel (pre-LayerNorm decoder, LM head tied to the token embedding) |`,
     `| layers × heads × width | ${c.nLayer} × ${c.nHead} × ${c.nEmbd} |`,
     `| context length | ${c.blockSize} tokens |`,
     `| vocabulary | ${c.vocabSize} tokens (${src.tokenizer.kind === 'bpe' ? 'byte-level BPE, GPT-2 style' : 'character-level'}) |`,
@@ -155,18 +161,21 @@ export function modelCard(src: SourceModel, opts: CardOptions): string {
     '## Use with transformers',
     '',
     '```python',
-    'from transformers import AutoTokenizer, GPT2LMHeadModel',
+    `from transformers import AutoTokenizer, ${cls}`,
     '',
     'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")',
-    'model = GPT2LMHeadModel.from_pretrained("path/to/this/folder")',
+    `model = ${cls}.from_pretrained("path/to/this/folder")`,
     'ids = tokenizer("Once upon a time", return_tensors="pt").input_ids',
     'print(tokenizer.decode(model.generate(ids, max_new_tokens=50, do_sample=True)[0]))',
     '```',
     '',
     'What transformers loads, and what it does not:',
     '',
-    '- `GPT2LMHeadModel` loads every GPT-2 weight (`transformer.*`); the LM head is tied to ' +
-      '`transformer.wte.weight`, so there is no separate `lm_head.weight`.',
+    gpt1
+      ? '- `OpenAIGPTLMHeadModel` loads every weight (`transformer.*`); the LM head is tied to ' +
+          '`transformer.tokens_embed.weight`, so there is no separate `lm_head.weight`.'
+      : '- `GPT2LMHeadModel` loads every GPT-2 weight (`transformer.*`); the LM head is tied to ' +
+          '`transformer.wte.weight`, so there is no separate `lm_head.weight`.',
     `- \`AutoTokenizer\` loads tokenizer.json${src.tokenizer.kind === 'bpe' ? ' (vocab.json + merges.txt are there too, for GPT2Tokenizer)' : ' as a PreTrainedTokenizerFast (a character-level vocabulary stored as a BPE model without merges)'}.`,
   );
   if (extraNames.length > 0) {
@@ -179,12 +188,14 @@ export function modelCard(src: SourceModel, opts: CardOptions): string {
   }
   if (labels.length > 0) {
     lines.push(
-      '- `id2label` / `label2id` are loaded into `model.config` as usual, but GPT2LMHeadModel does not use them.',
+      `- \`id2label\` / \`label2id\` are loaded into \`model.config\` as usual, but ${cls} does not use them.`,
     );
   }
   if (c.activation === 'gelu') {
     lines.push(
-      '- The activation is the exact (erf) GELU: `activation_function: "gelu"` in config.json.',
+      gpt1
+        ? '- The activation is the exact (erf) GELU: `afn: "gelu"` in config.json.'
+        : '- The activation is the exact (erf) GELU: `activation_function: "gelu"` in config.json.',
     );
   }
   lines.push('');

@@ -64,6 +64,10 @@ export interface AttentionOptions {
   /** Attention dropout rate; 0 in eval. */
   dropout: number;
   seed?: number;
+  /** false: every position attends to every other (a masked-LM's encoder). Default true. */
+  causal?: boolean;
+  /** Additive key mask [G, 1, T] (0: attend, −1e9: padding), for bidirectional batches. */
+  padMask?: T3 | null;
 }
 
 /** What the backward needs from attentionForward: the probabilities, and after dropout. */
@@ -98,6 +102,14 @@ function stack3(ps: T2[], shape: [number, number, number]): T3 {
   return tf.reshape(tf.concat(ps), shape);
 }
 
+/** The scaled scores with the causal mask (GPT) or none (a masked-LM), plus any padding mask. */
+function attentionScores(scaled: T3, opts: AttentionOptions): T3 {
+  const tLen = scaled.shape[1];
+  let s = opts.causal === false ? scaled : (tf.add(scaled, causalMask(tLen)) as T3);
+  if (opts.padMask) s = tf.add(s, opts.padMask) as T3;
+  return s;
+}
+
 /**
  * Causal scaled dot-product attention on qkv [3G, T, hs] (G = heads × batch):
  * Y = softmax(q kᵀ / √hs + mask) v, with attention dropout on the probabilities.
@@ -112,7 +124,7 @@ export function attentionForward(qkv: T3, opts: AttentionOptions): { y: T3 } & A
   const scores = unrolled
     ? stack3(products(heads.pieces(0, false), heads.pieces(1, true)), [g, tLen, tLen])
     : (tf.matMul(heads.whole(0), heads.whole(1), false, true) as T3);
-  const p = tf.softmax(tf.add(tf.mul(scores, scale), causalMask(tLen))) as T3;
+  const p = tf.softmax(attentionScores(tf.mul(scores, scale) as T3, opts)) as T3;
   const keep = opts.dropout > 0 ? dropoutMask(p.shape, opts.dropout, opts.seed ?? 0) : null;
   const pd = keep ? (tf.mul(p, keep) as T3) : p;
   const y = unrolled
@@ -194,19 +206,39 @@ function attendCached(q: T3, k: T3, v: T3, past: number, strategy: BmmStrategy):
 /** From qkv [3G, T, hs] to y [G, T, hs] in layer `layer`, and what the caller keeps of it. */
 export type Attend<S> = (qkv: T3, layer: number) => { y: T3; saved: S };
 
-/** Causal self-attention within the sequence, with attention dropout when `dropout` is given. */
+/**
+ * Self-attention within the sequence, with attention dropout when `dropout` is given: causal
+ * (GPT), or with `mask.causal` false bidirectional (a masked-LM), padding keys masked out.
+ */
 export function causalSelfAttention(
   strategy: BmmStrategy,
   dropout: Dropout | null,
+  mask: Pick<AttentionOptions, 'causal' | 'padMask'> = {},
 ): Attend<AttentionSaved> {
   return (qkv, layer) => {
     const { y, ...saved } = attentionForward(qkv, {
       strategy,
       dropout: dropout?.rate ?? 0,
       seed: dropout?.seed(SALT.attention(layer)),
+      ...mask,
     });
     return { y, saved };
   };
+}
+
+/**
+ * Padding of a bidirectional batch as the attention's additive key mask [nHead·B, 1, T]:
+ * `lengths[b]` real tokens per row, the rest −1e9 (heads are laid out head-major, h·B + b).
+ */
+export function paddingMask(lengths: readonly number[], tLen: number, nHead: number): T3 {
+  const batch = lengths.length;
+  const data = new Float32Array(nHead * batch * tLen);
+  for (let h = 0; h < nHead; h++) {
+    lengths.forEach((n, b) =>
+      data.fill(-1e9, (h * batch + b) * tLen + n, (h * batch + b + 1) * tLen),
+    );
+  }
+  return tf.tensor3d(data, [nHead * batch, 1, tLen]);
 }
 
 /** Self-attention over `cache` and the new positions (inference); returns the grown k and v. */
@@ -219,5 +251,21 @@ export function cachedSelfAttention(
     const k = cache ? (tf.concat([cache.k[layer]!, kNew!], 1) as T3) : kNew!;
     const v = cache ? (tf.concat([cache.v[layer]!, vNew!], 1) as T3) : vNew!;
     return { y: attendCached(q!, k, v, cache?.length ?? 0, strategy), saved: { k, v } };
+  };
+}
+
+/**
+ * `attend` as it is, also handing out each layer's attention probabilities [G, T, T] into
+ * `into[layer]` (tf.keep'd: the caller disposes them). Without `into`, `attend` itself.
+ */
+export function captureAttention<S extends AttentionSaved>(
+  attend: Attend<S>,
+  into: T3[] | undefined,
+): Attend<S> {
+  if (!into) return attend;
+  return (qkv, layer) => {
+    const r = attend(qkv, layer);
+    into[layer] = tf.keep(r.saved.p);
+    return r;
   };
 }

@@ -4,6 +4,11 @@
  *   x ← x + Dropout(c_proj(Attention(LN_1(x) W_qkv + b_qkv)))
  *   x ← x + Dropout(c_proj(GELU(LN_2(x) W_fc + b_fc)))
  *
+ * or GPT-1's post-LayerNorm form (config.layout 'gpt1'):
+ *
+ *   x ← LN_1(x + Dropout(c_proj(Attention(x W_qkv + b_qkv))))
+ *   x ← LN_2(x + Dropout(c_proj(GELU(x W_fc + b_fc))))
+ *
  * One forward, `block`, serves training, scoring and cached inference (they differ only in the
  * attention they pass in), and `blockBackward` is its gradient.
  */
@@ -17,7 +22,7 @@ import {
   type Attend,
   type AttentionSaved,
 } from './attention';
-import type { GPTConfig } from './config';
+import { isPostLn, type GPTConfig } from './config';
 import { SALT, dropout, type Dropout } from './dropout';
 import {
   geluBackward,
@@ -44,6 +49,8 @@ export interface BlockContext {
 
 /** What a block's forward leaves for its backward (`att`: whatever the attention kept). */
 export interface BlockSaved<A> {
+  /** The block's input x: GPT-1's layout only (its attention reads x itself), else null. */
+  input: T2 | null;
   /** LN_1's x̂ and 1/σ. */
   xhat1: T2;
   rstd1: T2;
@@ -61,9 +68,28 @@ export interface BlockSaved<A> {
   keepM: tf.Tensor | null;
 }
 
+/** The attention branch on its input h: a = Dropout(c_proj(Attention(h W_qkv + b_qkv))). */
+function attentionBranch<A>(h: T2, p: BlockParams<tf.Tensor>, c: BlockContext, attend: Attend<A>) {
+  const qkv = splitQkv(linear(h, p.attn.c_attn), c.config.nHead, c.batch, c.tLen);
+  const att = attend(qkv, c.layer);
+  const y = mergeHeads(att.y, c.config.nHead, c.batch, c.tLen);
+  const a = dropout(linear(y, p.attn.c_proj), c.dropout, SALT.attnOut(c.layer));
+  return { qkv, att, y, a };
+}
+
+/** The MLP branch on its input h: m = Dropout(c_proj(GELU(h W_fc + b_fc))). */
+function mlpBranch(h: T2, p: BlockParams<tf.Tensor>, c: BlockContext) {
+  const f = linear(h, p.mlp.c_fc);
+  const g = geluForward(f, c.config.activation);
+  const m = dropout(linear(g.y, p.mlp.c_proj), c.dropout, SALT.mlpOut(c.layer));
+  return { f, g, m };
+}
+
 /**
  * One block on the residual stream x [B·T, C]: the stream after it, and what its backward needs.
  * `attend` is the attention's core (./attention.ts: causal within the sequence, or over a KV cache).
+ * GPT-2's layout normalises each branch's input (pre-LayerNorm); GPT-1's normalises the stream
+ * after each residual add (post-LayerNorm): x ← LN_1(x + attn(x)); x ← LN_2(x + mlp(x)).
  */
 export function block<A>(
   x: T2,
@@ -71,45 +97,96 @@ export function block<A>(
   c: BlockContext,
   attend: Attend<A>,
 ): { out: T2; saved: BlockSaved<A> } {
-  const { nHead, layerNormEpsilon: eps, activation } = c.config;
-  // attention
-  const ln1 = layerNormForward(x, p.ln_1.weight, p.ln_1.bias, eps);
-  const qkv = splitQkv(linear(ln1.y, p.attn.c_attn), nHead, c.batch, c.tLen);
-  const att = attend(qkv, c.layer);
-  const y = mergeHeads(att.y, nHead, c.batch, c.tLen);
-  const a = dropout(linear(y, p.attn.c_proj), c.dropout, SALT.attnOut(c.layer));
-  const x2 = tf.add(x, a.y) as T2;
-  // MLP
-  const ln2 = layerNormForward(x2, p.ln_2.weight, p.ln_2.bias, eps);
-  const f = linear(ln2.y, p.mlp.c_fc);
-  const g = geluForward(f, activation);
-  const m = dropout(linear(g.y, p.mlp.c_proj), c.dropout, SALT.mlpOut(c.layer));
+  const eps = c.config.layerNormEpsilon;
+  const post = isPostLn(c.config);
+  const ln = (t: T2, l: BlockParams<tf.Tensor>['ln_1']) =>
+    layerNormForward(t, l.weight, l.bias, eps);
+  let ln1, ln2, A, M, out: T2;
+  if (post) {
+    A = attentionBranch(x, p, c, attend);
+    ln1 = ln(tf.add(x, A.a.y) as T2, p.ln_1);
+    M = mlpBranch(ln1.y, p, c);
+    ln2 = ln(tf.add(ln1.y, M.m.y) as T2, p.ln_2);
+    out = ln2.y;
+  } else {
+    ln1 = ln(x, p.ln_1);
+    A = attentionBranch(ln1.y, p, c, attend);
+    const x2 = tf.add(x, A.a.y) as T2;
+    ln2 = ln(x2, p.ln_2);
+    M = mlpBranch(ln2.y, p, c);
+    out = tf.add(x2, M.m.y) as T2;
+  }
   const saved: BlockSaved<A> = {
+    input: post ? (tf.clone(x) as T2) : null,
     xhat1: ln1.xhat,
     rstd1: ln1.rstd,
-    qkv,
-    att: att.saved,
-    y,
-    keepA: a.keep,
+    qkv: A.qkv,
+    att: A.att.saved,
+    y: A.y,
+    keepA: A.a.keep,
     xhat2: ln2.xhat,
     rstd2: ln2.rstd,
-    f,
-    s: g.s,
-    keepM: m.keep,
+    f: M.f,
+    s: M.g.s,
+    keepM: M.m.keep,
   };
-  return { out: tf.add(x2, m.y) as T2, saved };
+  return { out, saved };
 }
 
 /** Every tensor a block's forward saved. */
 export function savedTensors(s: BlockSaved<AttentionSaved>): tf.Tensor[] {
-  const { xhat1, rstd1, qkv, att, y, keepA, xhat2, rstd2, f, keepM } = s;
-  const all = [xhat1, rstd1, qkv, att.p, att.pd, att.keep, y, keepA, xhat2, rstd2, f, s.s];
+  const { input, xhat1, rstd1, qkv, att, y, keepA, xhat2, rstd2, f, keepM } = s;
+  const all = [input, xhat1, rstd1, qkv, att.p, att.pd, att.keep, y, keepA, xhat2, rstd2, f, s.s];
   return [...all, keepM].filter((t): t is tf.Tensor => t !== null);
 }
 
 /**
- * The block's gradient from its output's, dout: ∂L/∂x and ∂L/∂(each parameter). LN_1's and
- * LN_2's outputs and the GELU's are recomputed from what was saved.
+ * The MLP branch's gradient from its output's, dm: ∂L/∂(its input h) and its parameters' (the
+ * GELU's output recomputed from what was saved).
+ */
+function mlpBackward(
+  dout: T2,
+  h: T2,
+  c: BlockSaved<AttentionSaved>,
+  p: BlockParams<tf.Tensor>,
+  activation: GPTConfig['activation'],
+) {
+  const w = (t: tf.Tensor) => t as T2;
+  const dm = c.keepM ? (tf.mul(dout, c.keepM) as T2) : dout;
+  const g = tf.mul(c.f, c.s) as T2;
+  const [dg, dWpr, dbpr] = linearBackward(dm, g, w(p.mlp.c_proj.weight));
+  const df = geluBackward(dg, c.f, c.s, activation);
+  const [dh, dWfc, dbfc] = linearBackward(df, h, w(p.mlp.c_fc.weight));
+  return { dh, c_fc: { weight: dWfc, bias: dbfc }, c_proj: { weight: dWpr, bias: dbpr } };
+}
+
+/** The attention branch's gradient from its output's: ∂L/∂(its input h) and its parameters'. */
+function attentionBackwardBranch(
+  dout: T2,
+  h: T2,
+  c: BlockSaved<AttentionSaved>,
+  p: BlockParams<tf.Tensor>,
+  ctx: BlockContext,
+  strategy: BmmStrategy,
+) {
+  const { nHead } = ctx.config;
+  const { batch: B, tLen: T } = ctx;
+  const w = (t: tf.Tensor) => t as T2;
+  const da = c.keepA ? (tf.mul(dout, c.keepA) as T2) : dout;
+  const [dy, dWo, dbo] = linearBackward(da, c.y, w(p.attn.c_proj.weight));
+  const { p: probs, pd, keep } = c.att;
+  const dqkv = attentionBackward(splitHeads(dy, nHead, B, T), c.qkv, probs, pd, keep, strategy);
+  const [dh, dWqkv, dbqkv] = linearBackward(
+    mergeQkv(dqkv, nHead, B, T),
+    h,
+    w(p.attn.c_attn.weight),
+  );
+  return { dh, c_attn: { weight: dWqkv, bias: dbqkv }, c_proj: { weight: dWo, bias: dbo } };
+}
+
+/**
+ * The block's gradient from its output's, dout: ∂L/∂x and ∂L/∂(each parameter). The LayerNorms'
+ * outputs and the GELU's are recomputed from what was saved.
  */
 export function blockBackward(
   dout: T2,
@@ -118,35 +195,35 @@ export function blockBackward(
   ctx: BlockContext,
   strategy: BmmStrategy,
 ): { dx: T2; grads: BlockParams<tf.Tensor> } {
-  const { nHead, activation } = ctx.config;
-  const { batch: B, tLen: T } = ctx;
-  const w = (t: tf.Tensor) => t as T2;
-  // MLP branch: m = gelu(LN2(x2) W_fc + b_fc) W_proj + b_proj
-  const dm = c.keepM ? (tf.mul(dout, c.keepM) as T2) : dout;
-  const g = tf.mul(c.f, c.s) as T2;
-  const [dg, dWpr, dbpr] = linearBackward(dm, g, w(p.mlp.c_proj.weight));
-  const df = geluBackward(dg, c.f, c.s, activation);
-  const h2 = tf.add(tf.mul(c.xhat2, p.ln_2.weight), p.ln_2.bias) as T2;
-  const [dh2, dWfc, dbfc] = linearBackward(df, h2, w(p.mlp.c_fc.weight));
-  const [dln2, dg2, db2] = layerNormBackward(dh2, c.xhat2, c.rstd2, p.ln_2.weight);
-  const dx2 = tf.add(dout, dln2) as T2;
-  // attention branch: a = attn(LN1(x) W_qkv + b_qkv) W_o + b_o
-  const da = c.keepA ? (tf.mul(dx2, c.keepA) as T2) : dx2;
-  const [dy, dWo, dbo] = linearBackward(da, c.y, w(p.attn.c_proj.weight));
-  const { p: probs, pd, keep } = c.att;
-  const dqkv = attentionBackward(splitHeads(dy, nHead, B, T), c.qkv, probs, pd, keep, strategy);
-  const h1 = tf.add(tf.mul(c.xhat1, p.ln_1.weight), p.ln_1.bias) as T2;
-  const [dh1, dWqkv, dbqkv] = linearBackward(
-    mergeQkv(dqkv, nHead, B, T),
-    h1,
-    w(p.attn.c_attn.weight),
-  );
-  const [dln1, dg1, db1] = layerNormBackward(dh1, c.xhat1, c.rstd1, p.ln_1.weight);
+  const { activation } = ctx.config;
+  const lnOut = (xhat: T2, l: BlockParams<tf.Tensor>['ln_1']) =>
+    tf.add(tf.mul(xhat, l.weight), l.bias) as T2;
+  let dx: T2, mlp, attn, dg1, db1, dg2, db2;
+  if (c.input) {
+    // GPT-1: out = LN2(n + mlp(n)), n = LN1(x + attn(x))
+    const [dx2, g2, b2] = layerNormBackward(dout, c.xhat2, c.rstd2, p.ln_2.weight);
+    const n = lnOut(c.xhat1, p.ln_1);
+    mlp = mlpBackward(dx2, n, c, p, activation);
+    const dn = tf.add(dx2, mlp.dh) as T2;
+    const [dx1, g1, b1] = layerNormBackward(dn, c.xhat1, c.rstd1, p.ln_1.weight);
+    attn = attentionBackwardBranch(dx1, c.input, c, p, ctx, strategy);
+    dx = tf.add(dx1, attn.dh) as T2;
+    [dg1, db1, dg2, db2] = [g1, b1, g2, b2];
+  } else {
+    // GPT-2: x2 = x + attn(LN1(x)), out = x2 + mlp(LN2(x2))
+    mlp = mlpBackward(dout, lnOut(c.xhat2, p.ln_2), c, p, activation);
+    const [dln2, g2, b2] = layerNormBackward(mlp.dh, c.xhat2, c.rstd2, p.ln_2.weight);
+    const dx2 = tf.add(dout, dln2) as T2;
+    attn = attentionBackwardBranch(dx2, lnOut(c.xhat1, p.ln_1), c, p, ctx, strategy);
+    const [dln1, g1, b1] = layerNormBackward(attn.dh, c.xhat1, c.rstd1, p.ln_1.weight);
+    dx = tf.add(dx2, dln1) as T2;
+    [dg1, db1, dg2, db2] = [g1, b1, g2, b2];
+  }
   const grads: BlockParams<tf.Tensor> = {
     ln_1: { weight: dg1, bias: db1 },
-    attn: { c_attn: { weight: dWqkv, bias: dbqkv }, c_proj: { weight: dWo, bias: dbo } },
+    attn: { c_attn: attn.c_attn, c_proj: attn.c_proj },
     ln_2: { weight: dg2, bias: db2 },
-    mlp: { c_fc: { weight: dWfc, bias: dbfc }, c_proj: { weight: dWpr, bias: dbpr } },
+    mlp: { c_fc: mlp.c_fc, c_proj: mlp.c_proj },
   };
-  return { dx: tf.add(dx2, dln1) as T2, grads };
+  return { dx, grads };
 }

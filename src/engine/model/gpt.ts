@@ -1,7 +1,8 @@
 /**
  * The GPT-2 decoder: token + position embedding, n pre-LayerNorm blocks of causal self-attention
  * and a 4× GELU MLP (./block.ts), a final LayerNorm, and the LM head tied to the token embedding,
- * P(u) = softmax(h W_eᵀ).
+ * P(u) = softmax(h W_eᵀ). With config.layout 'gpt1', GPT-1's: post-LayerNorm blocks and no final
+ * LayerNorm.
  *
  * Parameters use Hugging Face GPT-2 names and layouts (Conv1D weights are [in, out]), so a
  * checkpoint is a plain `model.safetensors` that transformers loads.
@@ -10,12 +11,14 @@ import * as tf from '../tf';
 import { getBackendReport } from '../backend';
 import {
   cachedSelfAttention,
+  captureAttention,
   causalSelfAttention,
+  paddingMask,
   type AttentionSaved,
   type KVCache,
 } from './attention';
 import { block, blockBackward, savedTensors, type BlockContext, type BlockSaved } from './block';
-import type { GPTConfig } from './config';
+import { isMaskedLm, type GPTConfig } from './config';
 import { Dropout, SALT, dropout } from './dropout';
 import { lmHead, lmLogits, type Head } from './head';
 import {
@@ -37,11 +40,27 @@ import type { WeightStore } from '../weights/store';
 
 type T2 = tf.Tensor2D;
 
+/**
+ * What `hidden` hands out on the way, for looking inside a forward (the console's inspection).
+ * Every tensor is tf.keep'd: the caller disposes them.
+ */
+export interface ForwardCapture {
+  /** Each block's attention probabilities [nHead·B, T, T] (head-major: h·B + b), by layer. */
+  attention: tf.Tensor3D[];
+  /** The residual stream [B·T, C]: after the embedding, then after each block (nLayer + 1). */
+  residual: T2[];
+}
+
 export interface ForwardOptions {
   /** Enables dropout. */
   train?: boolean;
   /** Seed for this forward's dropout masks. */
   seed?: number;
+  /**
+   * The real tokens of each row of a right-padded batch. A masked-LM's attention then leaves the
+   * padding out (a GPT's causal attention never sees what follows a position anyway).
+   */
+  lengths?: readonly number[];
 }
 
 /**
@@ -221,9 +240,16 @@ export class GPT {
     return { config: this.config, layer, batch, tLen, dropout: d };
   }
 
+  /** The final LayerNorm on x (GPT-2's layout), or null in GPT-1's, which has none. */
   private lnF(x: T2) {
+    if (!this.tree.ln_f) return null;
     const { weight, bias } = this.tree.ln_f;
     return layerNormForward(x, weight!, bias!, this.config.layerNormEpsilon);
+  }
+
+  /** h_L from the last block's output x: LN_f(x), or x itself in GPT-1's post-LayerNorm layout. */
+  private top(x: T2): T2 {
+    return this.lnF(x)?.y ?? x;
   }
 
   /** Token + position embedding [B·T, C] for ids [B, T] starting at position `past`. */
@@ -257,20 +283,56 @@ export class GPT {
     return tf.tensor2d(out, [list.length, C]);
   }
 
+  /**
+   * A masked-LM's padding mask for a batch of `tLen` columns (null: causal, or no padding); the
+   * caller disposes it.
+   */
+  private padMask(tLen: number, opts: ForwardOptions): tf.Tensor3D | null {
+    if (!isMaskedLm(this.config) || !opts.lengths?.some((n) => n < tLen)) return null;
+    return paddingMask(opts.lengths, tLen, this.config.nHead);
+  }
+
+  /** The attention of training and scoring: causal for a GPT, both ways for a masked-LM. */
+  private attention(d: Dropout | null, padMask: tf.Tensor3D | null) {
+    return causalSelfAttention(this.bmm, d, { causal: !isMaskedLm(this.config), padMask });
+  }
+
   /** The top hidden states h_L [B·T, C] (after the final LayerNorm) for ids [B, T]. */
-  hidden(idx: T2, opts: ForwardOptions = {}): T2 {
+  hidden(idx: T2, opts: ForwardOptions & { capture?: ForwardCapture } = {}): T2 {
     const [batch, tLen] = idx.shape;
     const { nLayer, nHead } = this.config;
     const d = Dropout.of(this.config.dropout, opts);
     if (nLayer > 0) checkTensorSize([nHead * batch, tLen, tLen], 'the attention scores');
-    const attend = causalSelfAttention(this.bmm, d);
-    let x = tf.tidy(() => dropout(this.embed(idx, 0), d, SALT.embedding).y);
-    for (let i = 0; i < nLayer; i++) {
-      // what the block computes on the way is freed with it (a stored model's weights too)
-      const ctx = this.context(i, batch, tLen, d);
-      x = tf.tidy(() => block(x, this.blockParams(i), ctx, attend).out);
+    const mask = this.padMask(tLen, opts);
+    try {
+      const attend = captureAttention(this.attention(d, mask), opts.capture?.attention);
+      let x = tf.tidy(() => dropout(this.embed(idx, 0), d, SALT.embedding).y);
+      opts.capture?.residual.push(tf.keep(x));
+      for (let i = 0; i < nLayer; i++) {
+        // what the block computes on the way is freed with it (a stored model's weights too)
+        const ctx = this.context(i, batch, tLen, d);
+        x = tf.tidy(() => block(x, this.blockParams(i), ctx, attend).out);
+        opts.capture?.residual.push(tf.keep(x));
+      }
+      return this.top(x);
+    } finally {
+      mask?.dispose();
     }
-    return this.lnF(x).y;
+  }
+
+  /**
+   * What the model does to its last block's output before the LM head (LN_f; nothing in GPT-1's
+   * layout), applied to any residual stream x [N, C]: the logit lens reads each layer's through it.
+   */
+  finalNorm(x: T2): T2 {
+    return this.top(x);
+  }
+
+  /** W_e [V, C] read back to the host, row-major (with a store: dequantised). */
+  async tokenEmbedding(): Promise<Float32Array> {
+    const v = this.tree.wte.weight;
+    if (!v) return this.store!.dequantize('wte.weight');
+    return (await v.data()) as Float32Array;
   }
 
   /** softmax(h W_eᵀ) logits [N, V]. */
@@ -321,7 +383,8 @@ export class GPT {
     checkTensorSize([B * T, V], 'the logits');
     checkTensorSize([this.config.nHead * B, T, T], 'the attention scores');
     const d = Dropout.of(this.config.dropout, opts);
-    const attend = causalSelfAttention(this.bmm, d);
+    const mask = this.padMask(T, opts);
+    const attend = this.attention(d, mask);
     const grads = new Map<string, tf.Tensor>();
     const ids = tf.reshape(idx, [B * T]) as tf.Tensor1D;
 
@@ -332,6 +395,7 @@ export class GPT {
     // everything still held, for cleanup when `between` throws (a stop mid-step)
     const held = (): tf.Tensor[] => [
       ids,
+      ...(mask ? [mask] : []),
       emb.y,
       ...(emb.keep ? [emb.keep] : []),
       ...(x !== emb.y && !x.isDisposed ? [x] : []),
@@ -352,18 +416,21 @@ export class GPT {
       throw err;
     }
 
-    // the head on h = LN_f(x), and back through LN_f
+    // the head on h = LN_f(x), and back through LN_f (GPT-1's layout: on x itself)
     const top = scope(() => {
       const lnf = this.lnF(x);
-      const out = head(lnf.y);
-      const g = this.transformer.ln_f.weight;
+      const out = head(lnf?.y ?? x);
+      if (!lnf) return { loss: out.loss, grads: out.grads, report: out.report ?? {}, dx: out.dh };
+      const g = this.transformer.ln_f!.weight;
       const [dx, dg, db] = layerNormBackward(out.dh, lnf.xhat, lnf.rstd, g);
       return { loss: out.loss, grads: out.grads, report: out.report ?? {}, dx, dg, db };
     });
     const topTensors = () => [top.loss, ...Object.values(top.grads), ...Object.values(top.report)];
     if (nLayer > 0) x.dispose();
-    grads.set('ln_f.weight', top.dg);
-    grads.set('ln_f.bias', top.db);
+    if (top.dg && top.db) {
+      grads.set('ln_f.weight', top.dg);
+      grads.set('ln_f.bias', top.db);
+    }
 
     // backward through the blocks, freeing what each saved once used
     let dx: T2 = top.dx;
@@ -400,7 +467,7 @@ export class GPT {
       if (T < blockSize) dwpe = tf.concat([dwpe, tf.zeros([blockSize - T, C])]) as T2;
       return { dwte, dwpe };
     });
-    tf.dispose([dx, emb.y, ids, ...(headWte ? [headWte] : [])]);
+    tf.dispose([dx, emb.y, ids, ...(mask ? [mask] : []), ...(headWte ? [headWte] : [])]);
     if (emb.keep) emb.keep.dispose();
     grads.set('wte.weight', embGrads.dwte);
     grads.set('wpe.weight', embGrads.dwpe);
@@ -436,7 +503,7 @@ export class GPT {
         const last = tf.slice(tf.reshape(x, [batch, tLen, C]), [0, tLen - 1, 0], [batch, 1, C]);
         x = tf.reshape(last, [batch, C]);
       }
-      const logits = this.lmHead(this.lnF(x).y);
+      const logits = this.lmHead(this.top(x));
       return { logits, cache: { k, v, length: past + tLen, batch } };
     });
   }

@@ -7,7 +7,7 @@
  * No tfjs here: checkpoint readers size and check files from these shapes without loading it.
  */
 import { Rng } from '../util/rng';
-import type { GPTConfig } from './config';
+import { isPostLn, type GPTConfig } from './config';
 
 /** A layer's weight and bias: LayerNorm's gain and shift, or a linear map's W [in, out] and b. */
 export interface Layer<P> {
@@ -29,7 +29,8 @@ export interface GPTParams<P> {
   /** Position embedding W_p [T, C]. */
   wpe: { weight: P };
   h: BlockParams<P>[];
-  ln_f: Layer<P>;
+  /** The final LayerNorm: GPT-2's layout only (GPT-1 has none). */
+  ln_f: Layer<P> | null;
 }
 
 /** The tree for `cfg`, each leaf made by `leaf(name, shape)`, called in GPT-2's parameter order. */
@@ -60,7 +61,7 @@ export function paramTree<P>(
   const wte = { weight: leaf('wte.weight', [V, C]) };
   const wpe = { weight: leaf('wpe.weight', [T, C]) };
   const h = Array.from({ length: L }, (_, i) => block(i));
-  return { wte, wpe, h, ln_f: layer('ln_f', [C], [C]) };
+  return { wte, wpe, h, ln_f: isPostLn(cfg) ? null : layer('ln_f', [C], [C]) };
 }
 
 /** A block's layers by name (as in `h.<i>.<name>.weight`), in forward order. */
@@ -85,13 +86,15 @@ export function paramShapes(cfg: GPTConfig): Map<string, number[]> {
 /**
  * The number of parameters, in closed form (no per-layer loop, so a config with n_layer 1e9 costs
  * nothing to size): wte V·C, wpe T·C, per layer 12C² + 13C (c_attn 3C² + 3C, attn c_proj C² + C,
- * c_fc 4C² + 4C, mlp c_proj 4C² + C, two LayerNorms 4C), and ln_f 2C. The LM head is W_e.
+ * c_fc 4C² + 4C, mlp c_proj 4C² + C, two LayerNorms 4C), and ln_f 2C (GPT-2's layout only:
+ * GPT-1's has no final LayerNorm). The LM head is W_e.
  */
 export function countParams(
-  cfg: Pick<GPTConfig, 'vocabSize' | 'blockSize' | 'nLayer' | 'nEmbd'>,
+  cfg: Pick<GPTConfig, 'vocabSize' | 'blockSize' | 'nLayer' | 'nEmbd' | 'layout'>,
 ): number {
   const { vocabSize: V, blockSize: T, nLayer: L, nEmbd: C } = cfg;
-  return V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C;
+  const lnF = isPostLn(cfg) ? 0 : 2 * C;
+  return V * C + T * C + L * (12 * C * C + 13 * C) + lnF;
 }
 
 /** GPT-2 initialization: N(0, 0.02); residual projections N(0, 0.02/√(2L)); LN 1 and 0; biases 0. */

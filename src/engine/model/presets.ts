@@ -1,4 +1,4 @@
-import type { GPTConfig } from './config';
+import { isPostLn, type GPTConfig } from './config';
 import { countParams } from './params';
 import { MODEL_PRESETS, type PresetName } from '../../common/defaults';
 import { formatBytes } from '../../common/format';
@@ -19,6 +19,8 @@ export function presetConfig(name: PresetName, vocabSize: number, dropout = 0): 
     dropout,
     layerNormEpsilon: 1e-5,
     activation: 'gelu_new',
+    // GPT-2's layout is a config without the field, as in every older checkpoint
+    ...(p.layout === 'gpt1' ? { layout: 'gpt1' as const } : {}),
     bias: true,
   };
 }
@@ -67,6 +69,7 @@ export const OPTIMIZER_TEMPORARIES = 16;
  *                                  merged heads NC, the MLP pre-activation and σ(2u) 8NC
  *                                  (14NC + 2N + A counted, 15NC + A measured)
  *                  + 3NC + 2A      with dropout (its keep-masks, and p and p·keep apart)
+ *                  + NC            in GPT-1's post-LayerNorm layout (the block's input x)
  *   workspace    = max of         the transients of the largest op sequence, held by its tidy:
  *     block forward   67NC + 6A (+ 9NC + 4.5A with dropout): LayerNorm, qkv, scores, mask,
  *                                  softmax, GELU's terms
@@ -106,7 +109,8 @@ export function estimateTrainingMemory(
   const W = params * 4;
   const persistent = 4 * W;
   const grads = gradAccum > 1 ? 2 * W : W;
-  const cache = 16 * NC + A + drop * (3 * NC + 2 * A);
+  // GPT-1's post-LayerNorm block also keeps its input x (its attention reads x itself)
+  const cache = 16 * NC + A + drop * (3 * NC + 2 * A) + (isPostLn(cfg) ? NC : 0);
   const forward = 67 * NC + 6 * A + drop * (9 * NC + 4.5 * A);
   const backward = 90 * NC + 9 * A + 30 * C * C + drop * (2 * NC + 1.5 * A);
   const head = 11 * N * V + 12 * NC + 12 * V * C;

@@ -20,11 +20,13 @@
  * with float32 weights a long one goes through the generic GPT.forwardCached, where XNNPACK's
  * batched ops win, and its keys and values are copied into the cache.
  *
- * The math is the block's (./block.ts), specialised to one sequence; the parameters are the
- * model's, named as in ./params.ts.
+ * The math is the block's (./block.ts), specialised to one sequence, in either layout (GPT-2's
+ * pre-LayerNorm with ln_f, GPT-1's post-LayerNorm without); the parameters are the model's, named
+ * as in ./params.ts.
  */
 import * as tf from '../tf';
 import { StoreMemory, type DecoderBuf, type DecoderMemory } from './decoderMemory';
+import { isPostLn } from './config';
 import type { GPT } from './gpt';
 import { addRows, attendRows, biasGeluRows, layerNormRows } from './rowKernels';
 import { activeWasmBackend, XnnpackMemory } from './xnnpackMemory';
@@ -225,6 +227,9 @@ export class WasmDecoder {
     const cfg = this.model.config;
     const { nEmbd: C, nHead, blockSize: T, nLayer, layerNormEpsilon: eps } = cfg;
     const hs = C / nHead;
+    // GPT-1's post-LayerNorm layout: the branches read the stream x itself, LN after each add
+    const post = isPostLn(cfg);
+    const input: BufName = post ? 'x' : 'h';
     const M = ids.length;
     const past = this.length;
     if (past + M > T) throw new Error(`sequence of ${past + M} tokens exceeds the context of ${T}`);
@@ -242,10 +247,10 @@ export class WasmDecoder {
     }
     for (let l = 0; l < nLayer; l++) {
       const w = (name: string) => `h.${l}.${name}.weight`;
-      // qkv = LN_1(x) W_qkv + b_qkv
+      // qkv = LN_1(x) W_qkv + b_qkv (GPT-1: x W_qkv + b_qkv)
       let p = this.layers[l]!;
-      layerNormRows(v.x, v.h, M, C, p.ln1g, p.ln1b, eps);
-      mem.linear(B.h, M, C, w('attn.c_attn'), 3 * C, B.qkv);
+      if (!post) layerNormRows(v.x, v.h, M, C, p.ln1g, p.ln1b, eps);
+      mem.linear(B[input], M, C, w('attn.c_attn'), 3 * C, B.qkv);
       v = this.sync();
       p = this.layers[l]!;
       const { qkv, kv } = v;
@@ -265,15 +270,16 @@ export class WasmDecoder {
           }
         }
       }
-      // x += attn(q, cache) W_o + b_o; h = LN_2(x)
+      // x += attn(q, cache) W_o + b_o; h = LN_2(x) (GPT-1: x = LN_1(x))
       attendRows(qkv, 0, 3 * C, kv, kOff, vOff, v.y, M, past, nHead, hs, T, this.scratch);
       mem.linear(B.y, M, C, w('attn.c_proj'), C, B.a);
       v = this.sync();
       p = this.layers[l]!;
       addRows(v.x, v.a, p.bo, M, C);
-      layerNormRows(v.x, v.h, M, C, p.ln2g, p.ln2b, eps);
-      // x += GELU(h W_fc + b_fc) W_proj + b_proj
-      mem.linear(B.h, M, C, w('mlp.c_fc'), 4 * C, B.f);
+      if (post) layerNormRows(v.x, v.x, M, C, p.ln1g, p.ln1b, eps);
+      else layerNormRows(v.x, v.h, M, C, p.ln2g, p.ln2b, eps);
+      // x += GELU(h W_fc + b_fc) W_proj + b_proj (GPT-1: x = LN_2(x + GELU(x W_fc + b_fc) …))
+      mem.linear(B[input], M, C, w('mlp.c_fc'), 4 * C, B.f);
       v = this.sync();
       p = this.layers[l]!;
       biasGeluRows(v.f, M, 4 * C, p.bfc, cfg.activation);
@@ -281,8 +287,10 @@ export class WasmDecoder {
       v = this.sync();
       p = this.layers[l]!;
       addRows(v.x, v.a, p.bproj, M, C);
+      if (post) layerNormRows(v.x, v.x, M, C, p.ln2g, p.ln2b, eps);
     }
     this.length = past + M;
+    if (post) return this.logitsOf(v, M, all);
     // logits = LN_f(x) W_eᵀ, for the last row (or every row)
     const g = mem.param('ln_f.weight');
     const b = mem.param('ln_f.bias');
@@ -293,6 +301,18 @@ export class WasmDecoder {
     }
     layerNormRows(v.x, v.h, 1, C, g, b, eps, (M - 1) * C, 0);
     mem.logits(B.h, 1, B.logits);
+    return this.sync().logits.slice();
+  }
+
+  /** GPT-1's logits, with no final LayerNorm: x W_eᵀ for the last row (or every row). */
+  private logitsOf(v: Record<BufName, Float32Array>, M: number, all?: DecoderBuf): Float32Array {
+    const C = this.model.config.nEmbd;
+    if (all) {
+      this.mem.logits(this.bufs.x, M, all);
+      return new Float32Array(0);
+    }
+    v.h.set(v.x.subarray((M - 1) * C, M * C));
+    this.mem.logits(this.bufs.h, 1, this.bufs.logits);
     return this.sync().logits.slice();
   }
 

@@ -36,7 +36,8 @@ export function matrixBytes(format: 'f16' | 'q8', n: number, k: number): number 
   return n * kp + n * (kp / 32) * 2;
 }
 
-type SizeConfig = Pick<GPTConfig, 'vocabSize' | 'blockSize' | 'nLayer' | 'nEmbd'>;
+/** The sizes a model's memory depends on (its layout: GPT-1's has no ln_f). */
+type SizeConfig = Pick<GPTConfig, 'vocabSize' | 'blockSize' | 'nLayer' | 'nEmbd' | 'layout'>;
 
 /** Bytes of the model's weights at `format` (the matrices at it, every other parameter float32). */
 export function weightBytes(cfg: SizeConfig, format: WeightFormat): number {

@@ -9,7 +9,7 @@
  * weights could never be loaded. The head then streams W_e once more (head()).
  */
 import type { Gpt2WeightsFile } from '../checkpoint/gpt2';
-import type { GPTConfig } from '../model/config';
+import { isPostLn, type GPTConfig } from '../model/config';
 import { addRows, attendRows, biasGeluRows, layerNormRows } from '../model/rowKernels';
 import { kernelHeap } from './kernels';
 
@@ -24,6 +24,14 @@ export class ReferenceForward {
   private readonly scratch: Float64Array;
   /** A LayerNorm's gain, held until its bias arrives. */
   private gain: Float32Array | null = null;
+  /**
+   * GPT-1's post-LayerNorm layout: a block's LN_1 and LN_2 arrive before the branch they follow,
+   * so they are held until that branch's residual add.
+   */
+  private readonly postLn: Record<'ln_1' | 'ln_2', { g: Float32Array; b: Float32Array } | null> = {
+    ln_1: null,
+    ln_2: null,
+  };
   private stage = { at: 0, bytes: 0 };
 
   constructor(
@@ -72,6 +80,10 @@ export class ReferenceForward {
         return;
       case 'ln_1.bias':
       case 'ln_2.bias':
+        if (isPostLn(this.cfg))
+          return this.holdLayerNorm(m === 'ln_1.bias' ? 'ln_1' : 'ln_2', values);
+        layerNormRows(this.view('x'), this.view('h'), n, C, this.gain!, values, eps);
+        return;
       case 'ln_f.bias':
         layerNormRows(this.view('x'), this.view('h'), n, C, this.gain!, values, eps);
         return;
@@ -88,6 +100,7 @@ export class ReferenceForward {
       case 'attn.c_proj.bias':
       case 'mlp.c_proj.bias':
         addRows(this.view('x'), this.view('a'), values, n, C);
+        if (isPostLn(this.cfg)) this.applyLayerNorm(m === 'attn.c_proj.bias' ? 'ln_1' : 'ln_2');
         return;
       case 'mlp.c_fc.bias':
         biasGeluRows(this.view('f'), n, 4 * C, values, activation);
@@ -95,6 +108,21 @@ export class ReferenceForward {
       default:
         throw new Error(`reference forward: unexpected parameter ${name} (${nHead} heads)`);
     }
+  }
+
+  /** GPT-1: keeps a LayerNorm for after its branch; the branch reads the stream x itself. */
+  private holdLayerNorm(which: 'ln_1' | 'ln_2', bias: Float32Array): void {
+    this.postLn[which] = { g: this.gain!, b: Float32Array.from(bias) };
+    this.view('h').set(this.view('x'));
+  }
+
+  /** GPT-1: x = LN(x) after a branch's residual add, and h = x for what reads it next. */
+  private applyLayerNorm(which: 'ln_1' | 'ln_2'): void {
+    const { nEmbd: C, layerNormEpsilon: eps } = this.cfg;
+    const ln = this.postLn[which]!;
+    const x = this.view('x');
+    layerNormRows(x, x, this.n, C, ln.g, ln.b, eps);
+    this.view('h').set(x);
   }
 
   /** out += in[:, first … first+kc) · W slice [kc][width] (zeroed at the first slice). */
@@ -138,7 +166,8 @@ export class ReferenceForward {
   }
 
   /**
-   * log P(ids[t+1] | ids[0…t]) from the final hidden states (after ln_f has been taken): W_e
+   * log P(ids[t+1] | ids[0…t]) from the final hidden states (after ln_f has been taken, or
+   * GPT-1's last block's LN_2): W_e
    * streams from the file once more, its logits a slice of the vocabulary at a time.
    */
   async logprobs(f: Gpt2WeightsFile): Promise<Float64Array> {

@@ -6,6 +6,7 @@ import type { BackendInfo } from '../../common/api';
 import {
   DEFAULT_TRAIN,
   MODEL_PRESETS as SHARED_PRESETS,
+  type ModelLayout,
   type ModelShape,
   type PresetName,
   type TrainConfig,
@@ -53,12 +54,15 @@ export const GPT1_VALUES: Partial<Record<keyof TrainSettings, string>> = {
   batchSize: '64 × 512',
 };
 
-/** The presets' shapes, as the wizard sends them to the engine (without their descriptions). */
+/** A model's shape and LayerNorm layout, as the wizard sends it to the engine. */
+export type ModelChoice = ModelShape & { layout: ModelLayout };
+
+/** The presets' shapes and layouts, as the wizard sends them (without their descriptions). */
 export const MODEL_PRESETS = Object.fromEntries(
   Object.entries(SHARED_PRESETS).map(([name, p]) => [
     name,
-    { nLayer: p.nLayer, nHead: p.nHead, nEmbd: p.nEmbd, blockSize: p.blockSize },
+    { nLayer: p.nLayer, nHead: p.nHead, nEmbd: p.nEmbd, blockSize: p.blockSize, layout: p.layout },
   ]),
-) as Record<PresetName, ModelShape>;
+) as Record<PresetName, ModelChoice>;
 export type { ModelShape } from '../../common/defaults';
 export type PresetKey = PresetName;

@@ -6,11 +6,60 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { apiError } from '../../common/api';
-import type { CheckpointInfo, ExportFormat } from '../../common/checkpoints';
+import type { CheckpointInfo, ExportFormat, FormatAvailability } from '../../common/checkpoints';
 import { HostError, type HostContext, type Handlers } from '../context';
-import { tokenizerKind } from '../models';
+import { layoutFromConfig, tokenizerKind } from '../models';
 
 const FORMATS: ExportFormat[] = ['hf', 'gguf', 'cluster'];
+
+/** Whether the folder's config.json says GPT-1's post-LayerNorm layout (no GGUF for it). */
+async function isGpt1Layout(dir: string): Promise<boolean> {
+  try {
+    const c = JSON.parse(await fs.readFile(path.join(dir, 'config.json'), 'utf8')) as unknown;
+    return (
+      !!c && typeof c === 'object' && layoutFromConfig(c as Record<string, unknown>) === 'gpt1'
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** Why GGUF is refused for this folder (layout first, then the tokenizer), or null. */
+async function ggufAvailability(dir: string, kind: string) {
+  const { ggufRefusal, POST_LN_GGUF_REFUSAL } = await import('../../engine/checkpoint/export');
+  if (await isGpt1Layout(dir)) {
+    return { ok: false, reason: POST_LN_GGUF_REFUSAL, code: 'post-ln' as const };
+  }
+  const why = ggufRefusal(kind);
+  return why ? { ok: false, reason: why, code: 'char-tokenizer' as const } : { ok: true };
+}
+
+/**
+ * Whether the cluster export takes this folder: GPT-2's pre-LayerNorm causal LM (not GPT-1's
+ * layout, not a masked-LM), with a training record naming its corpus.
+ */
+async function clusterAvailability(dir: string): Promise<FormatAvailability> {
+  const { clusterConfigRefusal } = await import('../../engine/checkpoint/export');
+  let config: Record<string, unknown> = {};
+  try {
+    const c = JSON.parse(await fs.readFile(path.join(dir, 'config.json'), 'utf8')) as unknown;
+    if (c && typeof c === 'object') config = c as Record<string, unknown>;
+  } catch {
+    // the export itself names an unreadable config.json
+  }
+  const why = clusterConfigRefusal(config);
+  if (why) {
+    const code = layoutFromConfig(config) === 'gpt1' ? 'cluster-post-ln' : 'cluster-mlm';
+    return { ok: false, code, reason: why };
+  }
+  if (await hasCorpus(dir)) return { ok: true };
+  return {
+    ok: false,
+    code: 'no-dataset',
+    reason:
+      'this model has no training record (state.json with its corpus), so there is no dataset to send along',
+  };
+}
 
 async function hasCorpus(dir: string): Promise<boolean> {
   try {
@@ -42,25 +91,12 @@ export function checkpointHandlers(ctx: HostContext): Handlers {
       const dir = await ctx.modelDir(p.model);
       const name = path.basename(dir);
       const kind = await tokenizerKind(dir);
-      const { ggufRefusal } = await import('../../engine/checkpoint/export');
-      const gguf = ggufRefusal(kind);
-      const corpus = await hasCorpus(dir);
+      const gguf = await ggufAvailability(dir, kind);
       return {
         dir,
         name,
         tokenizer: kind,
-        formats: {
-          hf: { ok: true },
-          gguf: gguf ? { ok: false, reason: gguf, code: 'char-tokenizer' } : { ok: true },
-          cluster: corpus
-            ? { ok: true }
-            : {
-                ok: false,
-                code: 'no-dataset',
-                reason:
-                  'this model has no training record (state.json with its corpus), so there is no dataset to send along',
-              },
-        },
+        formats: { hf: { ok: true }, gguf, cluster: await clusterAvailability(dir) },
         suggestedOut: Object.fromEntries(FORMATS.map((f) => [f, suggested(name, f)])) as Record<
           ExportFormat,
           string
@@ -76,9 +112,14 @@ export function checkpointHandlers(ctx: HostContext): Handlers {
       );
       await badOut(out, 'params.out');
       if (p.format === 'gguf') {
-        const { ggufRefusal } = await import('../../engine/checkpoint/export');
-        const why = ggufRefusal(await tokenizerKind(dir));
-        if (why) throw new HostError(apiError('bad-request', `params.format: ${why}`));
+        const gguf = await ggufAvailability(dir, await tokenizerKind(dir));
+        if (!gguf.ok) throw new HostError(apiError('bad-request', `params.format: ${gguf.reason}`));
+      }
+      if (p.format === 'cluster') {
+        const cluster = await clusterAvailability(dir);
+        if (!cluster.ok && cluster.code !== 'no-dataset') {
+          throw new HostError(apiError('bad-request', `params.format: ${cluster.reason}`));
+        }
       }
       const { exportModel } = await import('../../engine/checkpoint/export');
       const options = { subject: path.basename(dir), models: [dir] };

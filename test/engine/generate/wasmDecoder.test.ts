@@ -177,6 +177,10 @@ const CONFIGS: Array<[string, Partial<GPTConfig>]> = [
     'gelu, head size 1',
     { vocabSize: 5, blockSize: 6, nLayer: 1, nHead: 4, nEmbd: 4, activation: 'gelu' },
   ],
+  [
+    "GPT-1's post-LayerNorm layout, head size 5",
+    { vocabSize: 31, blockSize: 11, nLayer: 2, nHead: 2, nEmbd: 10, layout: 'gpt1' },
+  ],
 ];
 
 describe('WasmDecoder = GPT.forwardCached', () => {

@@ -21,11 +21,14 @@ const cases: Array<{
   dropout: number;
   T: number;
   activation: 'gelu_new' | 'gelu';
+  layout?: 'gpt1';
 }> = [
   { strategy: 'unrolled', dropout: 0, T: 16, activation: 'gelu_new' },
   { strategy: 'batched', dropout: 0, T: 16, activation: 'gelu' },
   { strategy: 'unrolled', dropout: 0.2, T: 12, activation: 'gelu_new' },
   { strategy: 'batched', dropout: 0.2, T: 9, activation: 'gelu_new' },
+  // GPT-1's post-LayerNorm layout, no final LayerNorm
+  { strategy: 'unrolled', dropout: 0.2, T: 12, activation: 'gelu_new', layout: 'gpt1' },
 ];
 
 describe('GPT.lossAndGrads', () => {
@@ -54,8 +57,12 @@ describe('GPT.lossAndGrads', () => {
   });
 
   for (const c of cases) {
-    it(`equals autodiff of a standard-op GPT-2 with the same masks (${c.strategy}, dropout ${c.dropout}, T ${c.T}, ${c.activation})`, async () => {
-      const cfg = tinyConfig({ dropout: c.dropout, activation: c.activation });
+    it(`equals autodiff of a standard-op GPT-2 with the same masks (${c.strategy}, dropout ${c.dropout}, T ${c.T}, ${c.activation}${c.layout ? `, ${c.layout} layout` : ''})`, async () => {
+      const cfg = tinyConfig({
+        dropout: c.dropout,
+        activation: c.activation,
+        ...(c.layout ? { layout: c.layout } : {}),
+      });
       const weights = randomWeights(cfg, 7);
       const B = 3;
       const ids = randomIds(B * c.T, cfg.vocabSize, 1);

@@ -23,7 +23,9 @@ beforeAll(async () => {
 /** GPT-2's parameter count: embeddings, L blocks of 12C² + 13C, the final LayerNorm. */
 function formula(cfg: GPTConfig): number {
   const { vocabSize: V, blockSize: T, nEmbd: C, nLayer: L } = cfg;
-  return V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C;
+  // GPT-1's post-LayerNorm layout has no final LayerNorm (ln_f, 2C)
+  const lnF = cfg.layout === 'gpt1' ? 0 : 2 * C;
+  return V * C + T * C + L * (12 * C * C + 13 * C) + lnF;
 }
 
 function stats(a: Float32Array): { mean: number; std: number } {
@@ -95,12 +97,18 @@ describe('parameter counts', () => {
     expect(small).toBeLessThan(12e6);
   });
 
-  it("gpt1 has GPT-1's 117M parameters (vocab 40478, context 512, 12×768, 12 heads)", () => {
+  it("gpt1 has GPT-1's 117M parameters (vocab 40478, context 512, 12×768, 12 heads, no ln_f)", () => {
     const cfg = presetConfig('gpt1', 40478);
-    expect(cfg).toMatchObject({ blockSize: 512, nLayer: 12, nHead: 12, nEmbd: 768 });
+    expect(cfg).toMatchObject({
+      blockSize: 512,
+      nLayer: 12,
+      nHead: 12,
+      nEmbd: 768,
+      layout: 'gpt1',
+    });
     const n = countParams(cfg);
     expect(n).toBe(formula(cfg));
-    expect(n).toBe(116_536_320);
+    expect(n).toBe(116_534_784);
     expect(Math.abs(n - 117e6) / 117e6).toBeLessThan(0.01);
   });
 

@@ -1,14 +1,17 @@
 /**
  * The engine's GPT-2 against scripts/gpt2_reference.py, an independent PyTorch implementation that
- * reads the saved Hugging Face directory; and save → load round trips. The PyTorch part is skipped
- * where torch is not installed.
+ * reads the saved Hugging Face directory; and save → load round trips. Both LayerNorm layouts
+ * (GPT-2's pre-LN, GPT-1's post-LN) are held to it: logits, loss and every gradient. The PyTorch
+ * part is skipped where torch is not installed.
  */
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../../src/engine/tf';
 import { initBackend } from '../../../src/engine/backend';
+import { exportModel } from '../../../src/engine/checkpoint/export';
 import { loadModelDir, saveModelDir } from '../../../src/engine/checkpoint/modelDir';
+import type { Layout } from '../../../src/engine/model/config';
 import { GPT } from '../../../src/engine/model/gpt';
 import type { BmmStrategy } from '../../../src/engine/model/ops';
 import {
@@ -17,6 +20,7 @@ import {
   maxAbsDiff,
   randomIds,
   randomWeights,
+  relError,
   removeDir,
   tempDir,
   tinyConfig,
@@ -65,16 +69,21 @@ async function cachedLogits(model: GPT, row: number[]): Promise<Float32Array> {
   return out;
 }
 
-function pytorch(
-  modelDir: string,
-  ids: number[][],
-): { logits: number[][][]; logprobs: number[][] } {
+interface Reference {
+  logits: number[][][];
+  logprobs: number[][];
+  /** With targets: the mean cross-entropy and its gradient by GPT-2 parameter name. */
+  loss?: number;
+  grads?: Record<string, number[]>;
+}
+
+function pytorch(modelDir: string, ids: number[][], targets?: number[][]): Reference {
   const py = spawnSync(PYTHON, [SCRIPT, modelDir], {
-    input: JSON.stringify({ ids }),
+    input: JSON.stringify({ ids, ...(targets ? { targets } : {}) }),
     maxBuffer: 1 << 26,
   });
   expect(py.status, py.stderr?.toString()).toBe(0);
-  return JSON.parse(py.stdout.toString()) as { logits: number[][][]; logprobs: number[][] };
+  return JSON.parse(py.stdout.toString()) as Reference;
 }
 
 for (const activation of ['gelu_new', 'gelu'] as const) {
@@ -141,3 +150,85 @@ for (const activation of ['gelu_new', 'gelu'] as const) {
     });
   });
 }
+
+describe('both LayerNorm layouts against PyTorch (the same weights)', () => {
+  const B = 2;
+  const ids = [randomIds(T, V, 41), randomIds(T, V, 42)];
+  // next-token targets, a few of them left out (−1)
+  const targets = ids.map((row, b) => row.map((_, t) => (t === 3 + b ? -1 : row[(t + 1) % T]!)));
+  const made = new Map<Layout, { model: GPT; dir: string }>();
+  beforeAll(async () => {
+    for (const layout of ['gpt2', 'gpt1'] as const) {
+      const cfg = tinyConfig({
+        vocabSize: V,
+        blockSize: T,
+        nLayer: 2,
+        nHead: 2,
+        nEmbd: 16,
+        layout,
+      });
+      const model = new GPT(cfg, randomWeights(cfg, 43, 0.3));
+      const modelDir = path.join(dir, `layout-${layout}`);
+      await saveModelDir(modelDir, model, charTokenizer());
+      made.set(layout, { model, dir: modelDir });
+    }
+  });
+  afterAll(() => {
+    for (const { model } of made.values()) model.dispose();
+  });
+
+  for (const layout of ['gpt2', 'gpt1'] as const) {
+    it.skipIf(!hasTorch)(
+      `${layout}: logits (plain and KV-cached), loss and every gradient match`,
+      async () => {
+        const { model, dir: modelDir } = made.get(layout)!;
+        const ref = pytorch(modelDir, ids, targets);
+        for (const [b, row] of ids.entries()) {
+          const want = Float32Array.from(ref.logits[b]!.flat());
+          const tol = 1e-4 * Math.max(1, maxAbs(want));
+          expect(maxAbs(want)).toBeGreaterThan(1);
+          expect(maxAbsDiff(await engineLogits(model, row), want), `row ${b}`).toBeLessThan(tol);
+          expect(maxAbsDiff(await cachedLogits(model, row), want), `row ${b} cached`).toBeLessThan(
+            tol,
+          );
+        }
+        const x = tf.tensor2d(ids, [B, T], 'int32');
+        const y = tf.tensor2d(targets, [B, T], 'int32');
+        const { loss, grads, report } = await model.lossAndGrads(x, model.lmLoss(y));
+        try {
+          expect(Math.abs((await loss.data())[0]! - ref.loss!)).toBeLessThan(1e-5 * ref.loss!);
+          // every parameter has its gradient, and only the layout's own (no ln_f in GPT-1's)
+          expect([...grads.keys()].sort()).toEqual(Object.keys(ref.grads!).sort());
+          expect(grads.has('ln_f.weight')).toBe(layout === 'gpt2');
+          for (const [name, g] of grads) {
+            const want = ref.grads![name]!;
+            expect(relError((await g.data()) as Float32Array, want), name).toBeLessThan(1e-4);
+          }
+        } finally {
+          tf.dispose([x, y, loss, ...grads.values(), ...Object.values(report)]);
+        }
+      },
+    );
+  }
+
+  it('the layouts compute different models from the same weights', async () => {
+    const a = await engineLogits(made.get('gpt2')!.model, ids[0]!);
+    const b = await engineLogits(made.get('gpt1')!.model, ids[0]!);
+    expect(maxAbsDiff(a, b)).toBeGreaterThan(0.1);
+  });
+
+  it.skipIf(!hasTorch)(
+    "GPT-1's layout exports as an openai-gpt folder that the reference reads the same",
+    async () => {
+      const { model, dir: modelDir } = made.get('gpt1')!;
+      const out = path.join(dir, 'gpt1-openai-gpt');
+      const r = await exportModel({ model: modelDir, out, format: 'hf' });
+      expect(r.notes.join(' ')).toMatch(/openai-gpt/);
+      const ref = pytorch(out, [ids[0]!]);
+      const want = Float32Array.from(ref.logits[0]!.flat());
+      expect(maxAbsDiff(await engineLogits(model, ids[0]!), want)).toBeLessThan(
+        1e-4 * Math.max(1, maxAbs(want)),
+      );
+    },
+  );
+});

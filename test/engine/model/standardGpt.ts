@@ -21,12 +21,16 @@ function keepMask(shape: number[], d: ReferenceDropout, salt: number): tf.Tensor
   return tf.div(tf.cast(tf.greaterEqual(u, d.rate), 'float32'), 1 - d.rate);
 }
 
-/** The top hidden states [B·T, C] (after ln_f) of ids [B][T]. */
+/**
+ * The top hidden states [B·T, C] (after ln_f; GPT-1's layout: after the last LN_2) of ids [B][T].
+ * A masked-LM (`cfg.objective` 'mlm') attends both ways, to each row's first `lengths[b]` keys.
+ */
 export function referenceHidden(
   cfg: GPTConfig,
   P: Map<string, tf.Tensor>,
   ids: number[][],
   drop?: ReferenceDropout,
+  lengths?: number[],
 ): tf.Tensor2D {
   const B = ids.length;
   const T = ids[0]!.length;
@@ -57,16 +61,24 @@ export function referenceHidden(
   const dropRows = (x: tf.Tensor, salt: number) =>
     drop ? tf.mul(x, keepMask([B * T, C], drop, salt)) : x;
   const lower = tf.linalg.bandPart(tf.ones([T, T]), -1, 0);
-  const negMask = tf.mul(tf.sub(1, lower), -1e9);
+  const keys = (b: number) =>
+    Array.from({ length: T }, (_, t) => (t < (lengths?.[b] ?? T) ? 0 : -1e9));
+  const negMask =
+    cfg.objective === 'mlm'
+      ? tf.tensor4d(Array.from({ length: B }, (_, b) => keys(b)).flat(), [B, 1, 1, T])
+      : tf.mul(tf.sub(1, lower), -1e9);
 
   let x: tf.Tensor = tf.add(
     tf.gather(p('wte.weight'), tf.tensor2d(ids, [B, T], 'int32')),
     tf.slice(p('wpe.weight'), [0, 0], [T, C]),
   ); // [B, T, C]
   x = tf.reshape(dropRows(tf.reshape(x, [B * T, C]), 1), [B, T, C]);
+  // GPT-1's post-LayerNorm layout: the branches read x, LN after each residual add, no ln_f
+  const post = cfg.layout === 'gpt1';
   for (let i = 0; i < cfg.nLayer; i++) {
     const pre = `h.${i}.`;
-    const qkv = tf.reshape(conv1d(ln(x, pre + 'ln_1'), pre + 'attn.c_attn'), [B, T, 3, H, hs]);
+    const h1 = post ? x : ln(x, pre + 'ln_1');
+    const qkv = tf.reshape(conv1d(h1, pre + 'attn.c_attn'), [B, T, 3, H, hs]);
     const part = (j: number) =>
       tf.transpose(tf.squeeze(tf.slice(qkv, [0, 0, j, 0, 0], [B, T, 1, H, hs]), [2]), [0, 2, 1, 3]);
     const [q, k, v] = [part(0), part(1), part(2)] as tf.Tensor4D[];
@@ -83,10 +95,13 @@ export function referenceHidden(
       C,
     ]);
     x = tf.add(x, tf.reshape(dropRows(conv1d(y, pre + 'attn.c_proj'), 8 + 3 * i), [B, T, C]));
-    const m = conv1d(act(conv1d(ln(x, pre + 'ln_2'), pre + 'mlp.c_fc')), pre + 'mlp.c_proj');
+    if (post) x = ln(x, pre + 'ln_1');
+    const h2 = post ? x : ln(x, pre + 'ln_2');
+    const m = conv1d(act(conv1d(h2, pre + 'mlp.c_fc')), pre + 'mlp.c_proj');
     x = tf.add(x, tf.reshape(dropRows(m, 9 + 3 * i), [B, T, C]));
+    if (post) x = ln(x, pre + 'ln_2');
   }
-  return tf.reshape(ln(x, 'ln_f'), [B * T, C]) as tf.Tensor2D;
+  return tf.reshape(post ? x : ln(x, 'ln_f'), [B * T, C]) as tf.Tensor2D;
 }
 
 /** Mean cross-entropy of logits [N, V] against targets [N] (−1: ignored). */
