@@ -1,28 +1,38 @@
 /**
  * "Continue on a cluster": beside the exported Hugging Face model (model/), the run's corpus as
- * JSONL (data/train.jsonl), the local run's hyperparameters (hyperparameters.json), a short
- * training script on transformers' Trainer (train.py), its requirements and a README with the
- * `accelerate launch` / `torchrun` commands. GPT Studio never runs it.
+ * token ids (data/train.bin, data/val.bin, data/meta.json), the run's hyperparameters and the
+ * point it reached (hyperparameters.json, training_state.json: step, the batch sampler's state,
+ * AdamW's step), AdamW's moments (optimizer.safetensors), a plain-PyTorch DDP script (train.py,
+ * ./clusterScript.ts) and a README with the torchrun commands. The script continues the run:
+ * the same schedule, optimizer and batches, and writes Hugging Face checkpoints `import` takes back.
  */
-import { createWriteStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { once } from 'node:events';
+import { DEFAULT_TRAIN, type TrainConfig } from '../../common/defaults';
 import { readCorpusChunks } from '../tokenizer/corpus';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic';
+import { exists } from '../util/fs';
+import { Rng } from '../util/rng';
+import { CLUSTER_SCRIPT } from './clusterScript';
 import type { SourceModel } from './source';
 
 /** The files the script reads, relative to the export folder (the test checks the script names them). */
 export const CLUSTER_FILES = {
   model: 'model',
-  data: 'data/train.jsonl',
+  data: 'data',
+  trainTokens: 'data/train.bin',
+  valTokens: 'data/val.bin',
+  dataMeta: 'data/meta.json',
   hyperparameters: 'hyperparameters.json',
+  state: 'training_state.json',
+  optimizer: 'optimizer.safetensors',
   script: 'train.py',
   requirements: 'requirements.txt',
   readme: 'README.md',
 } as const;
 
-/** A JSONL record holds at most about this many characters, cut at a line break when one is near. */
-const RECORD_CHARS = 8192;
+/** AdamW's ε in the engine (train/step.ts newOptimizer). */
+const ADAM_EPS = 1e-8;
 
 interface ClusterOptions {
   name: string;
@@ -32,250 +42,256 @@ interface ClusterOptions {
   onProgress?: (fraction: number, message: string) => void;
 }
 
-const num = (v: unknown, fallback: number) =>
-  typeof v === 'number' && Number.isFinite(v) ? v : fallback;
-
-export function clusterHyperparameters(src: SourceModel): Record<string, unknown> {
+/** The run's training settings, the engine's defaults where state.json lacks one. */
+function trainConfigOf(src: SourceModel): TrainConfig {
   const t = src.run?.train ?? {};
+  const pick = ([k, d]: [string, unknown]) => {
+    const v = t[k];
+    return [k, typeof v === 'number' && Number.isFinite(v) ? v : d];
+  };
+  return Object.fromEntries(Object.entries(DEFAULT_TRAIN).map(pick)) as unknown as TrainConfig;
+}
+
+/** hyperparameters.json: the run's settings in the script's names (its command-line defaults). */
+export function clusterHyperparameters(src: SourceModel): Record<string, unknown> {
+  const t = trainConfigOf(src);
   return {
     block_size: src.config.blockSize,
-    per_device_train_batch_size: num(t.batchSize, 8),
-    gradient_accumulation_steps: num(t.gradAccum, 1),
-    max_steps: num(t.steps, 1000),
-    learning_rate: num(t.lr, 1e-3),
-    min_lr: num(t.minLr, 0),
-    warmup_steps: num(t.warmup, 0),
-    weight_decay: num(t.weightDecay, 0.1),
-    adam_beta1: num(t.beta1, 0.9),
-    adam_beta2: num(t.beta2, 0.95),
-    max_grad_norm: num(t.gradClip, 1),
-    seed: num(t.seed, 1337),
-    val_fraction: num(t.valFraction, 0.1),
-    eval_steps: num(t.evalEvery, 0) || 500,
+    train: {
+      batch_size: t.batchSize,
+      grad_accum: t.gradAccum,
+      steps: t.steps,
+      lr: t.lr,
+      min_lr: t.minLr,
+      warmup: t.warmup,
+      weight_decay: t.weightDecay,
+      beta1: t.beta1,
+      beta2: t.beta2,
+      eps: ADAM_EPS,
+      grad_clip: t.gradClip,
+      seed: t.seed,
+      val_fraction: t.valFraction,
+      eval_every: t.evalEvery,
+      eval_iters: t.evalIters,
+      save_every: t.saveEvery,
+    },
     local_run: {
       steps_done: src.run?.step ?? null,
       train_loss: src.run?.trainLoss ?? null,
       val_loss: src.run?.valLoss ?? null,
-      train: t,
+      train: src.run?.train ?? {},
     },
   };
 }
 
-/** Streams the corpus into JSONL records {"text", "source"}, each ending at a line break. */
-async function writeDataset(file: string, src: SourceModel, opts: ClusterOptions): Promise<number> {
-  const corpus = src.run?.corpus ?? [];
-  const total = corpus.reduce((s, f) => s + f.bytes, 0) || 1;
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  const stream = createWriteStream(file);
-  let records = 0;
-  let done = 0;
-  const write = async (text: string, source: string) => {
-    if (text === '') return;
-    records++;
-    if (!stream.write(JSON.stringify({ text, source }) + '\n')) await once(stream, 'drain');
+/** training_state.json: where the run stopped, in the form the script's own checkpoints use. */
+function trainingState(src: SourceModel, adamT: number): Record<string, unknown> {
+  const t = trainConfigOf(src);
+  const run = src.run;
+  return {
+    step: run?.step ?? 0,
+    // the batch sampler's state at that step (a run that never saved one starts as the engine does)
+    rng: run?.rng?.length === 4 ? run.rng : new Rng(t.seed ^ 0x5eed).state(),
+    adam_t: adamT,
+    train_loss: run?.trainLoss ?? null,
+    val_loss: run?.valLoss ?? null,
   };
-  try {
-    for (const f of corpus) {
-      const source = path.basename(f.path);
-      try {
-        await fs.access(f.path);
-      } catch {
-        throw new Error(
-          `the run's corpus file ${f.path} is missing, so the dataset cannot be exported`,
-        );
-      }
-      let pending = '';
-      for await (const chunk of readCorpusChunks([f.path])) {
-        opts.signal?.throwIfAborted();
-        pending += chunk;
-        while (pending.length >= RECORD_CHARS) {
-          let cut = pending.lastIndexOf('\n', RECORD_CHARS - 1) + 1;
-          if (cut < RECORD_CHARS / 2) cut = RECORD_CHARS;
-          // never split a surrogate pair
-          if (/[\uD800-\uDBFF]/.test(pending[cut - 1] ?? '')) cut++;
-          await write(pending.slice(0, cut), source);
-          pending = pending.slice(cut);
-        }
-      }
-      await write(pending, source);
-      done += f.bytes;
-      opts.onProgress?.(done / total, `dataset: ${source}`);
+}
+
+type TokenDtype = 'uint16' | 'int32';
+
+function encodeTokens(ids: Int32Array, dtype: TokenDtype): Uint8Array {
+  if (dtype === 'int32') return new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength);
+  return new Uint8Array(Uint16Array.from(ids).buffer);
+}
+
+/** The corpus as the run tokenized it: chunk by chunk, as pretraining does, then split. */
+async function tokenizeCorpus(
+  src: SourceModel,
+  opts: ClusterOptions,
+): Promise<{ train: Int32Array; val: Int32Array }> {
+  const corpus = src.run?.corpus ?? [];
+  for (const f of corpus) {
+    if (!(await exists(f.path))) {
+      throw new Error(
+        `the run's corpus file ${f.path} is missing, so the dataset cannot be exported`,
+      );
     }
-  } finally {
-    stream.end();
-    await once(stream, 'close');
   }
-  return records;
+  const total = corpus.reduce((s, f) => s + f.bytes, 0) || 1;
+  const pieces: number[][] = [];
+  let count = 0;
+  let read = 0;
+  for await (const chunk of readCorpusChunks(corpus.map((f) => f.path))) {
+    opts.signal?.throwIfAborted();
+    const ids = src.tokenizer.encode(chunk);
+    pieces.push(ids);
+    count += ids.length;
+    read += Buffer.byteLength(chunk);
+    opts.onProgress?.(Math.min(1, read / total), `tokenizing the corpus: ${count} tokens`);
+  }
+  const tokens = new Int32Array(count);
+  let off = 0;
+  for (const p of pieces) {
+    tokens.set(p, off);
+    off += p.length;
+  }
+  const n = Math.floor(tokens.length * (1 - trainConfigOf(src).valFraction));
+  return { train: tokens.subarray(0, n), val: tokens.subarray(n) };
 }
 
-export function trainScript(): string {
+/**
+ * data/: the run's own train.bin and val.bin when they are there and whole (what it trained on),
+ * else its corpus tokenized again with the model's tokenizer.
+ */
+async function writeTokens(dir: string, src: SourceModel, opts: ClusterOptions) {
   const f = CLUSTER_FILES;
-  return `#!/usr/bin/env python3
-"""Continue training a GPT Studio model on one or more GPUs with transformers' Trainer.
-
-    accelerate launch --num_processes N ${f.script}
-    torchrun --nproc_per_node N ${f.script}
-
-Reads the model and tokenizer from ${f.model}/, the corpus from ${f.data} and the local run's
-settings from ${f.hyperparameters}; any of them can be overridden on the command line (--help).
-"""
-import argparse
-import json
-import os
-
-import torch
-from transformers import AutoTokenizer, GPT2LMHeadModel, Trainer, TrainingArguments
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-MODEL_DIR = os.path.join(HERE, "${f.model}")
-DATA_FILE = os.path.join(HERE, "${f.data}")
-HPARAMS_FILE = os.path.join(HERE, "${f.hyperparameters}")
-
-
-class Blocks(torch.utils.data.Dataset):
-    """The token stream cut into block_size windows; the model shifts the labels itself."""
-
-    def __init__(self, ids, block_size):
-        n = max(0, (len(ids) - 1) // block_size)
-        self.x = torch.tensor(ids[: n * block_size], dtype=torch.long).view(n, block_size)
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return {"input_ids": self.x[i], "labels": self.x[i]}
-
-
-def token_stream(tokenizer, path):
-    """Every record's tokens in file order; an end-of-text token between source files."""
-    ids, source = [], None
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            record = json.loads(line)
-            if source is not None and record.get("source") != source and tokenizer.eos_token_id is not None:
-                ids.append(tokenizer.eos_token_id)
-            source = record.get("source")
-            ids.extend(tokenizer(record["text"], add_special_tokens=False)["input_ids"])
-    return ids
-
-
-def main():
-    with open(HPARAMS_FILE) as f:
-        hp = json.load(f)
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output-dir", default=os.path.join(HERE, "output"))
-    p.add_argument("--max-steps", type=int, default=hp["max_steps"])
-    p.add_argument("--per-device-batch-size", type=int, default=hp["per_device_train_batch_size"])
-    p.add_argument("--grad-accum", type=int, default=hp["gradient_accumulation_steps"],
-                   help="divide by the number of GPUs to keep the local run's tokens per step")
-    p.add_argument("--lr", type=float, default=hp["learning_rate"])
-    p.add_argument("--warmup-steps", type=int, default=hp["warmup_steps"])
-    p.add_argument("--weight-decay", type=float, default=hp["weight_decay"])
-    p.add_argument("--seed", type=int, default=hp["seed"])
-    args = p.parse_args()
-
-    tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
-    tokenizer.model_max_length = int(1e12)  # whole records are tokenized, then cut into blocks
-    model = GPT2LMHeadModel.from_pretrained(MODEL_DIR, torch_dtype=torch.float32)
-
-    ids = token_stream(tokenizer, DATA_FILE)
-    n_val = int(len(ids) * hp["val_fraction"])
-    train_ids, val_ids = (ids[: len(ids) - n_val], ids[len(ids) - n_val :]) if n_val > 0 else (ids, [])
-    block = hp["block_size"]
-    train_set, val_set = Blocks(train_ids, block), Blocks(val_ids, block)
-    if len(train_set) == 0:
-        raise SystemExit(f"{DATA_FILE}: fewer than {block + 1} tokens to train on")
-
-    cuda = torch.cuda.is_available()
-    training_args = TrainingArguments(
-        output_dir=args.output_dir,
-        max_steps=args.max_steps,
-        per_device_train_batch_size=args.per_device_batch_size,
-        per_device_eval_batch_size=args.per_device_batch_size,
-        gradient_accumulation_steps=args.grad_accum,
-        learning_rate=args.lr,
-        lr_scheduler_type="cosine",
-        warmup_steps=args.warmup_steps,
-        weight_decay=args.weight_decay,
-        adam_beta1=hp["adam_beta1"],
-        adam_beta2=hp["adam_beta2"],
-        max_grad_norm=hp["max_grad_norm"],
-        seed=args.seed,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        logging_steps=10,
-        save_steps=hp["eval_steps"],
-        save_total_limit=2,
-        report_to="none",
-    )
-    trainer = Trainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_set,
-        eval_dataset=val_set if len(val_set) > 0 else None,
-    )
-    trainer.train()
-    if len(val_set) > 0:
-        print(trainer.evaluate())
-    final = os.path.join(args.output_dir, "final")
-    trainer.save_model(final)
-    tokenizer.save_pretrained(final)
-
-
-if __name__ == "__main__":
-    main()
-`;
+  await fs.mkdir(path.join(dir, f.data), { recursive: true });
+  const saved = src.run?.tokens;
+  const own = ['train.bin', 'val.bin'].map((n) => path.join(src.dir, n));
+  const width = saved?.dtype === 'uint16' ? 2 : saved?.dtype === 'int32' ? 4 : 0;
+  let dtype: TokenDtype;
+  let counts: { train: number; val: number };
+  const sizes = await Promise.all(
+    own.map((p) =>
+      fs.stat(p).then(
+        (s) => s.size,
+        () => -1,
+      ),
+    ),
+  );
+  if (saved && width > 0 && sizes[0] === saved.train * width && sizes[1] === saved.val * width) {
+    dtype = saved.dtype as TokenDtype;
+    counts = { train: saved.train, val: saved.val };
+    await fs.copyFile(own[0]!, path.join(dir, f.trainTokens));
+    await fs.copyFile(own[1]!, path.join(dir, f.valTokens));
+    opts.onProgress?.(1, "copied the run's tokenized corpus");
+  } else {
+    const splits = await tokenizeCorpus(src, opts);
+    dtype = src.config.vocabSize <= 65536 ? 'uint16' : 'int32';
+    counts = { train: splits.train.length, val: splits.val.length };
+    await writeFileAtomic(path.join(dir, f.trainTokens), encodeTokens(splits.train, dtype));
+    await writeFileAtomic(path.join(dir, f.valTokens), encodeTokens(splits.val, dtype));
+  }
+  const need = src.config.blockSize + 1;
+  if (counts.train < need) {
+    throw new Error(
+      `the run's training split has ${counts.train} tokens, fewer than one block (${need}), so there is nothing to train on`,
+    );
+  }
+  await writeJsonAtomic(path.join(dir, f.dataMeta), {
+    dtype,
+    byte_order: 'little',
+    vocab_size: src.config.vocabSize,
+    train_tokens: counts.train,
+    val_tokens: counts.val,
+    tokenizer: src.tokenizer.kind,
+    eos_token_id: src.tokenizer.eosId ?? null,
+  });
+  return { dtype, ...counts };
 }
 
-function readme(src: SourceModel, hp: Record<string, unknown>, opts: ClusterOptions): string {
+/** Copies the run's AdamW moments at its step, when its checkpoint folder holds them; their t. */
+async function copyOptimizer(dir: string, src: SourceModel): Promise<number | null> {
+  const step = src.run?.step;
+  if (step === undefined || typeof src.run?.adamT !== 'number') return null;
+  const file = path.join(src.dir, `checkpoint-${step}`, 'optimizer.safetensors');
+  if (!(await exists(file))) return null;
+  await fs.copyFile(file, path.join(dir, CLUSTER_FILES.optimizer));
+  return src.run.adamT;
+}
+
+const dataLine = (d: { dtype: string; train: number; val: number }) =>
+  `${d.train.toLocaleString('en-US')} training and ${d.val.toLocaleString('en-US')} validation tokens (${d.dtype}, little-endian)`;
+
+function readme(
+  src: SourceModel,
+  hp: Record<string, unknown>,
+  data: { dtype: string; train: number; val: number },
+  optimizer: boolean,
+  opts: ClusterOptions,
+): string {
   const f = CLUSTER_FILES;
-  const t = src.run?.train ?? {};
-  const rows = Object.entries(hp)
-    .filter(([k]) => k !== 'local_run')
-    .map(([k, v]) => `| ${k} | ${String(v)} |`);
-  const perStep = num(t.batchSize, 8) * num(t.gradAccum, 1) * src.config.blockSize;
+  const t = trainConfigOf(src);
+  const rows = Object.entries(hp.train as Record<string, unknown>).map(
+    ([k, v]) => `| ${k} | ${String(v)} |`,
+  );
+  const perStep = t.batchSize * t.gradAccum * src.config.blockSize;
+  const step = src.run?.step ?? 0;
   return [
     `# ${opts.name}: continue training on a cluster`,
     '',
     `Exported by GPT Studio on ${opts.now.toISOString().slice(0, 10)}. The local run stopped at step ` +
-      `${src.run?.step ?? '?'} (train loss ${String(src.run?.trainLoss ?? '—')}, val loss ` +
-      `${String(src.run?.valLoss ?? '—')}). This folder runs as it is on any machine with PyTorch ` +
-      'and transformers; GPT Studio does not run it.',
-    '',
-    '## Contents',
-    '',
-    `- \`${f.model}/\`: the model as a Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer.json, …; ${opts.dtype})`,
-    `- \`${f.data}\`: the run's corpus, one JSON object per line: \`{"text": …, "source": file name}\` (records cut at line breaks; concatenated in order they are the original text)`,
-    `- \`${f.hyperparameters}\`: the local run's hyperparameters, which the script uses as defaults`,
-    `- \`${f.script}\`: transformers' Trainer on the concatenated token stream, cut into ${src.config.blockSize}-token blocks; the last val_fraction of the tokens is held out`,
-    `- \`${f.requirements}\`: what to pip install`,
+      `${step} of ${t.steps} (train loss ${String(src.run?.trainLoss ?? '—')}, val loss ` +
+      `${String(src.run?.valLoss ?? '—')}). \`${f.script}\` continues it with PyTorch ` +
+      'DistributedDataParallel: plain PyTorch (1.13 or later), nothing else to install.',
     '',
     '## Run',
     '',
     '```sh',
-    `pip install -r ${f.requirements}`,
-    '# one machine, N GPUs (replace N):',
-    `accelerate launch --num_processes N ${f.script}`,
-    '# or, without accelerate:',
-    `torchrun --nproc_per_node N ${f.script}`,
-    '# several machines (M nodes of N GPUs), on each node:',
-    `torchrun --nnodes M --nproc_per_node N --rdzv_backend c10d --rdzv_endpoint HOST:29500 ${f.script}`,
+    '# one machine, N GPUs (or N CPU processes: gloo is used when there is no GPU):',
+    `torchrun --standalone --nproc_per_node N ${f.script}`,
+    '# M machines of N GPUs, this folder on each (or on a shared disk): the same command on each,',
+    '# node_rank R = 0 … M-1, HOST = node 0 (rank 0 writes the checkpoints):',
+    `torchrun --nnodes M --nproc_per_node N --node_rank R --rdzv_backend c10d --rdzv_endpoint HOST:29500 ${f.script}`,
+    '# one process, no torchrun:',
+    `python3 ${f.script}`,
     '```',
     '',
-    `The local run trained on ${num(t.batchSize, 8)} × ${num(t.gradAccum, 1)} sequences of ` +
-      `${src.config.blockSize} tokens per step (${perStep.toLocaleString('en-US')} tokens). With N GPUs ` +
-      'each step sees N times as many sequences: pass `--grad-accum` divided by N (at least 1) to keep ' +
-      'the same tokens per step, or raise `--lr` with the larger batch. `python3 train.py --help` lists ' +
-      'every option. Checkpoints go to `output/`, the final model to `output/final/`, which GPT Studio ' +
-      'can import back (Import, or `gpt-studio import --from output/final --out DIR`).',
+    "torch 1.13's torchrun on Python 3.11 stops at once with `'NoneType' object has no attribute " +
+      "'get'`; add `--redirects 9:1 --tee 9:1` to its options.",
+    '',
+    `\`python3 ${f.script} --help\` lists the overrides (--steps, --lr, --batch-size, --grad-accum, ` +
+      '--stop-after, --resume …). Progress is one JSON line per step on standard output and in ' +
+      '`output/metrics.jsonl`.',
+    '',
+    '## What continues exactly',
+    '',
+    `- **Schedule**: step ${step} onwards of the run's warm-up (${t.warmup} steps) and cosine decay ` +
+      `from ${t.lr} to ${t.minLr} at step ${t.steps}, as GPT Studio computes it.`,
+    `- **Optimizer**: AdamW (β₁ ${t.beta1}, β₂ ${t.beta2}, ε ${ADAM_EPS}), weight decay ${t.weightDecay} on ` +
+      `2-D weights only, the gradient's global norm clipped to ${t.gradClip}; ` +
+      (optimizer
+        ? `the run's moments (\`${f.optimizer}\`) and step count are loaded.`
+        : 'the run left no optimizer state at this step, so the moments start at zero.'),
+    `- **Batches**: random windows of ${src.config.blockSize + 1} tokens drawn with GPT Studio's generator ` +
+      `from the state in \`${f.state}\`, in the order micro-batch, rank, row; rank r trains on its ` +
+      `rows. With one process and the run's settings these are the batches the local run would have ` +
+      `drawn next. Each step sees batch_size × grad_accum × N sequences (the local run: ` +
+      `${t.batchSize} × ${t.gradAccum}, ${perStep.toLocaleString('en-US')} tokens); pass ` +
+      '`--grad-accum` divided by N to keep its tokens per step.',
+    "- **Not exactly**: dropout masks come from PyTorch's generator, not the engine's" +
+      (opts.dtype === 'float16'
+        ? '; the weights were exported as float16 and train on as float32'
+        : '') +
+      '.',
+    '',
+    '## Back into GPT Studio',
+    '',
+    'Every checkpoint is a Hugging Face GPT-2 folder, `output/checkpoint-STEP/` (config.json, ' +
+      'model.safetensors, the tokenizer files, and `training_state.json` + `optimizer.safetensors` ' +
+      `for \`--resume\`); the last 2 are kept (\`--keep\`). Bring one back and go on:`,
+    '',
+    '```sh',
+    'gpt-studio import --from output/checkpoint-STEP --out models/NAME',
+    'gpt-studio pretrain --from models/NAME --corpus FILE --out runs/NAME-more   # more pretraining',
+    'gpt-studio finetune --model models/NAME --task classification --data FILE --out models/NAME-ft  # or fine-tune',
+    '```',
+    '',
+    '## Contents',
+    '',
+    `- \`${f.model}/\`: the model as a Hugging Face GPT-2 folder (${opts.dtype})`,
+    `- \`${f.trainTokens}\`, \`${f.valTokens}\`: the run's corpus as token ids, ${dataLine(data)}; \`${f.dataMeta}\` says so`,
+    `- \`${f.hyperparameters}\`: the run's settings, the script's defaults`,
+    `- \`${f.state}\`: the step reached, the batch generator's state and AdamW's step count`,
+    ...(optimizer ? [`- \`${f.optimizer}\`: AdamW's moments (exp_avg.NAME, exp_avg_sq.NAME)`] : []),
+    `- \`${f.script}\`: the training script; \`${f.requirements}\`: what it needs`,
     '',
     '## Hyperparameters of the local run',
     '',
     '| name | value |',
     '| --- | --- |',
     ...rows,
-    '',
-    'Differences from the local run: the learning rate decays on a cosine to 0 rather than to ' +
-      `min_lr (${String(hp.min_lr)}); dropout is config.json's (resid/embd/attn_pdrop).`,
     '',
   ].join('\n');
 }
@@ -287,13 +303,15 @@ export async function writeClusterFiles(
 ): Promise<void> {
   const f = CLUSTER_FILES;
   const hp = clusterHyperparameters(src);
-  await writeDataset(path.join(dir, f.data), src, opts);
+  const data = await writeTokens(dir, src, opts);
+  const adamT = await copyOptimizer(dir, src);
   await writeJsonAtomic(path.join(dir, f.hyperparameters), hp);
-  await writeFileAtomic(path.join(dir, f.script), trainScript());
+  await writeJsonAtomic(path.join(dir, f.state), trainingState(src, adamT ?? 0));
+  await writeFileAtomic(path.join(dir, f.script), CLUSTER_SCRIPT);
   await fs.chmod(path.join(dir, f.script), 0o755);
   await writeFileAtomic(
     path.join(dir, f.requirements),
-    'torch>=2.1\ntransformers>=4.40\naccelerate>=0.26\n',
+    '# the script needs PyTorch only\ntorch>=1.13\n# optional: transformers checks that the final checkpoint loads with GPT2LMHeadModel\n',
   );
-  await writeFileAtomic(path.join(dir, f.readme), readme(src, hp, opts));
+  await writeFileAtomic(path.join(dir, f.readme), readme(src, hp, data, adamT !== null, opts));
 }

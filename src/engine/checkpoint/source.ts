@@ -22,6 +22,11 @@ export interface RunInfo {
   corpus?: Array<{ path: string; bytes: number }>;
   /** The library datasets of the corpus (recorded at the start, or found beside its shards). */
   datasets?: CorpusDataset[];
+  /** The batch sampler's state and AdamW's step count at `step` (a pretraining run's). */
+  rng?: number[];
+  adamT?: number;
+  /** The run's tokenized corpus beside it (train.bin, val.bin). */
+  tokens?: { dtype: string; train: number; val: number };
   createdAt?: string;
   updatedAt?: string;
   backend?: string;
