@@ -114,6 +114,14 @@ const startParamsSchema = z
       .optional(),
   })
   .strict();
+/**
+ * GPT vs BERT: a causal GPT and a masked-LM pretrained as `model`'s run was (its corpus, tokenizer,
+ * size and settings), for `pretrainSteps` each (default: the run's own), then fine-tuned alike.
+ */
+const gptBertParamsSchema = startParamsSchema
+  .omit({ name: true })
+  .extend({ pretrainSteps: posInt.max(1_000_000).optional() })
+  .strict();
 const evaluateParamsSchema = z
   .object({ model: modelRef, data: pathString, columns: columnMapSchema.optional() })
   .strict();
@@ -215,6 +223,8 @@ export const finetuneRequests = {
   'finetune.start': req<typeof startParamsSchema, JobRef>(startParamsSchema),
   /** The same fine-tune from pretrained and random init, with λ and with λ = 0, one after another. */
   'finetune.ablation': req<typeof startParamsSchema, JobRef>(startParamsSchema),
+  /** GPT vs BERT: both pretrained like the model's run, then fine-tuned on the data; nothing kept. */
+  'finetune.gptBert': req<typeof gptBertParamsSchema, JobRef>(gptBertParamsSchema),
   /** Evaluates a fine-tuned model on a labeled file (columns default to the ones it was trained with). */
   'finetune.evaluate': req<typeof evaluateParamsSchema, JobRef>(evaluateParamsSchema),
   /** P(y | x) of a fine-tuned model for one input: a probability per label (per answer for multiple choice). */
@@ -224,10 +234,13 @@ export const finetuneRequests = {
 };
 
 /** Job kinds this feature starts. */
-export const FINETUNE_JOB_KINDS = ['finetune', 'evaluate', 'ablation'] as const;
+export const FINETUNE_JOB_KINDS = ['finetune', 'evaluate', 'ablation', 'gpt-bert'] as const;
 
 const num = z.number();
 const variant = z.string().optional();
+/** The two sides of GPT vs BERT: a causal LM and a masked-LM of the same size. */
+export const gptBertModelSchema = z.enum(['GPT', 'BERT']);
+export type GptBertModel = z.infer<typeof gptBertModelSchema>;
 /** Progress events of this feature's jobs (each `type` unique across the contract). */
 export const finetuneProgressSchema = z.discriminatedUnion('type', [
   z.object({
@@ -280,6 +293,23 @@ export const finetuneProgressSchema = z.discriminatedUnion('type', [
     lambda: num,
   }),
   z.object({ type: z.literal('evaluate.progress'), done: num, total: num }),
+  /** GPT vs BERT: which model (of 2) is being pretrained or fine-tuned. */
+  z.object({
+    type: z.literal('gptbert.phase'),
+    model: gptBertModelSchema,
+    phase: z.enum(['pretrain', 'finetune']),
+    index: num,
+    count: num,
+  }),
+  /** GPT vs BERT: a pretraining step. */
+  z.object({
+    type: z.literal('gptbert.step'),
+    model: gptBertModelSchema,
+    step: num,
+    totalSteps: num,
+    trainLoss: num,
+    etaMs: num,
+  }),
 ]);
 export type FinetuneProgress = z.infer<typeof finetuneProgressSchema>;
 
@@ -345,6 +375,40 @@ export const ablationResultSchema = z.object({
 });
 export type AblationResult = z.infer<typeof ablationResultSchema>;
 
+export const gptBertResultSchema = z.object({
+  type: z.literal('gptbert.result'),
+  task: finetuneTaskSchema,
+  elapsedMs: num,
+  /** What both were pretrained with. */
+  pretrain: z.object({
+    corpus: z.array(z.string()),
+    steps: num,
+    nLayer: num,
+    nHead: num,
+    nEmbd: num,
+    blockSize: num,
+  }),
+  rows: z.array(
+    z.object({
+      model: gptBertModelSchema,
+      objective: z.enum(['clm', 'mlm']),
+      params: num,
+      /**
+       * The last validation loss of pretraining (the training loss without a validation split):
+       * next-token for GPT, masked-token for BERT, so the two are not comparable.
+       */
+      pretrainLoss: num,
+      pretrainMs: num,
+      accuracy: num,
+      macroF1: num,
+      f1: num.optional(),
+      finetuneMs: num,
+      history: historySchema,
+    }),
+  ),
+});
+export type GptBertResult = z.infer<typeof gptBertResultSchema>;
+
 export const evaluateResultSchema = z.object({
   type: z.literal('evaluate.result'),
   model: z.string(),
@@ -368,5 +432,6 @@ export type EvaluateResult = z.infer<typeof evaluateResultSchema>;
 export const finetuneResultSchema = z.discriminatedUnion('type', [
   finetuneResultObjectSchema,
   ablationResultSchema,
+  gptBertResultSchema,
   evaluateResultSchema,
 ]);

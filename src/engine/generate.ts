@@ -11,6 +11,7 @@
  */
 import * as tf from './tf';
 import { disposeCache, type KVCache } from './model/attention';
+import { refuseMaskedLm } from './model/config';
 import type { GPT } from './model/gpt';
 import { WasmDecoder } from './model/wasmDecoder';
 import type { Tokenizer } from './tokenizer/types';
@@ -153,6 +154,7 @@ export async function* generateTokens(
   options: Partial<SamplingOptions> = {},
   signal?: AbortSignal,
 ): AsyncGenerator<GeneratedToken, GenerationResult> {
+  refuseMaskedLm(model.config, 'This model');
   const o = { ...DEFAULT_SAMPLING, ...options };
   const block = model.config.blockSize;
   const ids = [...promptIds];
@@ -222,6 +224,9 @@ export async function* generateTokens(
       } else {
         row = await forwardStep(next);
       }
+      // a model whose embedding has more rows than its tokenizer has tokens (padded to a round
+      // size, as some Hub checkpoints are) samples among the tokens that exist
+      if (row.length > tokenizer.vocabSize) row = row.subarray(0, tokenizer.vocabSize);
       const id = sampleNext(row, ids, o, rng);
       const lp = logSoftmax(row);
       const token: GeneratedToken = { id, text: '', logprob: lp[id]! };

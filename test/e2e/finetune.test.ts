@@ -134,6 +134,9 @@ describe('the fine-tune wizard in Chromium', { timeout: 180_000 }, () => {
         .filter({ hasText: /Small model \([\d.]+K parameters\): learning rate 1e-3, 3 epochs\./ })
         .waitFor();
       expect(await page.getByLabel('Learning rate').inputValue()).toBe('0.001');
+      // GPT vs BERT pretrains both as a run was: an imported model has no run to copy
+      expect(await page.getByTestId('start-gpt-bert').isDisabled()).toBe(true);
+      await page.getByText(/GPT vs BERT pretrains both models as a run of this app was/).waitFor();
       expect(await page.getByLabel('Batch size').inputValue()).toBe('32');
       expect(await page.getByLabel('Epochs').inputValue()).toBe('3');
       expect(await page.getByLabel('Warmup (% of training)').inputValue()).toBe('0.2');

@@ -161,6 +161,8 @@ async function run(ctx: Context): Promise<number> {
         `"${table.labelColumn}" (its labels: ${[...known].slice(0, 10).join(', ')})`,
     );
   }
+  const { refuseMaskedLmDir } = await import('../../engine/checkpoint/objective');
+  await refuseMaskedLmDir(args.requireString('model'));
   const { model, tokenizer, weights } = await loadModel(
     args.requireString('model'),
     args.string('weights') as WeightsChoice,

@@ -5,6 +5,7 @@ import {
   GPT1_FINETUNE,
   taskFields,
   type AblationResult,
+  type GptBertResult,
   type ColumnMap,
   type FinetuneMetrics,
   type FinetuneResult,
@@ -26,6 +27,7 @@ import {
 } from '../../common/finetuneAdvice';
 import { fractionOf, percentOf } from '../../common/format';
 import type { FinetuneEvent } from '../../engine/finetune/finetune';
+import type { GptBertEvent } from '../../engine/finetune/gptBert';
 import type { FinetuneData } from '../../engine/finetune/load';
 import { UsageError, type OptionSpec, type ParsedArgs } from '../args';
 import { formatDuration, type Output } from '../output';
@@ -272,6 +274,31 @@ const OPTIONS: OptionSpec[] = [
     group: 'Training (GPT-1 defaults; lr and epochs by model size)',
   },
   {
+    name: 'compare',
+    kind: 'string',
+    value: 'gpt-bert',
+    description:
+      "GPT vs BERT: pretrain a GPT and a masked-LM (BERT-style) model as --model's run was " +
+      '(its corpus, tokenizer, size and settings), fine-tune both on --data and compare (nothing saved)',
+    group: 'GPT vs BERT',
+  },
+  {
+    name: 'pretrain-steps',
+    kind: 'int',
+    value: 'N',
+    min: 1,
+    defaultText: "the run's",
+    description: 'with --compare: pretraining steps of each model',
+    group: 'GPT vs BERT',
+  },
+  {
+    name: 'keep',
+    kind: 'string',
+    value: 'DIR',
+    description: 'with --compare: keep the two pretrained models in DIR/gpt and DIR/bert',
+    group: 'GPT vs BERT',
+  },
+  {
     name: 'log-every',
     kind: 'int',
     value: 'N',
@@ -347,11 +374,30 @@ async function run(ctx: Context): Promise<number> {
   const task = args.string('task') as FinetuneTask;
   const data = args.requireString('data');
   const ablation = args.flag('ablation');
+  const compareWith = args.string('compare');
+  if (compareWith !== undefined && compareWith !== 'gpt-bert') {
+    throw new UsageError(
+      `--compare takes gpt-bert (GPT vs BERT), got '${compareWith}'`,
+      'finetune',
+    );
+  }
+  const compare = compareWith !== undefined;
   const outDir = args.string('out');
-  if (!ablation && outDir === undefined)
+  if (ablation && compare) {
+    throw new UsageError('give either --ablation or --compare, not both', 'finetune');
+  }
+  for (const flag of ['pretrain-steps', 'keep']) {
+    if (!compare && args.given(flag)) {
+      throw new UsageError(`--${flag} applies only to --compare gpt-bert`, 'finetune');
+    }
+  }
+  if (!ablation && !compare && outDir === undefined)
     throw new UsageError('missing required option --out', 'finetune');
-  if (ablation && outDir !== undefined) {
-    throw new UsageError('--ablation saves nothing; leave out --out', 'finetune');
+  if ((ablation || compare) && outDir !== undefined) {
+    throw new UsageError(
+      `--${ablation ? 'ablation' : 'compare'} saves nothing; leave out --out`,
+      'finetune',
+    );
   }
   const settings = settingsFrom(args);
   const flags = columnFlags(args);
@@ -422,6 +468,20 @@ async function run(ctx: Context): Promise<number> {
       else printAblation(out, r);
       return EXIT.ok;
     }
+    if (compare) {
+      const { gptBert } = await import('../../engine/finetune/gptBert');
+      const steps = args.number('pretrain-steps');
+      const keep = args.string('keep');
+      const r: GptBertResult = await gptBert({
+        ...common,
+        ...(steps !== undefined ? { pretrainSteps: steps } : {}),
+        ...(keep !== undefined ? { keep } : {}),
+        onEvent: out.json ? (e) => out.emit(e) : gptBertView(out, show),
+      });
+      if (out.json) out.emit(r);
+      else printGptBert(out, r);
+      return EXIT.ok;
+    }
     const r: FinetuneResult = await finetune({ ...common, out: outDir! });
     const diagnosis = diagnoseResult(r, {
       lr: settings.lr ?? finetuneDefaults(params ?? 0).lr,
@@ -446,6 +506,48 @@ async function run(ctx: Context): Promise<number> {
   } finally {
     interrupt.dispose();
   }
+}
+
+/** Progress lines of GPT vs BERT: its phases and pretraining steps, then the fine-tunes' own. */
+function gptBertView(out: Output, finetuneView: (e: FinetuneEvent) => void) {
+  return (e: GptBertEvent) => {
+    if (e.type === 'gptbert.phase') {
+      const what = e.phase === 'pretrain' ? 'pretraining' : 'fine-tuning';
+      out.line(`── ${e.index + 1}/${e.count}: ${what} ${e.model} ──`);
+    } else if (e.type === 'gptbert.step') {
+      if (e.step % 10 === 0 || e.step === 1 || e.step === e.totalSteps) {
+        out.status(
+          `[${e.model}] pretrain step ${e.step}/${e.totalSteps}  loss ${e.trainLoss.toFixed(4)}` +
+            `  ETA ${formatDuration(e.etaMs)}`,
+        );
+      }
+    } else {
+      finetuneView(e);
+    }
+  };
+}
+
+function printGptBert(out: Output, r: GptBertResult): void {
+  out.endLive();
+  const p = r.pretrain;
+  out.line('');
+  out.line(
+    `both pretrained ${p.steps} steps, ${p.nLayer} layers × ${p.nEmbd} wide, ${p.nHead} heads, ` +
+      `context ${p.blockSize}; then fine-tuned alike (${r.task})`,
+  );
+  out.line('model  objective  params    pretrain loss  accuracy  macro-F1  pretrain  fine-tune');
+  for (const v of r.rows) {
+    out.line(
+      `${v.model.padEnd(5)}  ${v.objective.padEnd(9)}  ${String(v.params).padEnd(8)}  ` +
+        `${v.pretrainLoss.toFixed(4).padStart(13)}  ${v.accuracy.toFixed(4).padStart(8)}  ` +
+        `${v.macroF1.toFixed(4).padStart(8)}  ${formatDuration(v.pretrainMs).padStart(8)}  ` +
+        formatDuration(v.finetuneMs).padStart(9),
+    );
+  }
+  out.line(
+    "pretrain loss: GPT's is next-token, BERT's masked-token cross-entropy (not comparable). " +
+      `total ${formatDuration(r.elapsedMs)}`,
+  );
 }
 
 function printAblation(out: Output, r: AblationResult): void {
@@ -489,6 +591,7 @@ export const command: Command = {
     'finetune --model runs/austen --task entailment --data snli.csv --premise-column sentence1 --hypothesis-column sentence2 --label-column gold_label --out finetunes/nli --lambda 0',
     'finetune --model runs/austen --task multiple-choice --data story.jsonl --context-column story --answer-columns ending1,ending2 --label-column answer --out finetunes/story',
     'finetune --model runs/austen --task classification --data resources/samples/sentiment-imdb.jsonl --ablation',
+    'finetune --model runs/austen --task classification --data resources/samples/sentiment-imdb.jsonl --compare gpt-bert --pretrain-steps 300',
   ],
   run,
 };

@@ -107,6 +107,8 @@ async function run(ctx: Context): Promise<number> {
   await startBackend(ctx);
   const { generateTokens } = await import('../../engine/generate');
   const loadStarted = performance.now();
+  const { refuseMaskedLmDir } = await import('../../engine/checkpoint/objective');
+  await refuseMaskedLmDir(args.requireString('model'));
   const { model, tokenizer, weights } = await loadModel(
     args.requireString('model'),
     args.string('weights') as WeightsChoice,

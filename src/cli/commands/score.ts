@@ -46,6 +46,8 @@ async function run(ctx: Context): Promise<number> {
   }
   await startBackend(ctx);
   const { scoreContinuation, scoreText } = await import('../../engine/score');
+  const { refuseMaskedLmDir } = await import('../../engine/checkpoint/objective');
+  await refuseMaskedLmDir(args.requireString('model'));
   const { model, tokenizer, weights } = await loadModel(
     args.requireString('model'),
     args.string('weights') as WeightsChoice,

@@ -13,6 +13,7 @@
  * drawn from the pool with its own seeded stream, balanced across labels where the pool allows
  * (round-robin over the labels in a random order), then shuffled.
  */
+import { refuseMaskedLm } from '../model/config';
 import type { GPT } from '../model/gpt';
 import { scoreTargets, type ScoreItem } from '../score';
 import type { Tokenizer } from '../tokenizer/types';
@@ -208,6 +209,7 @@ export async function evaluateIcl(
   tokenizer: Tokenizer,
   opts: IclOptions,
 ): Promise<IclResult> {
+  refuseMaskedLm(model.config, 'This model');
   const format = opts.format ?? DEFAULT_FORMAT;
   const separator = opts.separator ?? DEFAULT_SEPARATOR;
   const seed = opts.seed ?? 1;

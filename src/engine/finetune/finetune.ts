@@ -20,10 +20,11 @@ import { explainBackendAbort, isBackendAbort } from '../backendAbort';
 import { loadModelDir } from '../checkpoint/modelDir';
 import type { GPT } from '../model/gpt';
 import { memoryAdvice } from '../model/presets';
+import { maskSpecOf } from '../train/mlm';
 import { AdamW } from '../train/optimizer';
 import { planWorkers, TrainPool } from '../train/parallel/pool';
 import { exists } from '../util/fs';
-import { disposeBatch, lengthBuckets, makeBatch } from './batch';
+import { disposeBatch, lengthBuckets, makeBatch, trainingLayout, type MlmMasking } from './batch';
 import { saveFinetuned } from './checkpoint';
 import { encodeAll, type Encoded } from './encode';
 import { ClassifierHead, gpt1Objective, headOutputs } from './head';
@@ -129,6 +130,11 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
     seed: s.seed,
   });
   const tokenizer = loaded.tokenizer;
+  // a masked-LM reads [s] (BERT's [CLS]) and its auxiliary loss predicts masked tokens
+  const maskSpec = maskSpecOf(model.config, tokenizer);
+  const masking: MlmMasking | null = maskSpec
+    ? { spec: maskSpec, specials: [special.start, special.delim, special.extract] }
+    : null;
   const head = new ClassifierHead(model.config.nEmbd, headOutputs(task, labels.length), {
     seed: s.seed,
   });
@@ -201,8 +207,8 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
         const items = batchIds.map((k) => train.encoded[k]!);
         const lr = finetuneLearningRate(step, { lr: s.lr, warmup: warmupSteps, steps: totalSteps });
         const r = pool
-          ? await pool.finetuneStep(items, task, s, stepSeed(s, step), lr)
-          : await trainStep(model, head, opt, vars, task, items, s, lr, step);
+          ? await pool.finetuneStep(items, task, s, stepSeed(s, step), lr, masking)
+          : await trainStep(model, head, opt, vars, task, items, s, lr, step, masking);
         step++;
         seen += items.length;
         const elapsedMs = Date.now() - trainStart;
@@ -303,19 +309,21 @@ async function trainStep(
   s: FinetuneSettings,
   lr: number,
   step: number,
+  masking: MlmMasking | null,
 ): Promise<{ loss: number; l2: number; l1: number }> {
+  const seed = stepSeed(s, step);
   const batch = makeBatch(
     items.map((c) => c.sequences),
     items.map((c) => c.example.label),
+    trainingLayout(model.config, masking, s.lambda, seed),
   );
-  const seed = stepSeed(s, step);
   const objective = gpt1Objective(model, head, task, batch, {
     lambda: s.lambda,
     seed,
     clfDropout: s.clfDropout,
   });
   const r = await model
-    .lossAndGrads(batch.ids, objective, { train: true, seed })
+    .lossAndGrads(batch.ids, objective, { train: true, seed, lengths: batch.lengths })
     .finally(() => disposeBatch(batch));
   // in the optimizer's order: the model's parameters, then the classifier's
   const grads = new Map([...vars.keys()].map((name) => [name, r.grads.get(name)!]));

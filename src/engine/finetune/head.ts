@@ -81,7 +81,8 @@ function logitsOf(z: T2, task: Task, batch: Batch): T2 {
 
 /** The classifier's logits [B, K] (for multiple choice [B, N], one per answer), no dropout. */
 export function classifierLogits(model: GPT, head: ClassifierHead, task: Task, batch: Batch): T2 {
-  return logitsOf(head.apply(extract(model.hidden(batch.ids), task, batch)), task, batch);
+  const h = model.hidden(batch.ids, { lengths: batch.lengths });
+  return logitsOf(head.apply(extract(h, task, batch)), task, batch);
 }
 
 /** P(y | x) for a batch: softmax over the labels (over the answers for multiple choice). */

@@ -8,7 +8,7 @@ import type {
   RowProblemInfo,
 } from '../../common/finetune';
 import type { GPT } from '../model/gpt';
-import { disposeBatch, makeBatch } from './batch';
+import { disposeBatch, makeBatch, predictionLayout } from './batch';
 import { loadClassifier, type LoadedClassifier } from './checkpoint';
 import { importCounts, type Example } from './data';
 import { encodeAll, type Encoded } from './encode';
@@ -37,6 +37,7 @@ export async function predictAll(
     const batch = makeBatch(
       chunk.map((c) => c.sequences),
       chunk.map((c) => c.example.label),
+      predictionLayout(model.config),
     );
     try {
       const { probs, loss } = await predictBatch(model, head, task, batch);
@@ -88,7 +89,7 @@ export async function classify(
 ): Promise<{ labels: string[]; probs: number[] }> {
   checkInput(c.task, input);
   const e = encodeExample(c.task, input, c.tokenizer, c.special, c.model.config.blockSize);
-  const batch = makeBatch([e.sequences], [0]);
+  const batch = makeBatch([e.sequences], [0], predictionLayout(c.model.config));
   try {
     const { probs } = await predictBatch(c.model, c.head, c.task, batch);
     const labels =

@@ -7,6 +7,8 @@ export const END_OF_TEXT = '<|endoftext|>';
 export const START_TOKEN = '<|start|>';
 export const DELIMITER_TOKEN = '<|delim|>';
 export const EXTRACT_TOKEN = '<|extract|>';
+/** BERT's mask token, added to a masked-LM's vocabulary. */
+export const MASK_TOKEN = '[MASK]';
 
 export interface TrainProgress {
   phase: 'count' | 'merge';

@@ -10,7 +10,7 @@ import type { GPTConfig } from '../model/config';
 import type { GPT } from '../model/gpt';
 import { checkMemory, memoryAdvice } from '../model/presets';
 import { Rng } from '../util/rng';
-import { sampleBatch } from './data';
+import { sampleLmBatch, type MaskSpec } from './mlm';
 import { AdamW, type Grads } from './optimizer';
 
 /** What to lower after a backend abort, with this configuration's memory estimate. */
@@ -87,6 +87,8 @@ export async function trainStep(
   step: number,
   lr: number,
   signal?: AbortSignal,
+  /** A masked-LM's masking (null: next-token prediction). */
+  mask: MaskSpec | null = null,
 ): Promise<{ loss: number; gradNorm: number; aborted: boolean }> {
   const T = model.config.blockSize;
   let gSum: Grads | null = null;
@@ -97,7 +99,7 @@ export async function trainStep(
         await new Promise((r) => setImmediate(r));
         if (signal?.aborted) return { loss: NaN, gradNorm: NaN, aborted: true };
       }
-      const { x, y } = sampleBatch(data, t.batchSize, T, rng);
+      const { x, y } = sampleLmBatch(data, t.batchSize, T, rng, mask);
       const seed = stepSeed(t, step, micro);
       let stopped = false;
       const result = await model
@@ -148,17 +150,21 @@ export async function trainStep(
   }
 }
 
-/** Mean validation loss over evalIters fixed batches (the same batches every time). */
+/**
+ * Mean validation loss over evalIters fixed batches (the same batches, and for a masked-LM the
+ * same masks, every time).
+ */
 export async function evaluate(
   model: GPT,
   val: Int32Array,
   t: Pick<TrainConfig, 'batchSize' | 'evalIters' | 'seed'>,
   T: number,
+  mask: MaskSpec | null = null,
 ): Promise<number> {
   const rng = new Rng(t.seed ^ 0xe7a1);
   let sum = 0;
   for (let i = 0; i < t.evalIters; i++) {
-    const { x, y } = sampleBatch(val, t.batchSize, T, rng);
+    const { x, y } = sampleLmBatch(val, t.batchSize, T, rng, mask);
     const l = tf.tidy(() => model.loss(x, y));
     sum += ((await l.data()) as Float32Array)[0]!;
     tf.dispose([x, y, l]);

@@ -12,6 +12,8 @@ import {
   type FinetuneResult,
   type FinetuneSettings,
   type FinetuneTask,
+  type GptBertModel,
+  type GptBertResult,
   type TableColumns,
 } from '../../common/finetune';
 import type { EventOf, ModelInfo } from '../../common/api';
@@ -33,9 +35,12 @@ export interface VariantRun {
   epochs: Array<{ epoch: number; valAccuracy: number; valLoss: number }>;
 }
 
+/** What a fine-tune page job is: one fine-tune, GPT-1's ablation, or GPT vs BERT. */
+export type FinetuneJobKind = 'finetune' | 'ablation' | 'gpt-bert';
+
 export interface FinetuneJob {
   jobId: string;
-  kind: 'finetune' | 'ablation';
+  kind: FinetuneJobKind;
   phase: 'running' | 'done' | 'failed' | 'cancelled';
   /** It ended while the page was not connected: how is not known here. */
   lost?: boolean;
@@ -55,6 +60,9 @@ export interface FinetuneJob {
   run: { lr: number; epochs: number; params?: number };
   result: FinetuneResult | null;
   ablation: AblationResult | null;
+  /** GPT vs BERT: the model in the works and whether it is pretraining, then the result. */
+  gptBertPhase: { model: GptBertModel; phase: 'pretrain' | 'finetune' } | null;
+  gptBert: GptBertResult | null;
   error: string;
   log: string[];
 }
@@ -81,6 +89,8 @@ export const ft = $state({
   settings: { ...GPT1_FINETUNE } as FinetuneSettings,
   /** Data-parallel training workers; null: the backend's default (the physical cores on wasm/cpu). */
   workers: null as number | null,
+  /** GPT vs BERT: pretraining steps of each model. */
+  pretrainSteps: 300,
   /** The model whose size last set the learning rate and epochs (sizeRule). */
   ruleModel: '',
   job: null as FinetuneJob | null,
@@ -115,7 +125,12 @@ export function dataName(): string {
 
 /** The models one can fine-tune (not the fine-tuned classifiers), the bundled sample first. */
 export function baseModels(): ModelInfo[] {
-  const list = (ft.models ?? []).filter((m) => !m.classifier);
+  return baseModelsOf(ft.models ?? []);
+}
+
+/** The models of `models` that can be trained further (no classifier head), the sample first. */
+export function baseModelsOf(models: ModelInfo[]): ModelInfo[] {
+  const list = models.filter((m) => !m.classifier);
   return [
     ...list.filter((m) => m.source === 'sample'),
     ...list.filter((m) => m.source !== 'sample'),
@@ -235,7 +250,14 @@ function runSettings(): FinetuneJob['run'] {
   };
 }
 
-function newJob(jobId: string, kind: 'finetune' | 'ablation'): FinetuneJob {
+const VARIANTS: Record<FinetuneJobKind, number> = { finetune: 1, ablation: 4, 'gpt-bert': 2 };
+const START_REQUEST = {
+  finetune: 'finetune.start',
+  ablation: 'finetune.ablation',
+  'gpt-bert': 'finetune.gptBert',
+} as const;
+
+function newJob(jobId: string, kind: FinetuneJobKind): FinetuneJob {
   return {
     jobId,
     kind,
@@ -249,16 +271,23 @@ function newJob(jobId: string, kind: 'finetune' | 'ablation'): FinetuneJob {
     labels: [],
     runs: [],
     variantIndex: 0,
-    variantCount: kind === 'ablation' ? 4 : 1,
+    variantCount: VARIANTS[kind],
     run: runSettings(),
     result: null,
     ablation: null,
+    gptBertPhase: null,
+    gptBert: null,
     error: '',
     log: [],
   };
 }
 
-export async function start(kind: 'finetune' | 'ablation'): Promise<void> {
+/** Whether GPT vs BERT can start from the chosen model: it needs a run's pretraining record. */
+export function gptBertPossible(): boolean {
+  return selectedModel()?.source === 'run';
+}
+
+export async function start(kind: FinetuneJobKind): Promise<void> {
   ft.startError = '';
   try {
     const params = {
@@ -270,10 +299,10 @@ export async function start(kind: 'finetune' | 'ablation'): Promise<void> {
       settings: $state.snapshot(ft.settings),
       workers: trainWorkers(),
     };
-    const { jobId } = await api.invoke(
-      kind === 'finetune' ? 'finetune.start' : 'finetune.ablation',
-      params,
-    );
+    const { jobId } =
+      kind === 'gpt-bert'
+        ? await api.invoke(START_REQUEST[kind], { ...params, pretrainSteps: ft.pretrainSteps })
+        : await api.invoke(START_REQUEST[kind], params);
     follow(jobId, kind);
   } catch (err) {
     ft.startError = (err as Error).message;
@@ -340,6 +369,16 @@ function onProgress(job: FinetuneJob, ev: EventOf<'job.progress'>['event']): voi
         valLoss: ev.valLoss,
       });
       return;
+    case 'gptbert.phase':
+      job.variantIndex = ev.index;
+      job.variantCount = ev.count;
+      job.gptBertPhase = { model: ev.model, phase: ev.phase };
+      return;
+    case 'gptbert.step':
+      job.step = ev.step;
+      job.totalSteps = ev.totalSteps;
+      job.etaMs = ev.etaMs;
+      return;
     case 'log':
       job.log.push(ev.message);
       return;
@@ -351,7 +390,7 @@ function onProgress(job: FinetuneJob, ev: EventOf<'job.progress'>['event']): voi
 let unfollow = () => {};
 
 /** Shows the job `jobId` and follows its events until it ends. */
-function follow(jobId: string, kind: 'finetune' | 'ablation'): void {
+function follow(jobId: string, kind: FinetuneJobKind): void {
   unfollow();
   ft.job = newJob(jobId, kind);
   unfollow = api.followJob(jobId, {
@@ -368,6 +407,9 @@ function follow(jobId: string, kind: 'finetune' | 'ablation'): void {
         void loadModels();
       } else if (r.type === 'ablation.result') {
         job.ablation = r;
+        job.phase = 'done';
+      } else if (r.type === 'gptbert.result') {
+        job.gptBert = r;
         job.phase = 'done';
       }
     },

@@ -136,6 +136,25 @@ export function finetuneHandlers(ctx: HostContext): Handlers {
       );
     },
 
+    'finetune.gptBert': async (p) => {
+      const job = await jobInput(p);
+      const { gptBert, pretrainPlanOf } = await import('../../engine/finetune/gptBert');
+      // the run's record and corpus are checked now: a model without them is the request's error
+      const plan = await userInput(() => pretrainPlanOf(job.model, p.pretrainSteps));
+      for (const file of plan.corpus) await ctx.paths.existing(file, "the run's corpus", 'file');
+      return ctx.startJob(
+        'gpt-bert',
+        { exclusive: true, subject: path.basename(job.model), models: [job.model] },
+        (push, signal) =>
+          gptBert({
+            ...job,
+            ...(p.pretrainSteps !== undefined ? { pretrainSteps: p.pretrainSteps } : {}),
+            onEvent: push,
+            signal,
+          }),
+      );
+    },
+
     'finetune.evaluate': async (p) => {
       const model = await ctx.modelDir(p.model);
       const data = await resolveFile(p.data, 'params.data');

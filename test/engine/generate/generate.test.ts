@@ -159,6 +159,24 @@ describe('sampling', () => {
     for (const t of tokens) expect(t.logprob).toBeLessThanOrEqual(0);
   });
 
+  it('a model with more embedding rows than tokens samples only tokens the tokenizer has', async () => {
+    // padded to a round vocabulary, as some Hub checkpoints are; the padding rows made likeliest
+    const cfg = tinyConfig({ vocabSize: tok.vocabSize + 8, blockSize: BLOCK, nEmbd: 16 });
+    const w = randomWeights(cfg, 4, 0.1);
+    const wte = w.get('wte.weight')!;
+    for (let r = tok.vocabSize; r < cfg.vocabSize; r++) wte.fill(3, r * 16, (r + 1) * 16);
+    const padded = new GPT(cfg, w);
+    try {
+      for (const o of [{ temperature: 0 }, { temperature: 2, seed: 1 }, { topK: 4, seed: 2 }]) {
+        const r = await generate(padded, tok, PROMPT, { maxNewTokens: 12, ...o });
+        expect(r.ids.length).toBeGreaterThan(0);
+        for (const id of r.ids) expect(id).toBeLessThan(tok.vocabSize);
+      }
+    } finally {
+      padded.dispose();
+    }
+  });
+
   it('an empty prompt starts from <|endoftext|>', async () => {
     const { result } = await run({ temperature: 0, maxNewTokens: 5 }, '');
     expect(result.ids).toHaveLength(5);

@@ -12,11 +12,12 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as tf from '../../tf';
 import type { TrainConfig } from '../../../common/defaults';
+import type { MlmMasking } from '../../finetune/batch';
 import type { Encoded } from '../../finetune/encode';
 import type { Task } from '../../finetune/tasks';
 import type { GPTConfig } from '../../model/config';
 import type { Rng } from '../../util/rng';
-import { sampleRows } from '../data';
+import { sampleLmRows, type MaskSpec } from '../mlm';
 import type { AdamW, AdamWOptions } from '../optimizer';
 import { resolveWorkers } from './cores';
 import {
@@ -43,6 +44,18 @@ export interface PoolOptions {
   optimizer: AdamWOptions;
   /** An optimizer whose moments and step count the replicas start from (a resumed run). */
   resumeFrom?: AdamW;
+}
+
+/** The share of a batch's targets (those ≥ 0) in y[from, to): a masked-LM's masked tokens. */
+function targetShare(y: Int32Array, from: number, to: number): number {
+  let all = 0;
+  let part = 0;
+  y.forEach((v, i) => {
+    if (v < 0) return;
+    all++;
+    if (i >= from && i < to) part++;
+  });
+  return all > 0 ? part / all : (to - from) / y.length;
 }
 
 /** The dropout seed of a worker's slice: worker 0 keeps the step's own. */
@@ -261,7 +274,8 @@ export class TrainPool {
 
   /**
    * One pretraining step, as trainStep takes it: gradAccum batches drawn from `rng` on this
-   * thread, each split by rows over the workers, the loss their mean weighted by rows.
+   * thread, each split by rows over the workers, the loss their mean weighted by rows (a
+   * masked-LM's by masked tokens, so that it is the mean over the whole batch's, as on one thread).
    */
   async lmStep(
     data: Int32Array,
@@ -271,20 +285,26 @@ export class TrainPool {
     seedOf: (micro: number) => number,
     lr: number,
     signal?: AbortSignal,
+    mask: MaskSpec | null = null,
   ): Promise<{ loss: number; gradNorm: number; aborted: boolean }> {
     const B = t.batchSize;
     const ranges = splitRange(B, this.workers);
     const micros: LmMicro[][] = ranges.map(() => []);
+    const shares: number[][] = [];
     for (let micro = 0; micro < t.gradAccum; micro++) {
-      const { x, y } = sampleRows(data, B, blockSize, rng);
+      const { x, y } = sampleLmRows(data, B, blockSize, rng, mask);
       const seed = seedOf(micro);
+      const share = ranges.map(([a, b]) =>
+        mask ? targetShare(y, a * blockSize, b * blockSize) : (b - a) / B,
+      );
+      shares.push(share);
       ranges.forEach(([a, b], k) =>
         micros[k]!.push({
           x: x.slice(a * blockSize, b * blockSize),
           y: y.slice(a * blockSize, b * blockSize),
           rows: b - a,
           seed: workerSeed(seed, k),
-          scale: (b - a) / B / t.gradAccum,
+          scale: share[k]! / t.gradAccum,
         }),
       );
     }
@@ -297,8 +317,7 @@ export class TrainPool {
     let lossSum = 0;
     for (let micro = 0; micro < t.gradAccum; micro++) {
       replies.forEach((r, k) => {
-        const [a, b] = ranges[k]!;
-        lossSum += ((b - a) / B) * (r as Extract<Reply, { op: 'lm' }>).losses[micro]!;
+        lossSum += shares[micro]![k]! * (r as Extract<Reply, { op: 'lm' }>).losses[micro]!;
       });
     }
     const loss = lossSum / t.gradAccum;
@@ -315,6 +334,7 @@ export class TrainPool {
     s: { lambda: number; clfDropout: number },
     seed: number,
     lr: number,
+    masking: MlmMasking | null = null,
   ): Promise<{ loss: number; l1: number; l2: number; gradNorm: number }> {
     const ranges = splitRange(items.length, this.workers);
     const tokens = (xs: readonly Encoded[]) =>
@@ -332,6 +352,7 @@ export class TrainPool {
         seed: workerSeed(seed, k),
         l2Scale: (b - a) / items.length,
         l1Scale: tokens(part) / allTokens,
+        masking,
       };
     });
     const replies = await this.each((k) => ({ op: 'finetune', slice: slices[k]! }));

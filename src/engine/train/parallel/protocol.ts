@@ -6,6 +6,7 @@
 import type { GPTConfig } from '../../model/config';
 import type { AdamWOptions } from '../optimizer';
 import type { Task } from '../../finetune/tasks';
+import type { MlmMasking } from '../../finetune/batch';
 
 /** The parameters in the optimizer's order, flattened one after another. */
 export interface Layout {
@@ -94,6 +95,8 @@ export interface FinetuneSlice {
   seed: number;
   l2Scale: number;
   l1Scale: number;
+  /** A masked-LM's masking for its auxiliary loss (null: a GPT). */
+  masking: MlmMasking | null;
 }
 
 export type Request =

@@ -5,6 +5,7 @@
 import type { TrainConfig } from '../../../common/defaults';
 import type { GPT } from '../../model/gpt';
 import type { Rng } from '../../util/rng';
+import type { MaskSpec } from '../mlm';
 import type { AdamW } from '../optimizer';
 import { stepSeed, trainStep } from '../step';
 import { TrainPool } from './pool';
@@ -31,10 +32,11 @@ export interface Trainer {
 }
 
 /** Training on this thread: `model` and `opt` are the ones trained. */
-function localTrainer(model: GPT, opt: AdamW): Trainer {
+function localTrainer(model: GPT, opt: AdamW, mask: MaskSpec | null): Trainer {
   return {
     workers: 1,
-    step: (data, rng, t, step, lr, signal) => trainStep(model, opt, data, rng, t, step, lr, signal),
+    step: (data, rng, t, step, lr, signal) =>
+      trainStep(model, opt, data, rng, t, step, lr, signal, mask),
     sync: async () => {},
     close: async () => {},
   };
@@ -42,15 +44,16 @@ function localTrainer(model: GPT, opt: AdamW): Trainer {
 
 /**
  * A trainer for `workers` workers on `backend`, starting from `model`'s weights and `opt`'s
- * moments; 1 worker trains on this thread.
+ * moments; 1 worker trains on this thread. `mask`: a masked-LM's masking (null: a GPT).
  */
 export async function openTrainer(
   model: GPT,
   opt: AdamW,
   workers: number,
   backend: string,
+  mask: MaskSpec | null = null,
 ): Promise<Trainer> {
-  if (workers <= 1) return localTrainer(model, opt);
+  if (workers <= 1) return localTrainer(model, opt, mask);
   const pool = await TrainPool.start({
     backend,
     workers,
@@ -73,6 +76,7 @@ export async function openTrainer(
         (micro) => stepSeed(t, step, micro),
         lr,
         signal,
+        mask,
       );
       if (!r.aborted) stepsTaken += 1;
       return r;

@@ -9,7 +9,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '../../tf';
 import { initBackend, type BackendName } from '../../backend';
-import { disposeBatch, makeBatch } from '../../finetune/batch';
+import { disposeBatch, makeBatch, trainingLayout } from '../../finetune/batch';
 import { ClassifierHead, gpt1Objective } from '../../finetune/head';
 import { GPT } from '../../model/gpt';
 import { FlatAdamW } from './adamw';
@@ -186,7 +186,11 @@ class Replica {
       this.region.fill(0);
       return { op: 'finetune', loss: 0, l1: 0, l2: 0 };
     }
-    const batch = makeBatch(slice.sequences, slice.labels);
+    const batch = makeBatch(
+      slice.sequences,
+      slice.labels,
+      trainingLayout(this.model.config, slice.masking, slice.lambda, slice.seed),
+    );
     const objective = gpt1Objective(this.model, this.head!, slice.task, batch, {
       lambda: slice.lambda,
       seed: slice.seed,
@@ -195,7 +199,11 @@ class Replica {
       l1Scale: slice.l1Scale,
     });
     const r = await this.model
-      .lossAndGrads(batch.ids, objective, { train: true, seed: slice.seed })
+      .lossAndGrads(batch.ids, objective, {
+        train: true,
+        seed: slice.seed,
+        lengths: batch.lengths,
+      })
       .finally(() => disposeBatch(batch));
     const { L1, L2 } = r.report;
     try {
