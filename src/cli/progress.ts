@@ -137,6 +137,13 @@ export class TrainView {
       case 'sample':
         this.onSample(e);
         break;
+      case 'zeroshot':
+        this.out.line(
+          `  zero-shot ${e.set} at step ${e.step}: accuracy ${(e.accuracy * 100).toFixed(1)}% ` +
+            `(${e.correct}/${e.n}) · majority ${(e.majority * 100).toFixed(1)}% · chance ` +
+            `${(e.chance * 100).toFixed(1)}%`,
+        );
+        break;
       case 'checkpoint':
         // The run's final save is reported by finish().
         if (e.step < this.totalSteps && !this.opts.signal?.aborted) {

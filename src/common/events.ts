@@ -2,6 +2,7 @@
  * The one event vocabulary: a training step's event is the same object whether the CLI prints it
  * with --json, the engine host sends it over IPC, or the browser-mode server pushes it.
  */
+import type { ZeroShotPoint } from './zeroShot';
 
 export interface TrainStartEvent {
   type: 'start';
@@ -37,6 +38,11 @@ export interface TrainEvalEvent {
   valPerplexity: number;
 }
 
+/** A tracked set's zero-shot accuracy at a step (common/zeroShot.ts). */
+export interface TrainZeroShotEvent extends ZeroShotPoint {
+  type: 'zeroshot';
+}
+
 export interface TrainSampleEvent {
   type: 'sample';
   step: number;
@@ -67,6 +73,7 @@ export type TrainEvent =
   | TrainStartEvent
   | TrainStepEvent
   | TrainEvalEvent
+  | TrainZeroShotEvent
   | TrainSampleEvent
   | CheckpointEvent
   | LogEvent

@@ -143,6 +143,12 @@ describe('the dataset library and the pretrain wizard in the engine host', () =>
     );
     expect(est.params).toBeGreaterThan(16 * 16);
     expect(est.fits).toBe(true);
+    // GPT-1's post-LayerNorm layout: no final LayerNorm, 2 × 16 fewer parameters
+    const gpt1 = await call<{ params: number }>('models.estimate', {
+      vocabSize: tok.vocabSize,
+      model: { nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16, layout: 'gpt1' },
+    });
+    expect(est.params - gpt1.params).toBe(2 * 16);
     // with two workers each holds a replica and half the batch, in a wasm heap of its own
     type Est = { memory: { totalBytes: number }; limitBytes: number; workers?: number };
     const shape = {
@@ -255,5 +261,57 @@ describe('the dataset library and the pretrain wizard in the engine host', () =>
       (await call<{ jobId: string }>('checkpoints.export', { model: 'again', out: out2 })).jobId,
     );
     expect(await fs.readFile(path.join(out2, 'README.md'), 'utf8')).toContain(line);
+  });
+
+  it('pretrain.start tracks a labelled set zero-shot; a bad table or label is refused by name', async () => {
+    const table = path.join(dir, 'labelled.jsonl');
+    const rows = Array.from({ length: 12 }, (_, i) =>
+      JSON.stringify({ text: `the cat sat ${i}`, label: i % 2 ? 'yes' : 'no' }),
+    );
+    await fs.writeFile(table, rows.join('\n') + '\n');
+    const start = (zeroShot: unknown, name = 'zs') =>
+      call<{ jobId: string }>('pretrain.start', {
+        name,
+        datasets: [ds.id],
+        tokenizer: tok.id,
+        model: { nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16 },
+        train: { steps: 4, batchSize: 2, evalEvery: 0, sampleEvery: 0, warmup: 1, workers: 1 },
+        zeroShot,
+      });
+    const labels = [
+      { label: 'no', word: 'mat' },
+      { label: 'yes', word: 'cat' },
+    ];
+    await expect(
+      start({ sets: [{ file: table, labels: [labels[0], { label: 'maybe', word: 'log' }] }] }),
+    ).rejects.toMatchObject({
+      code: 'bad-request',
+      message: expect.stringMatching(
+        /^params\.zeroShot: .*labelled\.jsonl: no rows with label "maybe"/,
+      ),
+    });
+    await expect(
+      start({ sets: [{ file: path.join(dir, 'missing.jsonl'), labels }] }),
+    ).rejects.toMatchObject({ message: expect.stringContaining('params.zeroShot.sets.0.file') });
+    await expect(start({ sets: [], every: 2 })).rejects.toMatchObject({ code: 'bad-request' });
+
+    const { jobId } = await start({ sets: [{ file: table, labels }], every: 2, limit: 3 });
+    expect(await doneOf(jobId)).toMatchObject({ step: 4, stopped: 'completed' });
+    const live = events.flatMap((e) =>
+      e.type === 'job.progress' && e.jobId === jobId && e.event.type === 'zeroshot'
+        ? [e.event]
+        : [],
+    );
+    expect(live.map((p) => [p.step, p.set, p.n])).toEqual([
+      [0, 'labelled.jsonl', 3],
+      [2, 'labelled.jsonl', 3],
+      [4, 'labelled.jsonl', 3],
+    ]);
+    const m = await call<{ zeroShot: Array<{ step: number; accuracy: number }> }>('runs.metrics', {
+      id: 'zs',
+    });
+    expect(m.zeroShot.map((p) => [p.step, p.accuracy])).toEqual(
+      live.map((p) => [p.step, p.accuracy]),
+    );
   });
 });

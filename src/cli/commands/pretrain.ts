@@ -5,11 +5,13 @@ import type { TrainEvent, TrainResult } from '../../common/events';
 import { fractionOf, percentOf } from '../../common/format';
 import type { TrainConfig } from '../../engine/train/pretrain';
 import type { TokenizerKind } from '../../engine/tokenizer';
+import type { Objective } from '../../engine/model/config';
 import { UsageError, type OptionSpec, type ParsedArgs } from '../args';
 import { PRESETS, TRAIN_DEFAULTS, type PresetName } from '../defaults';
 import { TrainView } from '../progress';
 import { EXIT, onInterrupt, startBackend, type Command, type Context } from '../runtime';
 import { VOCAB_SIZE_OPTION } from './tokenizer';
+import { ZERO_SHOT_OPTIONS, zeroShotConfig } from './zeroShot';
 
 /** `--log-every`: shared with resume. */
 export const LOG_EVERY: OptionSpec = {
@@ -136,10 +138,42 @@ const OPTIONS: OptionSpec[] = [
     description: `model size: ${presetList}`,
     group: 'Model',
   },
+  {
+    name: 'from',
+    kind: 'string',
+    value: 'MODEL_DIR',
+    description:
+      "start from this model folder's weights, architecture and tokenizer (an import, e.g. a " +
+      "cluster export's checkpoint, a run, a fine-tune) instead of a new model; the preset, size " +
+      'and tokenizer options do not apply',
+    group: 'Model',
+  },
+  {
+    name: 'objective',
+    kind: 'choice',
+    value: 'clm|mlm',
+    choices: ['clm', 'mlm'],
+    default: 'clm',
+    description:
+      'clm: a GPT (causal attention, predict the next token); mlm: a BERT-style masked-LM ' +
+      '(attends both ways, predicts 15% masked tokens; fine-tune it, it cannot generate)',
+    group: 'Model',
+  },
   modelOption('n-layer', 'number of transformer blocks'),
   modelOption('n-head', 'attention heads per block (must divide --n-embd)'),
   modelOption('n-embd', 'embedding width'),
   modelOption('block-size', 'context length in tokens'),
+  {
+    name: 'layout',
+    kind: 'choice',
+    value: 'gpt2|gpt1',
+    choices: ['gpt2', 'gpt1'],
+    defaultText: "the preset's (gpt1 for --preset gpt1, else gpt2)",
+    description:
+      'where the LayerNorms sit: gpt2 = pre-LayerNorm with a final LayerNorm; gpt1 = GPT-1 ' +
+      'post-LayerNorm, x = LN(x + attn(x)), x = LN(x + mlp(x)), no final LayerNorm',
+    group: 'Model',
+  },
   {
     name: 'dropout',
     kind: 'number',
@@ -194,7 +228,21 @@ const OPTIONS: OptionSpec[] = [
     ...trainInt('sample-tokens', 'length of each sample in tokens', D.sampleTokens, 1),
     group: 'Evaluation and checkpoints',
   },
+  ...ZERO_SHOT_OPTIONS,
   LOG_EVERY,
+];
+
+/** What --from's model decides: its size and its tokenizer. */
+const FROM_EXCLUDES = [
+  'tokenizer',
+  'tokenizer-dir',
+  'vocab-size',
+  'preset',
+  'n-layer',
+  'n-head',
+  'n-embd',
+  'block-size',
+  'layout',
 ];
 
 function modelOption(name: string, description: string): OptionSpec {
@@ -249,6 +297,11 @@ async function run(ctx: Context): Promise<number> {
   if (args.given('vocab-size') && (tokenizerDir !== undefined || kind !== 'bpe')) {
     throw new UsageError('--vocab-size applies only to --tokenizer bpe', 'pretrain');
   }
+  const from = args.string('from');
+  if (from !== undefined) {
+    const clash = FROM_EXCLUDES.find((o) => args.given(o));
+    if (clash) throw new UsageError(`--${clash} does not apply with --from`, 'pretrain');
+  }
   const train: Partial<TrainConfig> = {
     batchSize: num('batch-size'),
     gradAccum: num('grad-accum'),
@@ -269,6 +322,8 @@ async function run(ctx: Context): Promise<number> {
     throw new UsageError(`--min-lr ${train.minLr} is above --lr ${train.lr}`, 'pretrain');
   }
 
+  const zeroShot = zeroShotConfig(args);
+
   const report = await startBackend(ctx);
   train.workers = await workersFor(args, report.name);
   const { pretrain } = await import('../../engine/train/pretrain');
@@ -284,9 +339,13 @@ async function run(ctx: Context): Promise<number> {
         nHead: args.number('n-head'),
         nEmbd: args.number('n-embd'),
         blockSize: args.number('block-size'),
-        dropout: num('dropout'),
+        ...(from === undefined || args.given('dropout') ? { dropout: num('dropout') } : {}),
+        layout: args.string('layout') as 'gpt1' | 'gpt2' | undefined,
       },
+      ...(from !== undefined ? { from } : {}),
       train,
+      ...(zeroShot ? { zeroShot } : {}),
+      objective: args.string('objective') as Objective,
       onEvent,
       signal,
     }),
@@ -308,6 +367,10 @@ export const command: Command = {
   examples: [
     'pretrain --corpus resources/samples/austen.txt --out runs/austen --steps 2000',
     'pretrain --corpus books/ --tokenizer bpe --vocab-size 4096 --preset small --out runs/books',
+    'pretrain --from models/austen-cluster --corpus books/ --out runs/austen-more --steps 500',
+    'pretrain --corpus resources/samples/austen.txt --out runs/austen --zero-shot ' +
+      'resources/samples/sentiment-imdb.jsonl --zero-shot-labels "negative=bad,positive=good" ' +
+      '--zero-shot-every 100',
   ],
   run,
 };

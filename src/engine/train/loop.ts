@@ -15,12 +15,14 @@ import type { GPT } from '../model/gpt';
 import type { Tokenizer } from '../tokenizer/types';
 import { Rng } from '../util/rng';
 import type { TokenSplits } from './data';
+import { maskSpecOf } from './mlm';
 import type { AdamW } from './optimizer';
 import { openTrainer, type Trainer } from './parallel/trainer';
 import type { PauseGate } from './pause';
 import { markFailed, saveCheckpoint, TrainingError, type RunState } from './runDir';
 import { learningRate } from './schedule';
 import { evaluate, trainingAdvice } from './step';
+import type { ZeroShotTracker } from './zeroShot';
 
 export const emitter = (sink?: EventSink) => (e: TrainEvent) => sink?.(e);
 
@@ -38,6 +40,8 @@ export async function trainLoop(
     pause?: PauseGate;
     /** Data-parallel workers (1: this thread). */
     workers?: number;
+    /** Labelled sets scored zero-shot every N steps on the main thread's model. */
+    zeroShot?: ZeroShotTracker;
   },
 ): Promise<TrainResult> {
   const emit = emitter(opts.onEvent);
@@ -69,6 +73,8 @@ export async function trainLoop(
   let stopped: TrainResult['stopped'] = 'completed';
   let lastSaved = state.step;
 
+  // a masked-LM predicts masked tokens and cannot generate: no samples
+  const mask = maskSpecOf(model.config, tokenizer);
   let trainer: Trainer | undefined;
   const checkpoint = async () => {
     await trainer?.sync(true);
@@ -87,7 +93,13 @@ export async function trainLoop(
 
   try {
     const workers = opts.workers ?? 1;
-    trainer = await openTrainer(model, opt, workers, getBackendReport()?.name ?? tf.getBackend());
+    trainer = await openTrainer(
+      model,
+      opt,
+      workers,
+      getBackendReport()?.name ?? tf.getBackend(),
+      mask,
+    );
     if (workers > 1) {
       emit({
         type: 'log',
@@ -95,6 +107,17 @@ export async function trainLoop(
         message: `training on ${workers} workers, each taking its share of the batch's ${t.batchSize} rows`,
       });
     }
+    // zero-shot tracking scores the weights the workers trained, brought to this thread's copy
+    const trackZeroShot = async () => {
+      if (!opts.zeroShot || mask) return;
+      await trainer!.sync(false);
+      for (const p of await opts.zeroShot.evaluate(model, tokenizer, state.step)) {
+        const ev: TrainEvent = { type: 'zeroshot', ...p };
+        emit(ev);
+        await log(ev);
+      }
+    };
+    if (state.step === 0 && !resumed) await trackZeroShot();
     while (state.step < t.steps) {
       if (opts.pause?.paused && !opts.signal?.aborted) {
         // paused time is not training time: the clock restarts when the run resumes
@@ -160,7 +183,7 @@ export async function trainLoop(
       const last = state.step === t.steps;
       if (splits.val.length > 0 && t.evalEvery > 0 && (state.step % t.evalEvery === 0 || last)) {
         await trainer.sync(false);
-        const valLoss = await evaluate(model, splits.val, t, T);
+        const valLoss = await evaluate(model, splits.val, t, T, mask);
         state.valLoss = valLoss;
         state.bestValLoss = Math.min(state.bestValLoss ?? Infinity, valLoss);
         const ev: TrainEvent = {
@@ -173,7 +196,8 @@ export async function trainLoop(
         emit(ev);
         await log(ev);
       }
-      if (t.sampleEvery > 0 && (state.step % t.sampleEvery === 0 || last)) {
+      if (opts.zeroShot?.due(state.step, t.steps)) await trackZeroShot();
+      if (!mask && t.sampleEvery > 0 && (state.step % t.sampleEvery === 0 || last)) {
         await trainer.sync(false);
         const s = await sample(model, tokenizer, splits, t);
         emit({ type: 'sample', step: state.step, ...s });

@@ -8,16 +8,17 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '../tf';
 import type { EventSink, TrainResult } from '../../common/events';
+import type { ZeroShotConfig } from '../../common/zeroShot';
 import { DEFAULT_TRAIN, type TrainConfig } from '../../common/defaults';
 import { loadGpt2Weights } from '../checkpoint/gpt2';
 import { loadModelDir, saveModelDir } from '../checkpoint/modelDir';
 import { readSafetensors, type Tensor } from '../checkpoint/safetensors';
 import { getBackendReport } from '../backend';
-import type { GPTConfig } from '../model/config';
+import { objectiveOf, type GPTConfig, type Objective } from '../model/config';
 import { checkTensorSize, GPT } from '../model/gpt';
 import { presetConfig, type PresetName } from '../model/presets';
 import { loadTokenizer, readCorpusChunks, trainTokenizer } from '../tokenizer';
-import type { Tokenizer, TokenizerKind } from '../tokenizer/types';
+import { MASK_TOKEN, type Tokenizer, type TokenizerKind } from '../tokenizer/types';
 import { exists } from '../util/fs';
 import { Rng } from '../util/rng';
 import { checkSplits, loadTokens, saveTokens, splitTokens } from './data';
@@ -33,7 +34,9 @@ import {
   type CorpusDataset,
   type RunState,
 } from './runDir';
+import { readStartModel } from './init';
 import { checkBackendMemory, newOptimizer } from './step';
+import { openZeroShot, type ZeroShotTracker } from './zeroShot';
 
 // The pretraining API as the CLI, the host and the bench import it.
 export { listCheckpoints, readState, TrainingError, type RunState } from './runDir';
@@ -49,12 +52,25 @@ export interface PretrainOptions {
   tokenizer: TokenizerKind | { dir: string };
   vocabSize?: number;
   preset?: PresetName;
-  model?: Partial<Pick<GPTConfig, 'nLayer' | 'nHead' | 'nEmbd' | 'blockSize' | 'dropout'>>;
+  /** Overrides of the preset's shape and layout ('gpt1': post-LayerNorm, no ln_f). */
+  model?: Partial<
+    Pick<GPTConfig, 'nLayer' | 'nHead' | 'nEmbd' | 'blockSize' | 'dropout' | 'layout'>
+  >;
   train?: Partial<TrainConfig>;
+  /** 'clm' (default): a GPT, next-token prediction; 'mlm': a BERT-style masked-LM. */
+  objective?: Objective;
+  /**
+   * Start from this model folder (an import, a run, a fine-tune): its weights, architecture and
+   * tokenizer, in place of a new model; `tokenizer`, `vocabSize`, `preset` and `model` (but its
+   * dropout) do not apply.
+   */
+  from?: string;
   onEvent?: EventSink;
   signal?: AbortSignal;
   /** Pauses the loop between steps while paused. */
   pause?: PauseGate;
+  /** Labelled sets scored zero-shot every N steps (GPT-1, Figure 2); saved with the run. */
+  zeroShot?: ZeroShotConfig;
 }
 
 /** Starts a new run in `opts.out`. */
@@ -71,11 +87,30 @@ export async function pretrain(opts: PretrainOptions): Promise<TrainResult> {
       throw new TrainingError(`${runDir} already holds a model (${f}); choose another --out`);
     }
   }
+  if (opts.objective === 'mlm' && opts.zeroShot) {
+    throw new TrainingError(
+      'zero-shot tracking ranks label words left to right, which a masked-LM (BERT-style) model ' +
+        'cannot do; pretrain it without zero-shot sets',
+    );
+  }
+  // the labelled sets are read before any work, so a bad file stops the run at once
+  const zeroShot = opts.zeroShot ? await trackerFor(opts.zeroShot) : undefined;
+
+  const start = opts.from ? await readStartModel(opts.from, opts.model?.dropout) : null;
+  if (start && objectiveOf(start.config) !== (opts.objective ?? 'clm')) {
+    const was = objectiveOf(start.config);
+    throw new TrainingError(
+      `${opts.from}: it is a ${was === 'mlm' ? 'masked-LM (BERT-style)' : 'GPT (clm)'} model; ` +
+        `pretraining continues it only with its own objective (--objective ${was})`,
+    );
+  }
 
   // Corpus → tokenizer → tokens. readCorpusChunks names the file for empty/binary/missing input.
   const chunks = await readCorpusChunks(opts.corpus);
   let tokenizer: Tokenizer;
-  if (typeof opts.tokenizer === 'object') {
+  if (start) {
+    tokenizer = start.tokenizer;
+  } else if (typeof opts.tokenizer === 'object') {
     tokenizer = await loadTokenizer(opts.tokenizer.dir);
   } else {
     tokenizer = await trainTokenizer({
@@ -86,6 +121,8 @@ export async function pretrain(opts: PretrainOptions): Promise<TrainResult> {
       onProgress: (p) => emit({ type: 'tokenizer', ...p }),
     });
   }
+  // a masked-LM's [MASK] joins the vocabulary (after the tokenizer's own tokens, so none move)
+  if (opts.objective === 'mlm') tokenizer.addSpecialTokens([MASK_TOKEN]);
   const pieces: number[][] = [];
   let total = 0;
   for await (const text of await readCorpusChunks(opts.corpus)) {
@@ -103,8 +140,9 @@ export async function pretrain(opts: PretrainOptions): Promise<TrainResult> {
   const label = opts.corpus.join(', ');
 
   const base = presetConfig(opts.preset ?? 'tiny', tokenizer.vocabSize, opts.model?.dropout ?? 0);
-  const config: GPTConfig = { ...base, ...stripUndefined(opts.model ?? {}) };
-  config.vocabSize = tokenizer.vocabSize;
+  const config: GPTConfig = start?.config ?? { ...base, ...stripUndefined(opts.model ?? {}) };
+  if (!start) config.vocabSize = tokenizer.vocabSize;
+  if (opts.objective === 'mlm') config.objective = 'mlm';
   if (config.nEmbd % config.nHead !== 0) {
     throw new TrainingError(
       `--n-embd ${config.nEmbd} must be divisible by --n-head ${config.nHead}`,
@@ -123,7 +161,7 @@ export async function pretrain(opts: PretrainOptions): Promise<TrainResult> {
 
   await fs.mkdir(runDir, { recursive: true });
   const dtype = await saveTokens(runDir, splits, tokenizer.vocabSize);
-  const model = GPT.init(config, train.seed);
+  const model = start ? new GPT(config, start.params) : GPT.init(config, train.seed);
   const corpusInfo = await Promise.all(
     opts.corpus.map(async (p) => ({ path: path.resolve(p), bytes: (await fs.stat(p)).size })),
   );
@@ -137,6 +175,7 @@ export async function pretrain(opts: PretrainOptions): Promise<TrainResult> {
     tokens: { dtype, train: splits.train.length, val: splits.val.length },
     corpus: corpusInfo,
     ...(opts.datasets ? { datasets: opts.datasets } : {}),
+    ...(zeroShot ? { zeroShot: zeroShot.config } : {}),
     trainLoss: null,
     valLoss: null,
     bestValLoss: null,
@@ -150,7 +189,21 @@ export async function pretrain(opts: PretrainOptions): Promise<TrainResult> {
   const opt = newOptimizer(model, train);
   await saveCheckpoint(runDir, model, opt, state);
   await fs.writeFile(path.join(runDir, 'metrics.jsonl'), '');
-  return trainLoop(runDir, model, tokenizer, opt, splits, state, false, { ...opts, workers });
+  return trainLoop(runDir, model, tokenizer, opt, splits, state, false, {
+    ...opts,
+    workers,
+    zeroShot,
+  });
+}
+
+/** The zero-shot tracker of `config`, its files made absolute (a resume may run elsewhere). */
+async function trackerFor(config: ZeroShotConfig): Promise<ZeroShotTracker> {
+  const sets = config.sets.map((s) => ({ ...s, file: path.resolve(s.file) }));
+  try {
+    return await openZeroShot({ ...config, sets });
+  } catch (err) {
+    throw new TrainingError(`zero-shot tracking: ${(err as Error).message}`);
+  }
 }
 
 /** The workers this backend and batch allow for the count asked for, saying why when fewer. */
@@ -214,7 +267,19 @@ export async function resume(opts: {
   const workers = workersFor(requested, state.train.batchSize, emitter(opts.onEvent));
   if (opts.workers !== undefined) state.train.workers = workers;
   if (workers > 1) checkBackendMemory(model.config, state.train, workers);
-  return trainLoop(runDir, model, tokenizer, opt, splits, state, true, { ...opts, workers });
+  let zeroShot: ZeroShotTracker | undefined;
+  if (state.zeroShot) {
+    // a set that cannot be read any more stops its tracking, not the run
+    zeroShot = await trackerFor(state.zeroShot).catch((err: Error) => {
+      emitter(opts.onEvent)({ type: 'log', level: 'warn', message: err.message });
+      return undefined;
+    });
+  }
+  return trainLoop(runDir, model, tokenizer, opt, splits, state, true, {
+    ...opts,
+    workers,
+    zeroShot,
+  });
 }
 
 function validateTrainConfig(t: TrainConfig) {

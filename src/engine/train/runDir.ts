@@ -6,6 +6,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { TrainConfig } from '../../common/defaults';
+import type { ZeroShotConfig } from '../../common/zeroShot';
 import { saveGpt2Weights } from '../checkpoint/gpt2';
 import { writeSafetensors, type Tensor } from '../checkpoint/safetensors';
 import type { GPT } from '../model/gpt';
@@ -22,6 +23,8 @@ export interface RunState {
   corpus: Array<{ path: string; bytes: number }>;
   /** The library datasets the corpus came from, by the names the user knows them by. */
   datasets?: CorpusDataset[];
+  /** The labelled sets scored zero-shot every N steps (kept by resume). */
+  zeroShot?: ZeroShotConfig;
   trainLoss: number | null;
   valLoss: number | null;
   bestValLoss: number | null;

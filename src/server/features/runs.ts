@@ -17,6 +17,7 @@ type Overrides = Partial<{
   nEmbd: number;
   blockSize: number;
   dropout: number;
+  layout: 'gpt1' | 'gpt2';
 }>;
 
 async function modelConfig(vocabSize: number, preset: PresetName | undefined, o: Overrides = {}) {
@@ -207,12 +208,25 @@ export async function runMetrics(runsDir: string, id: string): Promise<RunMetric
   const evals = lines
     .filter((l) => l.type === 'eval')
     .map((l) => ({ step: n(l.step), valLoss: n(l.valLoss), trainLoss: n(l.trainLoss) }));
+  const zeroShot = lines
+    .filter((l) => l.type === 'zeroshot')
+    .map((l) => ({
+      step: n(l.step),
+      set: String(l.set ?? ''),
+      task:
+        l.task === 'multiple-choice' ? ('multiple-choice' as const) : ('classification' as const),
+      accuracy: n(l.accuracy),
+      correct: n(l.correct),
+      n: n(l.n),
+      chance: n(l.chance),
+      majority: n(l.majority),
+    }));
   const samples = (await jsonLines(path.join(dir, 'samples.jsonl'))).map((l) => ({
     step: n(l.step),
     prompt: String(l.prompt ?? ''),
     text: String(l.text ?? ''),
   }));
-  return { id, steps: thin(steps, 2000), evals, samples: samples.slice(-20) };
+  return { id, steps: thin(steps, 2000), evals, zeroShot, samples: samples.slice(-20) };
 }
 
 const readJson = (file: string) =>
