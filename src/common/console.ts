@@ -249,6 +249,94 @@ const evalParamsSchema = z
   })
   .strict();
 
+/** The most prompt tokens one inspection takes (also within the model's context). */
+export const INSPECT_MAX_TOKENS = 128;
+/** The most attention weights (layers × heads × tokens²) one inspection's reply carries. */
+export const INSPECT_MAX_ATTENTION = 4 * 2 ** 20;
+
+/**
+ * The most tokens `console.inspect` takes for a model of this shape, and what sets it: its
+ * context, the cap, or the size of its attention (every layer's and head's, tokens² each).
+ */
+export function inspectTokenLimit(c: { blockSize: number; nLayer: number; nHead: number }): {
+  max: number;
+  by: 'context' | 'cap' | 'attention';
+} {
+  const byAttention = Math.floor(
+    Math.sqrt(INSPECT_MAX_ATTENTION / Math.max(1, c.nLayer * c.nHead)),
+  );
+  const max = Math.max(1, Math.min(c.blockSize, INSPECT_MAX_TOKENS, byAttention));
+  const by = max === c.blockSize ? 'context' : max === INSPECT_MAX_TOKENS ? 'cap' : 'attention';
+  return { max, by };
+}
+
+const inspectParamsSchema = z
+  .object({ model: modelRef, prompt: promptString.min(1, 'type a prompt to look inside') })
+  .strict();
+
+/** One of the tokens a layer would predict at a position, with its probability. */
+export interface LensGuess {
+  id: number;
+  text: string;
+  p: number;
+}
+
+/** How many guesses the logit lens keeps per layer and position, best first. */
+export const LENS_TOP_K = 5;
+
+/** What `console.inspect` shows of one forward pass over a prompt. */
+export interface InspectResult {
+  /** The tokens the model read (a fine-tuned classifier's framed as it was trained: [s] … [e]). */
+  tokens: Array<{ id: number; text: string }>;
+  nLayer: number;
+  nHead: number;
+  /** The most tokens an inspection of this model takes. */
+  maxTokens: number;
+  /** attention[layer][head][q][k]: how much position q attends to position k; a row sums to 1. */
+  attention: number[][][][];
+  /**
+   * The logit lens: lens[row][pos], the tokens the final LayerNorm and the tied LM head read off
+   * the residual stream at `pos`, best first. Row 0 is the embedding, row l the output of block l
+   * (the last row is the model's own prediction).
+   */
+  lens: LensGuess[][][];
+  /**
+   * A fine-tuned classifier's logit per label from the last token's state of each row (as the
+   * lens: after the final LayerNorm). Null for a language model, or a task whose classifier reads
+   * several sequences (`unsupportedTask` then names it).
+   */
+  classifier: { task: string; labels: string[]; logits: number[][] } | null;
+  unsupportedTask?: string;
+}
+
+const embeddingMapParamsSchema = z
+  .object({ model: modelRef, query: shortString.optional() })
+  .strict();
+
+/** The most tokens the embedding map draws (the first ids of the vocabulary). */
+export const EMBEDDING_MAP_POINTS = 2000;
+/** The most tokens a query finds. */
+export const EMBEDDING_MAP_MATCHES = 50;
+
+export interface EmbeddingPoint {
+  id: number;
+  text: string;
+  x: number;
+  y: number;
+}
+
+/** The token embedding W_e projected on its top two principal components. */
+export interface EmbeddingMap {
+  /** The first `EMBEDDING_MAP_POINTS` tokens of the vocabulary. */
+  points: EmbeddingPoint[];
+  /** Tokens whose text contains the query (case-insensitive), anywhere in the vocabulary. */
+  matches: EmbeddingPoint[];
+  /** Tokens the components were computed on (the tokenizer's whole vocabulary). */
+  vocabSize: number;
+  /** The share of the total variance along each component, largest first. */
+  explained: number[];
+}
+
 /** Requests of this feature (name → req(paramsSchema)); see api.ts for the core ones. */
 export const consoleRequests = {
   /**
@@ -296,6 +384,15 @@ export const consoleRequests = {
   ),
   /** Starts in-context evaluation (an `eval-icl` job): accuracy against the number of shots. */
   'console.eval.start': req<typeof evalParamsSchema, JobRef>(evalParamsSchema),
+  /**
+   * Looks inside one forward pass over a prompt: every layer's and head's attention, the logit
+   * lens, and a fine-tuned classifier's per-label logit at each layer.
+   */
+  'console.inspect': req<typeof inspectParamsSchema, InspectResult>(inspectParamsSchema),
+  /** The token embedding on its top two principal components, searchable by a token's text. */
+  'console.embeddingMap': req<typeof embeddingMapParamsSchema, EmbeddingMap>(
+    embeddingMapParamsSchema,
+  ),
 };
 
 /** Job kinds this feature starts. */

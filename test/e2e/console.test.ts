@@ -5,6 +5,7 @@
  * ranked; an in-context evaluation charts accuracy against k. Screenshots in test-artifacts/e2e/.
  */
 import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +17,7 @@ import { GPT } from '../../src/engine/model/gpt';
 import { trainTokenizer } from '../../src/engine/tokenizer';
 import { randomWeights, tinyConfig } from '../engine/helpers';
 import { ROOT, startStudio, TIMEOUT, type Studio } from './harness';
+import { commitOf, MockHub, repoOf, tinyGpt2Files } from '../engine/hub/mockHub';
 
 let studio: Studio;
 let modelDir: string;
@@ -25,7 +27,15 @@ let classifierDir: string;
 let otherModelDir: string;
 const SAMPLE = path.join(ROOT, 'resources/samples/sentiment-imdb.jsonl');
 
+/** A local stand-in for the Hugging Face Hub, the engine host's HF_ENDPOINT (Get models). */
+let hub: MockHub;
+
 beforeAll(async () => {
+  hub = new MockHub(new Map([repoOf('org/tiny', await tinyGpt2Files())].map((r) => [r.id, r])));
+  await hub.start();
+  // read by the engine host when it starts: its own Hugging Face cache, the mock Hub
+  const hfHome = await fs.mkdtemp(path.join(os.tmpdir(), 'gpt-studio-e2e-hf-'));
+  Object.assign(process.env, { HF_HOME: hfHome, HF_ENDPOINT: hub.url, HF_TOKEN: '' });
   studio = await startStudio();
   // a tiny byte-level BPE model (random weights: its text is noise, but every path is real)
   await initBackend('wasm');
@@ -76,6 +86,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await studio?.close();
+  await hub?.close();
+  if (process.env.HF_HOME) await fs.rm(process.env.HF_HOME, { recursive: true, force: true });
 }, TIMEOUT);
 
 async function openConsole(locale = 'en-US', scheme: 'light' | 'dark' = 'light') {
@@ -469,6 +481,10 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
     try {
       const info = page.getByTestId('model-weights');
       await expect.poll(() => info.textContent()).toMatch(/held as f32 \(/);
+      // the LayerNorm layout, with the difference between GPT-1's and GPT-2's on hover
+      const layout = page.getByTestId('model-layout');
+      expect(await layout.textContent()).toBe('GPT-2 layout (pre-LayerNorm, final LayerNorm)');
+      expect(await layout.getAttribute('title')).toMatch(/^GPT-1 is post-LayerNorm, with no final/);
       await page.getByTestId('weights-select').selectOption('q8');
       await expect
         .poll(() => info.textContent())
@@ -478,6 +494,109 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
       await shot(page, 'console-en-weights-q8');
       await page.getByTestId('weights-select').selectOption('auto'); // as the other cases expect
       await expect.poll(() => info.textContent()).toMatch(/held as f32 \(/);
+      expect(errors).toEqual([]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('look inside: attention heatmaps by layer and head, the logit lens, the embedding map', async () => {
+    const { ctx, page, errors } = await openConsole();
+    try {
+      await page.getByRole('tab', { name: 'Look inside' }).click();
+      await fill(page, 'inside-prompt', 'the movie was great');
+      await page.getByTestId('inside-run').click();
+      const map = page.getByTestId('attention-heatmap');
+      await map.waitFor();
+      const r = await studio.api.invoke('console.inspect', {
+        model: modelDir,
+        prompt: 'the movie was great',
+      });
+      const T = r.tokens.length;
+      expect(await map.locator('rect.cell').count()).toBe(T * T);
+      expect(await page.getByTestId('inside-head').count()).toBe(r.nHead);
+      // the second head, and a cell's exact weight on hover
+      await map.evaluate((el) => el.scrollIntoView({ block: 'center' }));
+      await page.getByTestId('inside-head').nth(1).click();
+      await expect.poll(() => map.getAttribute('data-head')).toBe('1');
+      await map.locator('rect[data-q="3"][data-k="1"]').hover();
+      await expect
+        .poll(() => page.getByTestId('attention-tip').textContent())
+        .toContain(`weight ${r.attention[0]![1]![3]![1]!.toFixed(6)} (query 4, key 2)`);
+      await shot(page, 'console-en-inside-attention');
+
+      await page.getByRole('radio', { name: 'Logit lens' }).check();
+      const lens = page.getByTestId('logit-lens');
+      await expect.poll(() => lens.locator('tbody tr').count()).toBe(r.nLayer + 1);
+      await lens.evaluate((el) => el.scrollIntoView({ block: 'center' }));
+      await lens.locator(`td[data-row="${r.nLayer}"][data-pos="0"]`).hover();
+      await expect.poll(() => page.getByTestId('lens-tip').locator('.guess').count()).toBe(5);
+      await shot(page, 'console-en-inside-lens');
+
+      await page.getByRole('radio', { name: 'Embedding map' }).check();
+      const scatter = page.getByTestId('embedding-map');
+      await expect.poll(() => scatter.getAttribute('data-points')).not.toBeNull();
+      await fill(page, 'embedding-search', 'the');
+      await expect
+        .poll(async () => Number(await scatter.getAttribute('data-found')))
+        .toBeGreaterThan(0);
+      await scatter.evaluate((el) => el.scrollIntoView({ block: 'end' }));
+      await shot(page, 'console-en-inside-map');
+      expect(errors).toEqual([]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('look inside, in Chinese: a classifier shows its logit per label at each layer', async () => {
+    const { ctx, page, errors } = await openConsole('zh-CN');
+    try {
+      await page.getByRole('tab', { name: '查看内部' }).click();
+      await page.getByTestId('inside-run').click();
+      const heatmap = page.getByTestId('attention-heatmap');
+      await heatmap.waitFor();
+      await heatmap.evaluate((el) => el.scrollIntoView({ block: 'center' }));
+      await shot(page, 'console-zh-CN-inside-attention');
+      await page.getByTestId('model-select').selectOption(classifierDir);
+      const inside = page.getByTestId('classifier-inside');
+      await inside.getByTestId('inside-run').click();
+      await inside.getByRole('radio', { name: 'Logit lens' }).check();
+      const clf = inside.getByTestId('classifier-lens');
+      await expect
+        .poll(() => clf.locator('thead th').allTextContents())
+        .toEqual(['层', 'negative', 'positive']);
+      await clf.evaluate((el) => el.scrollIntoView({ block: 'center' }));
+      await shot(page, 'console-zh-CN-inside-classifier');
+      expect(errors).toEqual([]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('Get models: a model pulled from the Hub is in the console at once', async () => {
+    const { ctx, page, errors } = await studio.openPage();
+    try {
+      await page.goto(`${studio.server.url.split('#')[0]}#/models`);
+      const table = page.getByTestId('hub-models');
+      await table.locator('tr[data-repo="gpt2-xl"]').waitFor();
+      await fill(page, 'hub-repo', 'org/tiny');
+      await page.getByTestId('hub-pull').click();
+      await page.getByTestId('hub-done').waitFor();
+      await expect
+        .poll(() =>
+          table.locator('tr[data-repo="org/tiny"]').getByTestId('hub-status').textContent(),
+        )
+        .toContain('Cached');
+      await shot(page, 'models-pulled');
+      await page.getByRole('button', { name: 'Open in console' }).click();
+      const snapshot = path.join(
+        process.env.HF_HOME!,
+        'hub',
+        'models--org--tiny',
+        'snapshots',
+        commitOf('org/tiny'),
+      );
+      await expect.poll(() => page.getByTestId('model-select').inputValue()).toBe(snapshot);
       expect(errors).toEqual([]);
     } finally {
       await ctx.close();

@@ -15,6 +15,8 @@ import { readLabeled } from '../../src/engine/console/dataset';
 import { evaluationSplit } from '../../src/engine/console/icl';
 import { finetune } from '../../src/engine/finetune/finetune';
 import { inRanges, readTrainedRows } from '../../src/engine/finetune/trainedRows';
+import { loadClassifier } from '../../src/engine/finetune/checkpoint';
+import { classify } from '../../src/engine/finetune/predict';
 import { scoreContinuation } from '../../src/engine/score';
 import { loadModelDir } from '../../src/engine/checkpoint/modelDir';
 import { GPT } from '../../src/engine/model/gpt';
@@ -396,5 +398,82 @@ describe('the eval-icl job', () => {
       ],
     });
     expect(missing.error?.message).toContain('params.data:');
+  });
+});
+
+describe('looking inside a model', () => {
+  it('console.inspect: attention per layer and head, the logit lens, and the length limit', async () => {
+    const r = await host.call('console.inspect', { model: modelDir, prompt: 'good film' });
+    expect(r.tokens.map((t) => t.text).join('')).toBe('good film');
+    const T = r.tokens.length;
+    expect([r.attention.length, r.attention[0]!.length, r.attention[0]![0]!.length]).toEqual([
+      r.nLayer,
+      r.nHead,
+      T,
+    ]);
+    for (const row of r.attention.flat(2)) expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    expect(r.lens).toHaveLength(r.nLayer + 1);
+    expect(r.lens[r.nLayer]!.map((g) => g.length)).toEqual(Array(T).fill(5));
+    // the lens' last row is what the model predicts: its top token after "good film" is the
+    // likeliest continuation console.logprobs scores
+    const top = r.lens[r.nLayer]![T - 1]![0]!;
+    const s = await host.call('console.logprobs', {
+      model: modelDir,
+      prompt: 'good film',
+      continuation: top.text,
+    });
+    expect(s.tokens.at(-1)).toBe(top.id);
+    expect(Math.exp(s.logprobs.at(-1)!)).toBeCloseTo(top.p, 4);
+    expect(r.classifier).toBeNull();
+    // past the model's context (64): a clear refusal naming the field and the limit
+    const long = await host.raw('console.inspect', { model: modelDir, prompt: 'a'.repeat(65) });
+    expect(long.error?.code).toBe('bad-request');
+    expect(long.error?.message).toBe(
+      "params.prompt: 65 tokens; looking inside takes at most 64 (the model's context is 64 tokens). Shorten the prompt.",
+    );
+    const unknown = await host.raw('console.inspect', { model: modelDir, prompt: 'good ~' });
+    expect(unknown.error?.code).toBe('bad-request');
+    expect(unknown.error?.message).toMatch(/^params\.prompt: .*not in this tokenizer's vocabulary/);
+  });
+
+  it('console.inspect on a fine-tuned classifier: its logit per label at every layer', async () => {
+    const ft = path.join(ws, 'models', 'tiny-ft-inspect');
+    await finetune({
+      model: modelDir,
+      task: 'classification',
+      columns: { text: 'text', label: 'label' },
+      data: path.join(ws, 'labeled.jsonl'),
+      out: ft,
+      settings: { lr: 3e-3, batchSize: 16, epochs: 1, valFraction: 0.2, seed: 2 },
+    });
+    const r = await host.call('console.inspect', { model: ft, prompt: 'bad film' });
+    // framed as fine-tuning framed it: [s] text [e]
+    expect(r.tokens).toHaveLength('bad film'.length + 2);
+    expect(r.classifier?.labels).toEqual(['negative', 'positive']);
+    expect(r.classifier?.logits).toHaveLength(r.nLayer + 1);
+    // the last layer's logits are the classifier's own prediction
+    const c = await loadClassifier(ft);
+    try {
+      const { probs } = await classify(c, { text: 'bad film' });
+      const z = r.classifier!.logits[r.nLayer]!;
+      const max = Math.max(...z);
+      const e = z.map((v) => Math.exp(v - max));
+      const sum = e.reduce((a, b) => a + b, 0);
+      e.forEach((v, i) => expect(v / sum).toBeCloseTo(probs[i]!, 5));
+    } finally {
+      c.dispose();
+    }
+  });
+
+  it('console.embeddingMap: the vocabulary on two principal components, searchable', async () => {
+    const m = await host.call('console.embeddingMap', { model: modelDir, query: 'Z' });
+    expect(m.points).toHaveLength(ALPHABET.length + 1); // the characters and end-of-text
+    expect(m.explained[0]!).toBeGreaterThanOrEqual(m.explained[1]!);
+    expect(m.matches.map((p) => p.text).sort()).toEqual(['Z', 'z']);
+    const bad = await host.raw('console.embeddingMap', {
+      model: modelDir,
+      query: 'x'.repeat(1001),
+    });
+    expect(bad.error?.code).toBe('bad-request');
   });
 });

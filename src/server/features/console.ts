@@ -104,6 +104,19 @@ export function consoleHandlers(ctx: HostContext): Handlers {
     BUILTIN_PRESETS.some((b) => b.name.toLowerCase() === name.toLowerCase());
 
   /**
+   * The folder of model `ref`, refused when it is a masked-LM (BERT-style): generation, scoring
+   * and few-shot need a left-to-right model. Checked before any weights are read.
+   */
+  const leftToRightModel = async (ref: string): Promise<string> => {
+    const dir = await ctx.modelDir(ref);
+    const { refuseMaskedLmDir } = await import('../../engine/checkpoint/objective');
+    await refuseMaskedLmDir(dir).catch((err: unknown) => {
+      throw new HostError(apiError('bad-request', (err as Error).message));
+    });
+    return dir;
+  };
+
+  /**
    * A scoring request as a `score` job on the model `ref` while it runs (the status bar shows it,
    * jobs.cancel stops it); the request answers with the scores, the job's result counts tokens.
    */
@@ -113,7 +126,7 @@ export function consoleHandlers(ctx: HostContext): Handlers {
     score: (loaded: ModelLease, signal: AbortSignal) => Promise<R>,
     tokens: (scores: R) => number,
   ): Promise<R> => {
-    const dir = await ctx.modelDir(ref);
+    const dir = await leftToRightModel(ref);
     return ctx.runJob(
       'score',
       { subject: path.basename(dir), models: [dir] },
@@ -145,7 +158,8 @@ export function consoleHandlers(ctx: HostContext): Handlers {
 
     'console.generate': async (p) => {
       const { generateTokens } = await import('../../engine/generate');
-      // loaded before the job starts: a missing or forbidden model is the request's error
+      // loaded before the job starts: a missing, forbidden or masked-LM model is the request's error
+      await leftToRightModel(p.model);
       const loaded = await ctx.loadModel(p.model);
       return ctx.startJob(
         'generate',
@@ -256,6 +270,37 @@ export function consoleHandlers(ctx: HostContext): Handlers {
       return { pieces: p.ids.map((id) => tokenPiece(tokenizer, id)) };
     },
 
+    'console.inspect': async (p) => {
+      const inspect = await import('../../engine/console/inspect');
+      const loaded = await ctx.loadModel(p.model);
+      try {
+        const classifier = await inspect.readClassifierWeights(loaded.dir);
+        let ids: number[];
+        try {
+          ids = inspect.inspectIds(loaded.tokenizer, p.prompt, classifier);
+          inspect.checkInspectLength(loaded.model.config, ids.length);
+        } catch (err) {
+          const m = (err as Error).message;
+          throw new HostError(
+            apiError('bad-request', `params.${/^prompt:/.test(m) ? m : `prompt: ${m}`}`),
+          );
+        }
+        return await inspect.inspectForward(loaded.model, loaded.tokenizer, ids, { classifier });
+      } finally {
+        loaded.release();
+      }
+    },
+
+    'console.embeddingMap': async (p) => {
+      const { embeddingMap } = await import('../../engine/console/inspect');
+      const loaded = await ctx.loadModel(p.model);
+      try {
+        return await embeddingMap(loaded.model, loaded.tokenizer, p.query ?? '');
+      } finally {
+        loaded.release();
+      }
+    },
+
     'console.dataset': async (p) => {
       const file = await ctx.paths.existing(p.file, 'params.file', 'file');
       const { readLabeled } = await import('../../engine/console/dataset');
@@ -347,7 +392,7 @@ export function consoleHandlers(ctx: HostContext): Handlers {
     },
 
     'console.eval.start': async (p) => {
-      const dir = await ctx.modelDir(p.model);
+      const dir = await leftToRightModel(p.model);
       const data = await ctx.paths.existing(p.data, 'params.data', 'file');
       const compareDir = p.compare ? await ctx.modelDir(p.compare) : null;
       const models = compareDir ? [dir, compareDir] : [dir];
