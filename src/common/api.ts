@@ -15,6 +15,7 @@ import { checkpointRequests } from './checkpoints';
 import { consoleRequests } from './console';
 import { datasetRequests } from './datasets';
 import { finetuneRequests } from './finetune';
+import { hubRequests } from './hub';
 import type { JobKind } from './jobs';
 import { pretrainRequests } from './pretrain';
 import { settingsRequests } from './settings';
@@ -33,8 +34,11 @@ export * from './limits';
 export * from './jobs';
 export * from './messages';
 
-/** Where a model came from: a pretraining run, a fine-tune, an import, or the app's bundled sample. */
-export type ModelSource = 'run' | 'finetune' | 'imported' | 'sample';
+/**
+ * Where a model came from: a pretraining run, a fine-tune, an import, the app's bundled sample,
+ * or the shared Hugging Face cache (pulled, or downloaded by Python's transformers).
+ */
+export type ModelSource = 'run' | 'finetune' | 'imported' | 'sample' | 'hub';
 /** What a model is, as the Runs page shows it (the bundled sample is a pretrained model). */
 export type ModelKind = 'pretrained' | 'fine-tuned' | 'imported';
 
@@ -49,7 +53,12 @@ export interface ModelInfo {
   vocabSize: number;
   blockSize: number;
   nLayer: number;
+  nHead: number;
   nEmbd: number;
+  /** Where its LayerNorms sit: 'gpt1' post-LayerNorm (no final one), 'gpt2' pre-LayerNorm. */
+  layout?: 'gpt1' | 'gpt2';
+  /** Set to 'mlm' for a masked-LM (BERT-style) model; absent for a causal LM. */
+  objective?: 'mlm';
   /** 'char', 'bpe' (byte-level, GPT-2 compatible) or 'unknown'. */
   tokenizer: string;
   /** Set when config.json has a fine-tuned head (`gpt_studio.task`, `id2label`). */
@@ -134,6 +143,7 @@ export const requests = {
   ...finetuneRequests,
   ...consoleRequests,
   ...checkpointRequests,
+  ...hubRequests,
   ...settingsRequests,
 };
 

@@ -13,6 +13,7 @@ import {
   empty,
   jobIdSchema,
   modelOverridesSchema,
+  modelRef,
   posInt,
   presetNameSchema,
   req,
@@ -23,6 +24,7 @@ import {
   type RunDetails,
   type RunSummary,
 } from './schema';
+import { zeroShotConfigSchema, type ZeroShotPoint } from './zeroShot';
 
 // ─── Shapes ────────────────────────────────────────────────────────────────────────────────────
 
@@ -45,6 +47,8 @@ export interface RunMetrics {
   id: string;
   steps: Array<{ step: number; trainLoss: number; lr: number; tokensPerSecond: number }>;
   evals: Array<{ step: number; valLoss: number; trainLoss: number }>;
+  /** Zero-shot accuracies of the tracked sets (common/zeroShot.ts), in step order. */
+  zeroShot: ZeroShotPoint[];
   samples: Array<{ step: number; prompt: string; text: string }>;
 }
 
@@ -67,19 +71,29 @@ const modelShape = {
   preset: presetNameSchema.optional(),
   model: modelOverridesSchema.optional(),
 };
+/**
+ * A model of the workspace's list (models.list) to start from: its weights, size, layout and
+ * tokenizer, in place of a new model; then `tokenizer`, `preset` and `model`'s shape and layout do
+ * not apply (its dropout does). Without it, `tokenizer` is required.
+ */
+const fromModel = { from: modelRef.optional() };
 const startParams = z
   .object({
     name: runIdSchema,
     datasets: z.array(datasetIdSchema).min(1),
-    tokenizer: datasetIdSchema,
+    tokenizer: datasetIdSchema.optional(),
+    ...fromModel,
     ...modelShape,
     train: trainConfigSchema.optional(),
+    /** Labelled sets scored zero-shot every N steps (GPT-1, Figure 2). */
+    zeroShot: zeroShotConfigSchema.optional(),
   })
   .strict();
 const probeParams = z
   .object({
     datasets: z.array(datasetIdSchema).min(1),
-    tokenizer: datasetIdSchema,
+    tokenizer: datasetIdSchema.optional(),
+    ...fromModel,
     ...modelShape,
     train: trainConfigSchema.optional(),
     steps: posInt.max(20).optional(),
@@ -107,7 +121,8 @@ export const pretrainRequests = {
   'models.probe': req<typeof probeParams, JobRef>(probeParams),
   /**
    * Starts pretraining a new run workspace/runs/<name> (a `pretrain` job, pausable): library
-   * datasets, a trained tokenizer, a model, hyperparameters; progress arrives as job events.
+   * datasets, a trained tokenizer and a new model, or a model to start from (`from`: its weights
+   * and tokenizer), hyperparameters; progress arrives as job events.
    */
   'pretrain.start': req<typeof startParams, JobRef>(startParams),
   /** Continues a stopped or interrupted run from its last checkpoint (a `resume` job, pausable). */
@@ -167,6 +182,17 @@ export const trainEventSchema = z.discriminatedUnion('type', [
     trainLoss: num,
     valLoss: num,
     valPerplexity: num,
+  }),
+  z.object({
+    type: z.literal('zeroshot'),
+    step: num,
+    set: z.string(),
+    task: z.enum(['classification', 'multiple-choice']),
+    accuracy: num,
+    correct: num,
+    n: num,
+    chance: num,
+    majority: num,
   }),
   z.object({ type: z.literal('sample'), step: num, prompt: z.string(), text: z.string() }),
   z.object({ type: z.literal('checkpoint'), step: num, path: z.string() }),

@@ -86,8 +86,11 @@ export interface HostContext {
    * exit, so its work should stop touching the backend.
    */
   jobEnded(jobId: string): boolean;
-  /** A model reference (absolute dir, or a run id under runs/) → its directory; 404 if none. */
-  modelDir(ref: string): Promise<string>;
+  /**
+   * A model reference (absolute dir, or a run id under runs/) → its directory; 404 if none. Its
+   * errors name `field` (default 'params.model').
+   */
+  modelDir(ref: string, field?: string): Promise<string>;
   /** Which paths requests may name: every path from a request goes through it. */
   readonly paths: PathGuard;
   /** Removes an ended upload's copy (a path this host handed out); any other path is left alone. */

@@ -32,6 +32,9 @@ describe('request schemas', () => {
     ).toBe(true);
     expect(parseRequest('jobs.cancel', { jobId: 'job-1' }).ok).toBe(true);
     expect(parseRequest('pretrain.continue', { id: 'run-1', steps: 10 }).ok).toBe(true);
+    // a run that starts from a model takes its tokenizer (the host refuses one given beside it)
+    const from = { datasets: ['austen'], name: 'more', from: '/w/models/gpt2-cluster' };
+    expect(parseRequest('pretrain.start', from).ok).toBe(true);
   });
 
   it('reject bad requests with a message naming the field', () => {
@@ -43,9 +46,12 @@ describe('request schemas', () => {
       ['pretrain.start', { ...run, train: { stepz: 3 } }, /params\.train.*stepz/],
       ['pretrain.start', { ...run, tokenizer: '../t' }, /params\.tokenizer/],
       ['pretrain.start', { ...run, model: { nHead: 1.5 } }, /params\.model\.nHead/],
+      ['pretrain.start', { ...run, from: '' }, /params\.from/],
       ['tokenizers.train', { datasets: ['a'], kind: 'word' }, /params\.kind/],
       ['console.generate', { model: 'r', prompt: 'a', sampling: { topP: 2 } }, /sampling\.topP/],
       ['console.logprobs', { model: 'r', text: '' }, /params\.text/],
+      ['console.inspect', { model: 'r', prompt: '' }, /params\.prompt.*type a prompt/],
+      ['console.embeddingMap', { model: 'r', query: 'x'.repeat(1001) }, /params\.query/],
       ['jobs.cancel', {}, /params\.jobId/],
       ['runs.get', { id: 5 }, /params\.id/],
       ['app.info', { extra: 1 }, /extra/],

@@ -7,6 +7,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { charTok, makeRun } from '../engine/checkpoint/fixtures';
 import { startStudio, TIMEOUT, type Studio } from './harness';
 
 const TEXT =
@@ -70,6 +71,12 @@ describe('the pretrain wizard in Chromium', { timeout: 2 * TIMEOUT }, () => {
         await page.getByLabel(label, { exact: true }).fill(v);
       }
       await page.getByTestId('model-estimate').getByText('Parameters').waitFor();
+      // GPT-1's own layout, explained beside the choice; the run trains and records it
+      expect(await page.getByTestId('model-layout-help').textContent()).toMatch(
+        /GPT-1 is post-LayerNorm, with no final LayerNorm and a 512 context; GPT-2 moved/,
+      );
+      expect(await page.getByTestId('model-layout').inputValue()).toBe('gpt2');
+      await page.getByTestId('model-layout').selectOption('gpt1');
       await page.getByRole('button', { name: 'Measure seconds per step' }).click();
       await page
         .getByTestId('probe-result')
@@ -96,6 +103,14 @@ describe('the pretrain wizard in Chromium', { timeout: 2 * TIMEOUT }, () => {
       const workers = (await studio.api.invoke('backend.report', {}))?.trainWorkers ?? 1;
       expect(await page.getByLabel('Workers', { exact: true }).inputValue()).toBe(String(workers));
       await studio.shot(page, 'pretrain-en-4-training');
+      // zero-shot tracking (GPT-1, Figure 2): the bundled sentiment sample, scored every 10 steps
+      await page.getByTestId('zero-shot-enable').check();
+      await page.getByTestId('zero-shot-word-positive').waitFor();
+      expect(await page.getByTestId('zero-shot-word-negative').inputValue()).toBe('bad');
+      await page.getByLabel('Every N steps', { exact: true }).fill('10');
+      await page.getByLabel('Rows scored each time', { exact: true }).fill('8');
+      await page.getByTestId('zero-shot-fields').scrollIntoViewIfNeeded();
+      await studio.shot(page, 'pretrain-en-4-zero-shot');
       await page.getByRole('button', { name: 'Start pretraining' }).click();
 
       // the run, live: the loss curve gains points, a sample appears
@@ -110,13 +125,22 @@ describe('the pretrain wizard in Chromium', { timeout: 2 * TIMEOUT }, () => {
           ),
         )
         .toEqual([0.2, Math.min(workers, 2)]); // a batch of 2 rows feeds at most 2 workers
+      expect((await studio.api.invoke('runs.get', { id: RUN })).modelConfig?.layout).toBe('gpt1');
       const points = async () =>
         Number(await page.getByTestId('loss-chart').getAttribute('data-points'));
       await expect.poll(points, { timeout: 40_000 }).toBeGreaterThan(5);
       const before = await points();
       await expect.poll(points, { timeout: 40_000 }).toBeGreaterThan(before);
       await page.getByTestId('samples').locator('li').first().waitFor({ timeout: 40_000 });
+      // the zero-shot accuracy beside the loss: scored at the start and every 10 steps
+      const zeroShot = page.getByTestId('zero-shot-chart');
+      await zeroShot.waitFor({ timeout: 40_000 });
+      await expect
+        .poll(async () => Number(await zeroShot.getAttribute('data-points')), { timeout: 40_000 })
+        .toBeGreaterThan(1);
       await studio.shot(page, 'pretrain-en-run-live');
+      await zeroShot.scrollIntoViewIfNeeded();
+      await studio.shot(page, 'pretrain-en-run-zero-shot');
 
       // pause and resume
       await monitor.getByRole('button', { name: 'Pause' }).click();
@@ -195,6 +219,12 @@ describe('the pretrain wizard in Chromium', { timeout: 2 * TIMEOUT }, () => {
           Number(await page.getByTestId('compare-chart').getAttribute('data-points')),
         )
         .toBeGreaterThan(5);
+      // and its zero-shot accuracy, from the run's metrics
+      await expect
+        .poll(async () =>
+          Number(await page.getByTestId('compare-zero-shot-chart').getAttribute('data-points')),
+        )
+        .toBeGreaterThan(1);
       await studio.shot(page, 'pretrain-en-runs');
       await row.getByRole('button', { name: 'Delete' }).click();
       const dialog = page.getByRole('dialog');
@@ -202,6 +232,80 @@ describe('the pretrain wizard in Chromium', { timeout: 2 * TIMEOUT }, () => {
       await studio.shot(page, 'pretrain-en-runs-delete');
       await dialog.getByRole('button', { name: 'Delete' }).click();
       await page.getByText('No runs yet').waitFor();
+      expect(errors).toEqual([]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('starts a run from an imported model: its size and tokenizer, shown read-only', async () => {
+    const src = path.join(studio.dir, 'incoming', 'e2e-tiny');
+    const tiny = await makeRun(src, charTok(TEXT), { state: false });
+    const imported = await studio.api.invoke('checkpoints.import', { from: src, name: 'e2e-tiny' });
+    await studio.waitForEvent((e) => e.type === 'job.done' && e.jobId === imported.jobId);
+    const { ctx, page, errors } = await studio.openPage('en-US');
+    try {
+      await page
+        .getByRole('navigation', { name: 'Pages' })
+        .getByRole('link', { name: 'Pretrain' })
+        .click();
+      const austen = page.getByLabel('Jane Austen (sample)');
+      const toy = page.getByLabel(/toy corpus/);
+      await toy.waitFor();
+      if (await austen.isChecked()) await austen.uncheck();
+      if (!(await toy.isChecked())) await toy.check();
+      await page.getByRole('button', { name: 'Next' }).click();
+      // the model step is open before any tokenizer: the model chosen there brings its own
+      await page.getByRole('button', { name: 'Next' }).click();
+
+      await page.getByTestId('start-existing').check();
+      await page.getByTestId('start-model').selectOption({ label: 'e2e-tiny (imported)' });
+      const summary = page.getByTestId('start-summary');
+      const shown = async () =>
+        Promise.all(
+          ['nLayer', 'nHead', 'nEmbd', 'blockSize', 'vocab'].map((f) =>
+            summary.getByTestId(`start-${f}`).textContent(),
+          ),
+        );
+      const { cfg } = tiny;
+      await expect
+        .poll(shown)
+        .toEqual([cfg.nLayer, cfg.nHead, cfg.nEmbd, cfg.blockSize, cfg.vocabSize].map(String));
+      // its size is the model's: no size fields, no layout choice; the estimate is for it
+      expect(await page.getByLabel('Layers', { exact: true }).count()).toBe(0);
+      expect(await page.getByTestId('model-layout').count()).toBe(0);
+      await page.getByTestId('model-estimate').getByText('Parameters').waitFor();
+      await studio.shot(page, 'pretrain-en-3-start-from');
+      // the tokenizer step says whose tokenizer the run uses
+      await page.getByRole('button', { name: 'Back', exact: true }).click();
+      expect(await page.getByTestId('start-tokenizer-note').textContent()).toContain('e2e-tiny');
+      await page.getByRole('button', { name: 'Next' }).click();
+      await page.getByRole('button', { name: 'Next' }).click();
+
+      for (const [label, v] of [
+        ['Steps', '2'],
+        ['Batch size', '2'],
+        ['Warmup steps', '1'],
+        ['Evaluate every', '0'],
+        ['Sample every', '0'],
+        ['Checkpoint every', '0'],
+      ] as const) {
+        await page.getByLabel(label, { exact: true }).fill(v);
+      }
+      // one worker: no worker threads to start for two steps
+      await page.getByLabel('Workers', { exact: true }).fill('1');
+      await page.getByLabel('Workers', { exact: true }).dispatchEvent('change');
+      await page.getByLabel('Run name').fill('e2e-from');
+      await page.getByRole('button', { name: 'Start pretraining' }).click();
+      await page.getByTestId('run-monitor').waitFor();
+      await expect
+        .poll(() =>
+          studio.api.invoke('runs.get', { id: 'e2e-from' }).then(
+            (r) => [r.status, r.modelConfig?.n_embd, r.modelConfig?.vocab_size],
+            () => undefined,
+          ),
+        )
+        .toEqual(['completed', cfg.nEmbd, cfg.vocabSize]);
       expect(errors).toEqual([]);
     } finally {
       await ctx.close();
@@ -217,6 +321,12 @@ describe('the pretrain wizard in Chromium', { timeout: 2 * TIMEOUT }, () => {
         .click();
       await page.getByText('选择数据').waitFor();
       await studio.shot(page, 'pretrain-zh-CN-dark-data');
+      // the model step's "Start from", in Chinese: the bundled sample model's summary
+      await page.getByRole('button', { name: '下一步' }).click();
+      await page.getByRole('button', { name: '下一步' }).click();
+      await page.getByLabel('已有模型').check();
+      await page.getByTestId('start-summary').getByText('词表大小').waitFor();
+      await studio.shot(page, 'pretrain-zh-CN-dark-start-from');
       expect(errors).toEqual([]);
     } finally {
       await ctx.close();

@@ -3,16 +3,17 @@
  * (and its curves keep growing) while the user browses other pages. Fed by job events; on
  * reconnect or page load it catches up from the run's logged metrics.
  */
-import type { EventOf, RunSummary } from '../../common/api';
+import type { EventOf, ModelInfo, RunSummary } from '../../common/api';
 import { jobEnd, type JobEnd } from '../../common/jobState';
 import type { TokenizerInfo } from '../../common/datasets';
 import {
   MODEL_PRESETS,
   TRAIN_DEFAULTS,
-  type ModelShape,
+  type ModelChoice,
   type PresetKey,
 } from './pretrain-defaults';
 import { DEFAULT_BPE_VOCAB } from '../../common/defaults';
+import { ZERO_SHOT_DEFAULTS, type ZeroShotPoint } from '../../common/zeroShot';
 import { api, onJobsResync } from './state.svelte';
 
 export interface SampleView {
@@ -41,6 +42,8 @@ function idle() {
     train: [] as Array<[number, number]>,
     val: [] as Array<[number, number]>,
     lr: [] as Array<[number, number]>,
+    /** The tracked sets' zero-shot accuracies (common/zeroShot.ts). */
+    zeroShot: [] as ZeroShotPoint[],
     samples: [] as SampleView[],
   };
 }
@@ -84,6 +87,10 @@ export async function loadHistory(runId: string): Promise<void> {
     live.lr = [...old(m.steps).map((s) => [s.step, s.lr] as [number, number]), ...live.lr];
     live.val = [...old(m.evals).map((e) => [e.step, e.valLoss] as [number, number]), ...live.val];
     live.samples = [...old(m.samples), ...live.samples];
+    const logged = old(m.zeroShot ?? []);
+    const key = (p: ZeroShotPoint) => `${p.step}\u0000${p.set}`;
+    const seen = logged.map(key);
+    live.zeroShot = [...logged, ...live.zeroShot.filter((p) => !seen.includes(key(p)))];
     const last = m.steps.at(-1);
     if (last && live.step < last.step) {
       live.step = last.step;
@@ -139,6 +146,11 @@ function onProgress(ev: EventOf<'job.progress'>['event']) {
     case 'sample':
       live.samples = [...live.samples, { step: ev.step, prompt: ev.prompt, text: ev.text }];
       return;
+    case 'zeroshot': {
+      const { type: _type, ...point } = ev;
+      live.zeroShot = [...live.zeroShot, point];
+      return;
+    }
     case 'pretrain.paused':
       live.paused = ev.paused;
       return;
@@ -200,10 +212,24 @@ export const wizard = $state({
   vocabSize: DEFAULT_BPE_VOCAB,
   tokenizer: null as TokenizerInfo | null,
   preset: 'tiny' as PresetKey | 'custom',
-  model: { ...MODEL_PRESETS.tiny, dropout: 0 } as ModelShape & { dropout: number },
+  model: { ...MODEL_PRESETS.tiny, dropout: 0 } as ModelChoice & { dropout: number },
+  /**
+   * A workspace model to start from (its weights, size and tokenizer), or null for a new model
+   * with random weights, shaped by `model` and using `tokenizer`.
+   */
+  from: null as ModelInfo | null,
   train: { ...TRAIN_DEFAULTS },
   probe: null as { secondsPerStep: number; tokensPerSecond: number; key: string } | null,
   name: '',
+  /** Zero-shot tracking (optional): a labelled table, its label words, every N steps. */
+  zeroShot: {
+    enabled: false,
+    file: '',
+    words: [] as Array<{ label: string; word: string; use: boolean }>,
+    template: '{input} => {output}',
+    every: ZERO_SHOT_DEFAULTS.every as number,
+    limit: ZERO_SHOT_DEFAULTS.limit as number,
+  },
   /** Show the run monitor rather than the wizard. */
   monitor: false,
 });

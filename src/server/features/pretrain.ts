@@ -13,6 +13,7 @@ import {
   type RunDetails,
   type RunSummary,
 } from '../../common/api';
+import type { GPTConfig } from '../../engine/model/config';
 import { PauseGate } from '../../engine/train/pause';
 import { exists } from '../../engine/util/fs';
 import {
@@ -24,6 +25,11 @@ import {
 } from '../context';
 import { estimateModel, probeModel, runMetrics, runsInfo } from './runs';
 import { datasetLibrary } from './datasets';
+
+/** What a model to start from fixes, besides its tokenizer: a run from it cannot set them. */
+const FIXED_BY_MODEL = ['nLayer', 'nHead', 'nEmbd', 'blockSize', 'layout'] as const;
+
+const badRequest = (message: string) => new HostError(apiError('bad-request', message));
 
 export function pretrainHandlers(ctx: HostContext): Handlers {
   const { dataset, tokenizer, shardsOf } = datasetLibrary(ctx);
@@ -39,7 +45,7 @@ export function pretrainHandlers(ctx: HostContext): Handlers {
     return dir;
   };
 
-  /** A training job with a pause gate of its own. */
+  /** A training job with a pause gate of its own; `reads`: other model folders it reads. */
   const pausable = (
     kind: 'pretrain' | 'resume',
     runId: string,
@@ -48,10 +54,11 @@ export function pretrainHandlers(ctx: HostContext): Handlers {
       onEvent: (e: ProgressEvent) => void,
       signal: AbortSignal,
     ) => Promise<JobResult>,
+    reads: string[] = [],
   ) =>
     ctx.startJob(
       kind,
-      { runId, exclusive: true, models: [path.join(ctx.runsDir, runId)] },
+      { runId, exclusive: true, models: [path.join(ctx.runsDir, runId), ...reads] },
       (push, signal, jobId) => {
         const gate = new PauseGate();
         gates.set(jobId, gate);
@@ -74,22 +81,93 @@ export function pretrainHandlers(ctx: HostContext): Handlers {
         return { id: m.id, name: m.name, files: m.files.map((f) => f.name) };
       }),
     );
-    const tok = await tokenizer(p.tokenizer);
+    const from = await startModel(p);
+    const tokenizerDir = from?.dir ?? (await tokenizer(p.tokenizer!)).dir;
+    const zeroShot = p.zeroShot ? await zeroShotFiles(p.zeroShot) : undefined;
     const { pretrain } = await import('../../engine/train/pretrain');
-    return pausable('pretrain', p.name, (pause, onEvent, signal) =>
-      pretrain({
-        corpus,
-        datasets,
-        out: dir,
-        tokenizer: { dir: tok.dir },
-        ...(p.preset ? { preset: p.preset } : {}),
-        ...(p.model ? { model: p.model } : {}),
-        ...(p.train ? { train: p.train } : {}),
-        onEvent,
-        signal,
-        pause,
-      }),
+    return pausable(
+      'pretrain',
+      p.name,
+      (pause, onEvent, signal) =>
+        pretrain({
+          corpus,
+          datasets,
+          out: dir,
+          tokenizer: { dir: tokenizerDir },
+          ...(from ? { from: from.dir } : {}),
+          ...(p.preset ? { preset: p.preset } : {}),
+          ...(p.model ? { model: p.model } : {}),
+          ...(p.train ? { train: p.train } : {}),
+          ...(zeroShot ? { zeroShot } : {}),
+          onEvent,
+          signal,
+          pause,
+        }),
+      from ? [from.dir] : [],
     );
+  };
+
+  /**
+   * The model folder a run starts from (`params.from`), checked, with its config; null for a new
+   * model, which then needs a tokenizer. The model fixes its size, layout and tokenizer, so a
+   * request that also sets one of them is refused, naming the field.
+   */
+  const startModel = async (
+    p: Pick<ParsedParams<'pretrain.start'>, 'from' | 'tokenizer' | 'preset' | 'model'>,
+  ) => {
+    if (p.from === undefined) {
+      if (p.tokenizer === undefined) {
+        throw badRequest(
+          'params.tokenizer: required: a trained tokenizer for a new model, or params.from: a model to start from',
+        );
+      }
+      return null;
+    }
+    const fixed = FIXED_BY_MODEL.find((k) => p.model?.[k] !== undefined);
+    const clash =
+      p.tokenizer !== undefined
+        ? 'params.tokenizer'
+        : p.preset !== undefined
+          ? 'params.preset'
+          : fixed && `params.model.${fixed}`;
+    if (clash) {
+      throw badRequest(
+        `${clash}: does not apply with params.from: the model ${p.from} fixes its size, layout and tokenizer`,
+      );
+    }
+    const dir = await ctx.modelDir(p.from, 'params.from');
+    const { checkModelFiles } = await import('../../engine/checkpoint/source');
+    const { readHfConfig } = await import('../../engine/checkpoint/gpt2');
+    try {
+      await checkModelFiles(dir);
+      return { dir, config: await readHfConfig(path.join(dir, 'config.json')) };
+    } catch (err) {
+      throw badRequest(`params.from: ${(err as Error).message}`);
+    }
+  };
+
+  /**
+   * The zero-shot sets with their files as real paths this host may read, each read once here so
+   * that a bad table or label is refused before the job starts, naming the file.
+   */
+  const zeroShotFiles = async (z: NonNullable<ParsedParams<'pretrain.start'>['zeroShot']>) => {
+    const checked = {
+      ...z,
+      sets: await Promise.all(
+        z.sets.map(async (s, i) => ({
+          ...s,
+          name: s.name ?? path.basename(s.file),
+          file: await ctx.paths.existing(s.file, `params.zeroShot.sets.${i}.file`, 'file'),
+        })),
+      ),
+    };
+    const { openZeroShot } = await import('../../engine/train/zeroShot');
+    try {
+      await openZeroShot(checked);
+    } catch (err) {
+      throw new HostError(apiError('bad-request', `params.zeroShot: ${(err as Error).message}`));
+    }
+    return checked;
   };
 
   const resume = async (p: ParsedParams<'pretrain.continue'>) => {
@@ -170,13 +248,16 @@ export function pretrainHandlers(ctx: HostContext): Handlers {
     'models.estimate': (p) => estimateModel(p),
     'models.probe': async (p) => {
       const shards = await shardsOf(p.datasets);
-      const tok = await tokenizer(p.tokenizer);
+      const from = await startModel(p);
+      const tokenizerDir = from?.dir ?? (await tokenizer(p.tokenizer!)).dir;
+      // a model to start from is timed at its own shape (the steps' time does not need its weights)
+      const model = from ? { ...p.model, ...shapeOf(from.config) } : p.model;
       return ctx.startJob('model.probe', { exclusive: true }, (push, signal) =>
         probeModel({
           shards,
-          tokenizerDir: tok.dir,
+          tokenizerDir,
           ...(p.preset ? { preset: p.preset } : {}),
-          ...(p.model ? { model: p.model } : {}),
+          ...(model ? { model } : {}),
           ...(p.train ? { train: p.train } : {}),
           steps: p.steps ?? 4,
           signal,
@@ -225,5 +306,16 @@ export function pretrainHandlers(ctx: HostContext): Handlers {
       await fs.rm(dir, { recursive: true, force: true });
       return { deleted: true };
     },
+  };
+}
+
+/** A model config's shape and layout, as the wizard's model fields say them. */
+function shapeOf(c: Pick<GPTConfig, (typeof FIXED_BY_MODEL)[number]>) {
+  return {
+    nLayer: c.nLayer,
+    nHead: c.nHead,
+    nEmbd: c.nEmbd,
+    blockSize: c.blockSize,
+    layout: c.layout ?? 'gpt2',
   };
 }
