@@ -134,7 +134,9 @@ function headsOf(data: Float32Array, heads: number, t: number): number[][][] {
 
 /**
  * The logit lens on residual streams [N, C] (rows of every layer): the top `k` tokens of
- * softmax(LN_f(x) W_eᵀ) per row, in chunks so the logits [chunk, V] stay small.
+ * softmax(LN_f(x) W_eᵀ) per row, in chunks so the logits [chunk, V] stay small (16 MB). Between
+ * chunks the event loop runs, so the host goes on answering (a generation streaming beside it)
+ * while a large model is looked into.
  */
 async function lensRows(
   model: GPT,
@@ -143,10 +145,11 @@ async function lensRows(
 ): Promise<{ ids: Int32Array; p: Float32Array }> {
   const [n, c] = x.shape;
   const V = model.config.vocabSize;
-  const chunk = Math.max(1, Math.floor(2 ** 24 / V));
+  const chunk = Math.max(1, Math.floor(2 ** 22 / V));
   const ids = new Int32Array(n * k);
   const p = new Float32Array(n * k);
   for (let r = 0; r < n; r += chunk) {
+    if (r > 0) await new Promise((resolve) => setImmediate(resolve));
     const m = Math.min(chunk, n - r);
     const top = tf.tidy(() => {
       const logits = model.lmHead(model.finalNorm(tf.slice(x, [r, 0], [m, c])));
