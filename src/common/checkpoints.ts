@@ -41,10 +41,10 @@ export interface FormatAvailability {
   reason?: string;
   /**
    * Why not, as a code the UI translates: 'char-tokenizer' and 'post-ln' (GGUF: GPT-1's
-   * post-LayerNorm layout); 'no-dataset', 'cluster-post-ln' and 'cluster-mlm' (cluster: its
-   * train.py trains GPT-2's pre-LayerNorm causal LM).
+   * post-LayerNorm layout); 'mlm' (HF and GGUF: a masked-LM); 'no-dataset', 'cluster-post-ln'
+   * and 'cluster-mlm' (cluster: its train.py trains GPT-2's pre-LayerNorm causal LM).
    */
-  code?: 'char-tokenizer' | 'post-ln' | 'no-dataset' | 'cluster-post-ln' | 'cluster-mlm';
+  code?: 'char-tokenizer' | 'post-ln' | 'mlm' | 'no-dataset' | 'cluster-post-ln' | 'cluster-mlm';
 }
 
 /** What the export dialog needs to know about a model before exporting it. */

@@ -95,6 +95,26 @@ describe('a masked-LM in the console', () => {
   });
 });
 
+describe('a masked-LM in the export dialog', () => {
+  it('checkpoints.inspect offers none of the formats, each with its reason; export refuses', async () => {
+    const info = await host.call('checkpoints.inspect', { model: bert });
+    expect(info.formats.hf).toMatchObject({ ok: false, code: 'mlm' });
+    expect(info.formats.hf.reason).toMatch(/BertForMaskedLM's blocks are post-LayerNorm/);
+    expect(info.formats.gguf).toMatchObject({ ok: false, code: 'mlm' });
+    expect(info.formats.gguf.reason).toMatch(/llama\.cpp's gpt2 architecture runs a left-to-right/);
+    expect(info.formats.cluster).toMatchObject({ ok: false, code: 'cluster-mlm' });
+    for (const format of ['hf', 'gguf'] as const) {
+      await expect(
+        host.call('checkpoints.export', {
+          model: bert,
+          format,
+          out: path.join(ws, `out-${format}`),
+        }),
+      ).rejects.toThrow(/^bad-request: params\.format: it is a masked-LM \(BERT-style\) model/);
+    }
+  });
+});
+
 describe('finetune.gptBert', () => {
   const params = () => ({
     task: 'classification' as const,

@@ -24,9 +24,37 @@ async function isGpt1Layout(dir: string): Promise<boolean> {
   }
 }
 
-/** Why GGUF is refused for this folder (layout first, then the tokenizer), or null. */
+/** Whether the folder's config.json says a masked-LM objective (no GGUF or HF export for it). */
+async function isMaskedLmDir(dir: string): Promise<boolean> {
+  try {
+    const c = JSON.parse(await fs.readFile(path.join(dir, 'config.json'), 'utf8')) as {
+      objective?: unknown;
+    } | null;
+    return c?.objective === 'mlm';
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a Hugging Face folder can be written for this folder: not for a masked-LM. */
+async function hfAvailability(dir: string): Promise<FormatAvailability> {
+  if (!(await isMaskedLmDir(dir))) return { ok: true };
+  const { maskedLmExportRefusal } = await import('../../engine/checkpoint/export');
+  return {
+    ok: false,
+    code: 'mlm',
+    reason: maskedLmExportRefusal({ objective: 'mlm' }, 'hf')!,
+  };
+}
+
+/** Why GGUF is refused for this folder (objective, layout, then the tokenizer), or null. */
 async function ggufAvailability(dir: string, kind: string) {
-  const { ggufRefusal, POST_LN_GGUF_REFUSAL } = await import('../../engine/checkpoint/export');
+  const { ggufRefusal, maskedLmExportRefusal, POST_LN_GGUF_REFUSAL } =
+    await import('../../engine/checkpoint/export');
+  if (await isMaskedLmDir(dir)) {
+    const reason = maskedLmExportRefusal({ objective: 'mlm' }, 'gguf')!;
+    return { ok: false, reason, code: 'mlm' as const };
+  }
   if (await isGpt1Layout(dir)) {
     return { ok: false, reason: POST_LN_GGUF_REFUSAL, code: 'post-ln' as const };
   }
@@ -96,7 +124,7 @@ export function checkpointHandlers(ctx: HostContext): Handlers {
         dir,
         name,
         tokenizer: kind,
-        formats: { hf: { ok: true }, gguf, cluster: await clusterAvailability(dir) },
+        formats: { hf: await hfAvailability(dir), gguf, cluster: await clusterAvailability(dir) },
         suggestedOut: Object.fromEntries(FORMATS.map((f) => [f, suggested(name, f)])) as Record<
           ExportFormat,
           string
@@ -111,6 +139,10 @@ export function checkpointHandlers(ctx: HostContext): Handlers {
         'params.out',
       );
       await badOut(out, 'params.out');
+      if (p.format === 'hf') {
+        const hf = await hfAvailability(dir);
+        if (!hf.ok) throw new HostError(apiError('bad-request', `params.format: ${hf.reason}`));
+      }
       if (p.format === 'gguf') {
         const gguf = await ggufAvailability(dir, await tokenizerKind(dir));
         if (!gguf.ok) throw new HostError(apiError('bad-request', `params.format: ${gguf.reason}`));
