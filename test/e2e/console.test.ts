@@ -15,7 +15,8 @@ import { finetune } from '../../src/engine/finetune/finetune';
 import { generateTokens } from '../../src/engine/generate';
 import { GPT } from '../../src/engine/model/gpt';
 import { trainTokenizer } from '../../src/engine/tokenizer';
-import { randomWeights, tinyConfig } from '../engine/helpers';
+import { MASK_TOKEN } from '../../src/engine/tokenizer/types';
+import { charTokenizer, randomWeights, tinyConfig } from '../engine/helpers';
 import { ROOT, startStudio, TIMEOUT, type Studio } from './harness';
 import { commitOf, MockHub, repoOf, tinyGpt2Files } from '../engine/hub/mockHub';
 
@@ -570,6 +571,32 @@ describe('the console in Chromium', { timeout: 120_000 }, () => {
       expect(errors).toEqual([]);
     } finally {
       await ctx.close();
+    }
+  });
+
+  it('a masked-LM model: the reason it cannot generate, and only the look inside', async () => {
+    // written for this case alone (and removed after it), so the other cases' default stays
+    const chars = charTokenizer();
+    chars.addSpecialTokens([MASK_TOKEN]);
+    const bertCfg = tinyConfig({ vocabSize: chars.vocabSize, blockSize: 32, objective: 'mlm' });
+    const bert = new GPT(bertCfg, randomWeights(bertCfg, 5, 0.2));
+    const bertDir = path.join(studio.dir, 'models', 'tiny-bert');
+    await saveModelDir(bertDir, bert, chars);
+    bert.dispose();
+    const { ctx, page, errors } = await openConsole();
+    try {
+      await page.getByTestId('model-select').selectOption(bertDir);
+      await expect
+        .poll(() => page.getByTestId('mlm-note').textContent())
+        .toMatch(/tiny-bert is a masked-LM \(BERT-style\) model: it sees both sides/);
+      await expect.poll(() => page.getByRole('tab').allTextContents()).toEqual(['Look inside']);
+      await page.getByTestId('inside-run').click();
+      await page.getByTestId('attention-heatmap').waitFor();
+      await shot(page, 'console-en-mlm');
+      expect(errors).toEqual([]);
+    } finally {
+      await ctx.close();
+      await fs.rm(bertDir, { recursive: true, force: true });
     }
   });
 
