@@ -12,80 +12,54 @@ import { layoutFromConfig, tokenizerKind } from '../models';
 
 const FORMATS: ExportFormat[] = ['hf', 'gguf', 'cluster'];
 
-/** Whether the folder's config.json says GPT-1's post-LayerNorm layout (no GGUF for it). */
-async function isGpt1Layout(dir: string): Promise<boolean> {
+/** The folder's config.json as written, or {} when it cannot be read (the export names why). */
+async function readConfigJson(dir: string): Promise<Record<string, unknown>> {
   try {
     const c = JSON.parse(await fs.readFile(path.join(dir, 'config.json'), 'utf8')) as unknown;
-    return (
-      !!c && typeof c === 'object' && layoutFromConfig(c as Record<string, unknown>) === 'gpt1'
-    );
+    return c && typeof c === 'object' ? (c as Record<string, unknown>) : {};
   } catch {
-    return false;
+    return {};
   }
-}
-
-/** Whether the folder's config.json says a masked-LM objective (no GGUF or HF export for it). */
-async function isMaskedLmDir(dir: string): Promise<boolean> {
-  try {
-    const c = JSON.parse(await fs.readFile(path.join(dir, 'config.json'), 'utf8')) as {
-      objective?: unknown;
-    } | null;
-    return c?.objective === 'mlm';
-  } catch {
-    return false;
-  }
-}
-
-/** Whether a Hugging Face folder can be written for this folder: not for a masked-LM. */
-async function hfAvailability(dir: string): Promise<FormatAvailability> {
-  if (!(await isMaskedLmDir(dir))) return { ok: true };
-  const { maskedLmExportRefusal } = await import('../../engine/checkpoint/export');
-  return {
-    ok: false,
-    code: 'mlm',
-    reason: maskedLmExportRefusal({ objective: 'mlm' }, 'hf')!,
-  };
-}
-
-/** Why GGUF is refused for this folder (objective, layout, then the tokenizer), or null. */
-async function ggufAvailability(dir: string, kind: string) {
-  const { ggufRefusal, maskedLmExportRefusal, POST_LN_GGUF_REFUSAL } =
-    await import('../../engine/checkpoint/export');
-  if (await isMaskedLmDir(dir)) {
-    const reason = maskedLmExportRefusal({ objective: 'mlm' }, 'gguf')!;
-    return { ok: false, reason, code: 'mlm' as const };
-  }
-  if (await isGpt1Layout(dir)) {
-    return { ok: false, reason: POST_LN_GGUF_REFUSAL, code: 'post-ln' as const };
-  }
-  const why = ggufRefusal(kind);
-  return why ? { ok: false, reason: why, code: 'char-tokenizer' as const } : { ok: true };
 }
 
 /**
- * Whether the cluster export takes this folder: GPT-2's pre-LayerNorm causal LM (not GPT-1's
- * layout, not a masked-LM), with a training record naming its corpus.
+ * Which export formats take this folder, each with why not, from one read of its config.json:
+ * - hf: not a masked-LM;
+ * - gguf: not a masked-LM, not GPT-1's post-LayerNorm layout, a byte-level BPE tokenizer;
+ * - cluster: GPT-2's pre-LayerNorm causal LM, with a training record naming its corpus.
  */
-async function clusterAvailability(dir: string): Promise<FormatAvailability> {
-  const { clusterConfigRefusal } = await import('../../engine/checkpoint/export');
-  let config: Record<string, unknown> = {};
-  try {
-    const c = JSON.parse(await fs.readFile(path.join(dir, 'config.json'), 'utf8')) as unknown;
-    if (c && typeof c === 'object') config = c as Record<string, unknown>;
-  } catch {
-    // the export itself names an unreadable config.json
-  }
-  const why = clusterConfigRefusal(config);
-  if (why) {
-    const code = layoutFromConfig(config) === 'gpt1' ? 'cluster-post-ln' : 'cluster-mlm';
-    return { ok: false, code, reason: why };
-  }
-  if (await hasCorpus(dir)) return { ok: true };
+async function formatAvailability(
+  dir: string,
+  kind: string,
+): Promise<Record<ExportFormat, FormatAvailability>> {
+  const { clusterConfigRefusal, ggufRefusal, maskedLmExportRefusal, POST_LN_GGUF_REFUSAL } =
+    await import('../../engine/checkpoint/export');
+  const config = await readConfigJson(dir);
+  const masked = config as { objective?: 'clm' | 'mlm' };
+  const hfMlm = maskedLmExportRefusal(masked, 'hf');
+  const ggufMlm = maskedLmExportRefusal(masked, 'gguf');
+  const ggufTokenizer = ggufRefusal(kind);
+  const gpt1 = layoutFromConfig(config) === 'gpt1';
+  const clusterWhy = clusterConfigRefusal(config);
   return {
-    ok: false,
-    code: 'no-dataset',
-    reason:
-      'this model has no training record (state.json with its corpus), so there is no dataset to send along',
+    hf: hfMlm ? { ok: false, code: 'mlm', reason: hfMlm } : { ok: true },
+    gguf: ggufMlm
+      ? { ok: false, code: 'mlm', reason: ggufMlm }
+      : gpt1
+        ? { ok: false, code: 'post-ln', reason: POST_LN_GGUF_REFUSAL }
+        : ggufTokenizer
+          ? { ok: false, code: 'char-tokenizer', reason: ggufTokenizer }
+          : { ok: true },
+    cluster: clusterWhy
+      ? { ok: false, code: gpt1 ? 'cluster-post-ln' : 'cluster-mlm', reason: clusterWhy }
+      : (await hasCorpus(dir))
+        ? { ok: true }
+        : {
+            ok: false,
+            code: 'no-dataset',
+            reason:
+              'this model has no training record (state.json with its corpus), so there is no dataset to send along',
+          },
   };
 }
 
@@ -119,12 +93,11 @@ export function checkpointHandlers(ctx: HostContext): Handlers {
       const dir = await ctx.modelDir(p.model);
       const name = path.basename(dir);
       const kind = await tokenizerKind(dir);
-      const gguf = await ggufAvailability(dir, kind);
       return {
         dir,
         name,
         tokenizer: kind,
-        formats: { hf: await hfAvailability(dir), gguf, cluster: await clusterAvailability(dir) },
+        formats: await formatAvailability(dir, kind),
         suggestedOut: Object.fromEntries(FORMATS.map((f) => [f, suggested(name, f)])) as Record<
           ExportFormat,
           string
@@ -139,19 +112,11 @@ export function checkpointHandlers(ctx: HostContext): Handlers {
         'params.out',
       );
       await badOut(out, 'params.out');
-      if (p.format === 'hf') {
-        const hf = await hfAvailability(dir);
-        if (!hf.ok) throw new HostError(apiError('bad-request', `params.format: ${hf.reason}`));
-      }
-      if (p.format === 'gguf') {
-        const gguf = await ggufAvailability(dir, await tokenizerKind(dir));
-        if (!gguf.ok) throw new HostError(apiError('bad-request', `params.format: ${gguf.reason}`));
-      }
-      if (p.format === 'cluster') {
-        const cluster = await clusterAvailability(dir);
-        if (!cluster.ok && cluster.code !== 'no-dataset') {
-          throw new HostError(apiError('bad-request', `params.format: ${cluster.reason}`));
-        }
+      // refused up front, before a job starts; a cluster export without a corpus is the
+      // exporter's own error (it names the missing state.json)
+      const avail = (await formatAvailability(dir, await tokenizerKind(dir)))[p.format];
+      if (!avail.ok && avail.code !== 'no-dataset') {
+        throw new HostError(apiError('bad-request', `params.format: ${avail.reason}`));
       }
       const { exportModel } = await import('../../engine/checkpoint/export');
       const options = { subject: path.basename(dir), models: [dir] };
