@@ -40,12 +40,3 @@ export function fractionOf(percent: number): number {
 export function percentOf(fraction: number): number {
   return Number((fraction * 100).toPrecision(12));
 }
-
-/** Time left, as a download shows it: "12s", "3m 05s", "1h 02m"; "…" when unknown. */
-export function formatEta(seconds: number | null): string {
-  if (seconds === null || !Number.isFinite(seconds)) return '…';
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}

@@ -1,7 +1,8 @@
 /** `pull`: a GPT-2 model from the Hugging Face Hub into the shared Hugging Face cache. */
 import type { OptionSpec } from '../args';
 import { onInterrupt, EXIT, type Command, type Context } from '../runtime';
-import { formatBytes, formatEta } from '../../common/format';
+import { formatBytes } from '../../common/format';
+import { formatDuration } from '../output';
 
 const OPTIONS: OptionSpec[] = [
   {
@@ -60,7 +61,7 @@ async function run(ctx: Context): Promise<number> {
         if (p.phase !== 'download') return out.status(p.message);
         out.status(
           `${p.file ?? ''}  ${formatBytes(p.bytes)} / ${formatBytes(p.totalBytes)}  ` +
-            `${formatBytes(p.bytesPerSecond)}/s  ETA ${formatEta(p.etaSeconds)}`,
+            `${formatBytes(p.bytesPerSecond)}/s  ETA ${formatDuration((p.etaSeconds ?? NaN) * 1000)}`,
         );
       },
     });
