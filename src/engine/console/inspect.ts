@@ -27,6 +27,7 @@ import type { ForwardCapture, GPT } from '../model/gpt';
 import * as tf from '../tf';
 import { DELIMITER_TOKEN, EXTRACT_TOKEN, START_TOKEN, type Tokenizer } from '../tokenizer/types';
 import { Rng } from '../util/rng';
+import { betweenBatches } from '../score';
 import { tokenPiece } from './prompt';
 
 type T2 = tf.Tensor2D;
@@ -149,7 +150,7 @@ async function lensRows(
   const ids = new Int32Array(n * k);
   const p = new Float32Array(n * k);
   for (let r = 0; r < n; r += chunk) {
-    if (r > 0) await new Promise((resolve) => setImmediate(resolve));
+    if (r > 0) await betweenBatches();
     const m = Math.min(chunk, n - r);
     const top = tf.tidy(() => {
       const logits = model.lmHead(model.finalNorm(tf.slice(x, [r, 0], [m, c])));
