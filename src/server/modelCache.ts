@@ -260,13 +260,6 @@ export class ModelCache {
     entry.loaded.model.dispose();
   }
 
-  /** Bytes of the entries in the cache. */
-  get bytes(): number {
-    let n = 0;
-    for (const e of this.entries.values()) n += e.bytes;
-    return n;
-  }
-
   stats(): ModelCacheStats {
     return {
       entries: this.entries.size,
