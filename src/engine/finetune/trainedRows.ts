@@ -5,9 +5,9 @@
  * record starts on, or a JSON array element's number, so they name the same rows whoever reads
  * the same bytes.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { hashFile } from '../util/fs';
 
 export interface TrainedRows {
   /** The training file as it was given. */
@@ -24,10 +24,8 @@ export interface TrainedRows {
 export const TRAINED_ROWS_KEY = 'trainedRows';
 
 /** sha256 of a file's bytes, hex (streamed). */
-export async function fileSha256(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+export function fileSha256(file: string): Promise<string> {
+  return hashFile(file, 'sha256');
 }
 
 /** Row numbers as ascending inclusive ranges: 1,2,3,7,9,10 → [1,3],[7,7],[9,10]. */

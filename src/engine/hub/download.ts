@@ -3,9 +3,9 @@
  * download stopped (HTTP Range), then checked against the Hub's hash before it is renamed into
  * place: the sha256 of an LFS file (its etag, the LFS oid), or the git blob sha1 of a small one.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { hashFile } from '../util/fs';
 import { corrupt } from './refuse';
 
 export interface BlobDownload {
@@ -34,13 +34,10 @@ export function etagHash(etag: string): { algorithm: 'sha256' | 'git-sha1'; hex:
   return null;
 }
 
-async function hashFile(file: string, algorithm: 'sha256' | 'git-sha1'): Promise<string> {
-  const h = createHash(algorithm === 'sha256' ? 'sha256' : 'sha1');
-  if (algorithm === 'git-sha1') h.update(`blob ${(await fs.stat(file)).size}\0`);
-  for await (const chunk of createReadStream(file, { highWaterMark: 16 * 2 ** 20 })) {
-    h.update(chunk as Buffer);
-  }
-  return h.digest('hex');
+/** The file's hash as the Hub names it: LFS's sha256, or git's blob sha1 (a size header first). */
+async function hubHash(file: string, algorithm: 'sha256' | 'git-sha1'): Promise<string> {
+  if (algorithm === 'sha256') return hashFile(file, 'sha256');
+  return hashFile(file, 'sha1', `blob ${(await fs.stat(file)).size}\0`);
 }
 
 /** Bytes already in the partial file (0 when there is none, or it is past the size). */
@@ -127,7 +124,7 @@ async function verify(part: string, d: BlobDownload) {
     throw corrupt(d.name, 'size', `${d.size} bytes`, `${size} bytes`);
   }
   if (!expected) return;
-  const got = await hashFile(part, expected.algorithm);
+  const got = await hubHash(part, expected.algorithm);
   if (got !== expected.hex) {
     await fs.rm(part, { force: true });
     throw corrupt(d.name, expected.algorithm, expected.hex, got);

@@ -1,4 +1,5 @@
-import { promises as fs, type Stats } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fs, type Stats } from 'node:fs';
 
 /** Whether a file or folder is there. */
 export async function exists(p: string): Promise<boolean> {
@@ -45,4 +46,18 @@ export async function assertRegularFile(file: string, name: string = file): Prom
   }
   if (!st.isFile()) throw new Error(`${name} is ${describeFileType(st)}, not a regular file`);
   return st;
+}
+
+/** The hex digest of a file's bytes, streamed 16 MiB at a time, after `prefix` when given. */
+export async function hashFile(
+  file: string,
+  algorithm: 'sha256' | 'sha1' = 'sha256',
+  prefix?: string,
+): Promise<string> {
+  const h = createHash(algorithm);
+  if (prefix !== undefined) h.update(prefix);
+  for await (const chunk of createReadStream(file, { highWaterMark: 16 * 2 ** 20 })) {
+    h.update(chunk as Buffer);
+  }
+  return h.digest('hex');
 }
