@@ -20,6 +20,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Check } from './cases';
+import { exists } from '../src/engine/util/fs';
 import { gpt2Config, writeRandomGpt2 } from './randomGpt2';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -255,11 +256,4 @@ export async function runGpt2Xl(
     loaded.model.dispose();
     await fs.rm(model, { recursive: true, force: true });
   }
-}
-
-async function exists(file: string): Promise<boolean> {
-  return fs.access(file).then(
-    () => true,
-    () => false,
-  );
 }
