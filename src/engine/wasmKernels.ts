@@ -8,8 +8,12 @@
  *  - the last two axes swapped (a batch of 2-D transposes), cache-tiled;
  *  - the last axis kept in place: whole rows move, with TypedArray.set (a memcpy).
  * Anything else falls through to the stock kernel.
+ *
+ * A Slice that is one contiguous run of the input (the attention's q, k and v out of qkv) is one
+ * memcpy. BatchMatMul runs ./kernels/gemm.ts's own kernel (transposes and batches included).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { batchMatMul } from './kernels/gemm';
 
 interface HeapBackend {
   dataIdMap: { get(id: object): { memoryOffset: number } };
@@ -47,7 +51,61 @@ export function installWasmKernels(): void {
       },
     });
   }
+  const slice = tf.getKernel('Slice', 'wasm');
+  if (slice) {
+    tf.unregisterKernel('Slice', 'wasm');
+    tf.registerKernel({
+      ...slice,
+      kernelFunc: (args) =>
+        contiguousSlice(args as unknown as SliceArgs) ?? (slice.kernelFunc(args) as tf.TensorInfo),
+    });
+  }
+
+  const matMul = tf.getKernel('BatchMatMul', 'wasm');
+  if (matMul) {
+    tf.unregisterKernel('BatchMatMul', 'wasm');
+    tf.registerKernel({
+      ...matMul,
+      kernelFunc: (args) =>
+        batchMatMul(args as unknown as Parameters<typeof batchMatMul>[0]) ??
+        (matMul.kernelFunc(args) as tf.TensorInfo),
+    });
+  }
   installed = true;
+}
+
+interface SliceArgs {
+  inputs: { x: tf.TensorInfo };
+  backend: HeapBackend;
+  attrs: { begin: number | number[]; size: number | number[] };
+}
+
+/** A slice whose elements are one contiguous run of x: every axis after the first cut is whole. */
+function contiguousSlice({ inputs, backend, attrs }: SliceArgs): tf.TensorInfo | null {
+  const { x } = inputs;
+  const rank = x.shape.length;
+  if ((x.dtype !== 'float32' && x.dtype !== 'int32') || rank === 0) return null;
+  const begin = typeof attrs.begin === 'number' ? [attrs.begin] : attrs.begin;
+  const size = typeof attrs.size === 'number' ? [attrs.size] : attrs.size;
+  if (begin.length !== rank || size.length !== rank) return null;
+  const out = size.map((s, i) => (s === -1 ? x.shape[i]! - begin[i]! : s));
+  const cut = out.findIndex((s, i) => s !== x.shape[i]);
+  if (cut === -1) return null;
+  // before the cut: one index each; after it: whole axes
+  for (let i = 0; i < rank; i++) {
+    if (i < cut && out[i] !== 1) return null;
+    if (i > cut && (begin[i] !== 0 || out[i] !== x.shape[i])) return null;
+  }
+  let start = 0;
+  for (let i = 0; i < rank; i++) start = start * x.shape[i]! + begin[i]!;
+  const total = out.reduce((a, b) => a * b, 1);
+  if (total === 0) return null;
+  const result = backend.makeOutput(out, x.dtype);
+  const heap = backend.wasm.HEAPU8.buffer as ArrayBuffer;
+  const Arr = x.dtype === 'float32' ? Float32Array : Int32Array;
+  const src = new Arr(heap, backend.dataIdMap.get(x.dataId).memoryOffset + 4 * start, total);
+  new Arr(heap, backend.dataIdMap.get(result.dataId).memoryOffset, total).set(src);
+  return result;
 }
 
 interface TransposeArgs {
@@ -151,41 +209,6 @@ function transposePlanes<A extends Float32Array | Int32Array>(
       }
     }
   }
-}
-
-/**
- * Splits x [G, R, C] into `count` tensors [R, C] (or [C, R] with `transpose`) from batch `from`,
- * copying straight between the wasm heap's buffers: the stock Slice/SplitV kernels cost ~0.1 ms
- * each and read the whole input every time, and a transposed BatchMatMul takes a slow path, so the
- * attention's per-head matmuls get their operands this way. wasm backend only.
- */
-export function splitBatch(
-  x: tf.Tensor3D,
-  transpose: boolean,
-  from = 0,
-  count = x.shape[0] - from,
-): tf.Tensor2D[] {
-  const be = tf.backend() as unknown as HeapBackend;
-  const [g, r, c] = x.shape;
-  if (from < 0 || from + count > g)
-    throw new Error(`splitBatch: [${from}, ${from + count}) of ${g}`);
-  const plane = r * c;
-  const infos: tf.TensorInfo[] = [];
-  for (let i = 0; i < count; i++) {
-    infos.push(be.makeOutput(transpose ? [c, r] : [r, c], 'float32'));
-  }
-  const heap = be.wasm.HEAPU8.buffer as ArrayBuffer;
-  const src = new Float32Array(heap, be.dataIdMap.get(x.dataId).memoryOffset, g * plane);
-  infos.forEach((info, i) => {
-    const dst = new Float32Array(heap, be.dataIdMap.get(info.dataId).memoryOffset, plane);
-    const s = src.subarray((from + i) * plane, (from + i + 1) * plane);
-    if (transpose) transposePlanes(s, dst, plane, r, c);
-    else dst.set(s);
-  });
-  const engine = tf.engine() as unknown as {
-    makeTensorFromTensorInfo(t: tf.TensorInfo): tf.Tensor2D;
-  };
-  return infos.map((info) => engine.makeTensorFromTensorInfo(info));
 }
 
 /**

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
+import { gemmModule } from '../kernels/gemm';
 import { installWasmKernels } from '../wasmKernels';
 import { plural } from './format';
 import { notSelected, selected, type Outcome } from './outcome';
@@ -62,6 +63,11 @@ export async function tryWasm(): Promise<Outcome> {
       : 'wasm threads: 1 — tfjs-backend-wasm disables multithreading in Node (tfjs#3830)',
   ];
   if (!simd) notes.push('no WASM SIMD support in this runtime: expect ~2-3x slower math');
+  notes.push(
+    gemmModule().build === 'fma'
+      ? "matmul: GPT Studio's wasm SIMD kernel with fused multiply-add (relaxed SIMD)"
+      : "matmul: GPT Studio's wasm SIMD kernel (no relaxed SIMD here: multiply, then add)",
+  );
   return selected(
     'wasm',
     `@tensorflow/tfjs-backend-wasm${simd ? ' (SIMD)' : ''}${envDir ? ` from ${envDir}` : ''}`,

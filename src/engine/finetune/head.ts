@@ -13,7 +13,7 @@ import * as tf from '../tf';
 import { dropoutMask } from '../model/dropout';
 import type { GPT } from '../model/gpt';
 import type { Head } from '../model/head';
-import { crossEntropy, crossEntropyWithGrad, linearBackward, t2, variableOf } from '../model/ops';
+import { crossEntropy, crossEntropyWithGrad, linearBackward, variableOf } from '../model/ops';
 import { Rng } from '../util/rng';
 import type { Batch } from './batch';
 import type { Task } from './tasks';
@@ -153,7 +153,7 @@ export function gpt1Objective(
       task === 'similarity'
         ? tf.reshape(tf.tile(tf.expandDims(dx, 1), [1, 2, 1]), [2 * batch.examples, h.shape[1]])
         : dx;
-    let dh = tf.matMul(t2(batch.select), dExtract) as T2;
+    let dh = tf.matMul(batch.select, dExtract, true, false) as T2;
     const grads: Record<string, tf.Tensor> = { 'classifier.weight': dW, 'classifier.bias': db };
     let L1: tf.Scalar;
     if (o.lambda === 0) {

@@ -3,9 +3,7 @@
  * (training and scoring), and the same attention over a KV cache (generation).
  */
 import * as tf from '../tf';
-import { splitBatch } from '../wasmKernels';
 import { SALT, dropoutMask, type Dropout } from './dropout';
-import { bmm, type BmmStrategy } from './ops';
 
 type T2 = tf.Tensor2D;
 type T3 = tf.Tensor3D;
@@ -60,7 +58,6 @@ export function causalMask(t: number): T2 {
 }
 
 export interface AttentionOptions {
-  strategy: BmmStrategy;
   /** Attention dropout rate; 0 in eval. */
   dropout: number;
   seed?: number;
@@ -77,29 +74,10 @@ export interface AttentionSaved {
   keep: tf.Tensor | null;
 }
 
-/** Operands of the G per-head products, cut from qkv [3G, T, hs] (q, then k, then v). */
-class Heads {
-  constructor(
-    private qkv: T3,
-    private g: number,
-    private strategy: BmmStrategy,
-  ) {}
-  /** part 0 = q, 1 = k, 2 = v: [G, T, hs] for 'batched', or G 2-D pieces for 'unrolled'. */
-  whole(part: number): T3 {
-    const [, t, hs] = this.qkv.shape;
-    return tf.slice(this.qkv, [part * this.g, 0, 0], [this.g, t, hs]);
-  }
-  pieces(part: number, transpose: boolean): T2[] {
-    return splitBatch(this.qkv, transpose, part * this.g, this.g);
-  }
-}
-
-function products(as: T2[], bs: T2[]): T2[] {
-  return as.map((a, i) => tf.matMul(a, bs[i]!));
-}
-
-function stack3(ps: T2[], shape: [number, number, number]): T3 {
-  return tf.reshape(tf.concat(ps), shape);
+/** q, k or v [G, T, hs] (part 0, 1, 2) of qkv [3G, T, hs]. */
+function part(qkv: T3, i: number): T3 {
+  const [g3, t, hs] = qkv.shape;
+  return tf.slice(qkv, [(i * g3) / 3, 0, 0], [g3 / 3, t, hs]);
 }
 
 /** The scaled scores with the causal mask (GPT) or none (a masked-LM), plus any padding mask. */
@@ -116,54 +94,24 @@ function attentionScores(scaled: T3, opts: AttentionOptions): T3 {
  * Returns Y [G, T, hs] and what the backward needs.
  */
 export function attentionForward(qkv: T3, opts: AttentionOptions): { y: T3 } & AttentionSaved {
-  const [g3, tLen, hs] = qkv.shape;
-  const g = g3 / 3;
-  const scale = 1 / Math.sqrt(hs);
-  const heads = new Heads(qkv, g, opts.strategy);
-  const unrolled = opts.strategy === 'unrolled' && g > 1;
-  const scores = unrolled
-    ? stack3(products(heads.pieces(0, false), heads.pieces(1, true)), [g, tLen, tLen])
-    : (tf.matMul(heads.whole(0), heads.whole(1), false, true) as T3);
+  const scale = 1 / Math.sqrt(qkv.shape[2]);
+  const scores = tf.matMul(part(qkv, 0), part(qkv, 1), false, true) as T3;
   const p = tf.softmax(attentionScores(tf.mul(scores, scale) as T3, opts)) as T3;
   const keep = opts.dropout > 0 ? dropoutMask(p.shape, opts.dropout, opts.seed ?? 0) : null;
   const pd = keep ? (tf.mul(p, keep) as T3) : p;
-  const y = unrolled
-    ? stack3(products(splitBatch(pd, false), heads.pieces(2, false)), [g, tLen, hs])
-    : (tf.matMul(pd, heads.whole(2)) as T3);
-  return { y, p, pd, keep };
+  return { y: tf.matMul(pd, part(qkv, 2)) as T3, p, pd, keep };
 }
 
 /** Gradient of attentionForward: dqkv [3G, T, hs]. */
-export function attentionBackward(
-  dy: T3,
-  qkv: T3,
-  p: T3,
-  pd: T3,
-  keep: tf.Tensor | null,
-  strategy: BmmStrategy,
-): T3 {
-  const [g3, tLen, hs] = qkv.shape;
-  const g = g3 / 3;
-  const scale = 1 / Math.sqrt(hs);
-  const heads = new Heads(qkv, g, strategy);
-  const unrolled = strategy === 'unrolled' && g > 1;
+export function attentionBackward(dy: T3, qkv: T3, p: T3, pd: T3, keep: tf.Tensor | null): T3 {
+  const scale = 1 / Math.sqrt(qkv.shape[2]);
   // dV = Pdᵀ dY, dPd = dY Vᵀ, dS = P ⊙ (dP − Σ dP ⊙ P) / √hs, dQ = dS K, dK = dSᵀ Q
-  if (unrolled) {
-    const dys = splitBatch(dy, false);
-    const dv = products(splitBatch(pd, true), dys);
-    let dp = stack3(products(dys, heads.pieces(2, true)), [g, tLen, tLen]);
-    if (keep) dp = tf.mul(dp, keep) as T3;
-    const ds = tf.mul(tf.mul(p, tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true))), scale) as T3;
-    const dq = products(splitBatch(ds, false), heads.pieces(1, false));
-    const dk = products(splitBatch(ds, true), heads.pieces(0, false));
-    return stack3([...dq, ...dk, ...dv], [g3, tLen, hs]);
-  }
   const dv = tf.matMul(pd, dy, true, false);
-  let dp: tf.Tensor = tf.matMul(dy, heads.whole(2), false, true);
+  let dp: tf.Tensor = tf.matMul(dy, part(qkv, 2), false, true);
   if (keep) dp = tf.mul(dp, keep);
   const ds = tf.mul(tf.mul(p, tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true))), scale) as T3;
-  const dq = tf.matMul(ds, heads.whole(1));
-  const dk = tf.matMul(ds, heads.whole(0), true, false);
+  const dq = tf.matMul(ds, part(qkv, 1));
+  const dk = tf.matMul(ds, part(qkv, 0), true, false);
   return tf.concat([dq, dk, dv]) as T3;
 }
 
@@ -184,7 +132,7 @@ export function disposeCache(cache: KVCache | null | undefined): void {
 }
 
 /** Attention of new queries q [G, Tn, hs] over all keys k, v [G, past+Tn, hs]. */
-function attendCached(q: T3, k: T3, v: T3, past: number, strategy: BmmStrategy): T3 {
+function attendCached(q: T3, k: T3, v: T3, past: number): T3 {
   const [g, tn, hs] = q.shape;
   const tk = k.shape[1];
   const scale = 1 / Math.sqrt(hs);
@@ -196,8 +144,8 @@ function attendCached(q: T3, k: T3, v: T3, past: number, strategy: BmmStrategy):
   }
   const mask = new Float32Array(tn * tk);
   for (let i = 0; i < tn; i++) for (let j = past + i + 1; j < tk; j++) mask[i * tk + j] = -1e9;
-  const att = tf.add(tf.mul(bmm(q, k, strategy, false, true), scale), tf.tensor2d(mask, [tn, tk]));
-  return bmm(tf.softmax(att) as T3, v, strategy);
+  const att = tf.add(tf.mul(tf.matMul(q, k, false, true), scale), tf.tensor2d(mask, [tn, tk]));
+  return tf.matMul(tf.softmax(att) as T3, v);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -211,13 +159,11 @@ export type Attend<S> = (qkv: T3, layer: number) => { y: T3; saved: S };
  * (GPT), or with `mask.causal` false bidirectional (a masked-LM), padding keys masked out.
  */
 export function causalSelfAttention(
-  strategy: BmmStrategy,
   dropout: Dropout | null,
   mask: Pick<AttentionOptions, 'causal' | 'padMask'> = {},
 ): Attend<AttentionSaved> {
   return (qkv, layer) => {
     const { y, ...saved } = attentionForward(qkv, {
-      strategy,
       dropout: dropout?.rate ?? 0,
       seed: dropout?.seed(SALT.attention(layer)),
       ...mask,
@@ -242,15 +188,12 @@ export function paddingMask(lengths: readonly number[], tLen: number, nHead: num
 }
 
 /** Self-attention over `cache` and the new positions (inference); returns the grown k and v. */
-export function cachedSelfAttention(
-  strategy: BmmStrategy,
-  cache: KVCache | null,
-): Attend<{ k: T3; v: T3 }> {
+export function cachedSelfAttention(cache: KVCache | null): Attend<{ k: T3; v: T3 }> {
   return (qkv, layer) => {
     const [q, kNew, vNew] = tf.split(qkv, 3, 0) as T3[];
     const k = cache ? (tf.concat([cache.k[layer]!, kNew!], 1) as T3) : kNew!;
     const v = cache ? (tf.concat([cache.v[layer]!, vNew!], 1) as T3) : vNew!;
-    return { y: attendCached(q!, k, v, cache?.length ?? 0, strategy), saved: { k, v } };
+    return { y: attendCached(q!, k, v, cache?.length ?? 0), saved: { k, v } };
   };
 }
 

@@ -31,7 +31,6 @@ import {
   layerNormForward,
   linear,
   linearBackward,
-  type BmmStrategy,
 } from './ops';
 import type { BlockParams } from './params';
 
@@ -167,7 +166,6 @@ function attentionBackwardBranch(
   c: BlockSaved<AttentionSaved>,
   p: BlockParams<tf.Tensor>,
   ctx: BlockContext,
-  strategy: BmmStrategy,
 ) {
   const { nHead } = ctx.config;
   const { batch: B, tLen: T } = ctx;
@@ -175,7 +173,7 @@ function attentionBackwardBranch(
   const da = c.keepA ? (tf.mul(dout, c.keepA) as T2) : dout;
   const [dy, dWo, dbo] = linearBackward(da, c.y, w(p.attn.c_proj.weight));
   const { p: probs, pd, keep } = c.att;
-  const dqkv = attentionBackward(splitHeads(dy, nHead, B, T), c.qkv, probs, pd, keep, strategy);
+  const dqkv = attentionBackward(splitHeads(dy, nHead, B, T), c.qkv, probs, pd, keep);
   const [dh, dWqkv, dbqkv] = linearBackward(
     mergeQkv(dqkv, nHead, B, T),
     h,
@@ -193,7 +191,6 @@ export function blockBackward(
   c: BlockSaved<AttentionSaved>,
   p: BlockParams<tf.Tensor>,
   ctx: BlockContext,
-  strategy: BmmStrategy,
 ): { dx: T2; grads: BlockParams<tf.Tensor> } {
   const { activation } = ctx.config;
   const lnOut = (xhat: T2, l: BlockParams<tf.Tensor>['ln_1']) =>
@@ -206,7 +203,7 @@ export function blockBackward(
     mlp = mlpBackward(dx2, n, c, p, activation);
     const dn = tf.add(dx2, mlp.dh) as T2;
     const [dx1, g1, b1] = layerNormBackward(dn, c.xhat1, c.rstd1, p.ln_1.weight);
-    attn = attentionBackwardBranch(dx1, c.input, c, p, ctx, strategy);
+    attn = attentionBackwardBranch(dx1, c.input, c, p, ctx);
     dx = tf.add(dx1, attn.dh) as T2;
     [dg1, db1, dg2, db2] = [g1, b1, g2, b2];
   } else {
@@ -214,7 +211,7 @@ export function blockBackward(
     mlp = mlpBackward(dout, lnOut(c.xhat2, p.ln_2), c, p, activation);
     const [dln2, g2, b2] = layerNormBackward(mlp.dh, c.xhat2, c.rstd2, p.ln_2.weight);
     const dx2 = tf.add(dout, dln2) as T2;
-    attn = attentionBackwardBranch(dx2, lnOut(c.xhat1, p.ln_1), c, p, ctx, strategy);
+    attn = attentionBackwardBranch(dx2, lnOut(c.xhat1, p.ln_1), c, p, ctx);
     const [dln1, g1, b1] = layerNormBackward(attn.dh, c.xhat1, c.rstd1, p.ln_1.weight);
     dx = tf.add(dx2, dln1) as T2;
     [dg1, db1, dg2, db2] = [g1, b1, g2, b2];

@@ -21,13 +21,7 @@ import { block, blockBackward, savedTensors, type BlockContext, type BlockSaved 
 import { isMaskedLm, type GPTConfig } from './config';
 import { Dropout, SALT, dropout } from './dropout';
 import { lmHead, lmLogits, type Head } from './head';
-import {
-  crossEntropy,
-  layerNormBackward,
-  layerNormForward,
-  variableOf,
-  type BmmStrategy,
-} from './ops';
+import { crossEntropy, layerNormBackward, layerNormForward, variableOf } from './ops';
 import {
   blockLayers,
   countParams,
@@ -101,7 +95,6 @@ export class GPT {
   private readonly tree: GPTParams<tf.Variable | null>;
   /** The tf variables by their Hugging Face names, in GPT-2's order (the store's not among them). */
   readonly params = new Map<string, tf.Variable>();
-  bmm: BmmStrategy;
 
   /**
    * A model on `weights` (float32, by Hugging Face name). With `store`, the parameters it holds
@@ -131,7 +124,6 @@ export class GPT {
       this.params.set(name, v);
       return v;
     });
-    this.bmm = tf.getBackend() === 'wasm' ? 'unrolled' : 'batched';
   }
 
   static init(config: GPTConfig, seed: number): GPT {
@@ -294,7 +286,7 @@ export class GPT {
 
   /** The attention of training and scoring: causal for a GPT, both ways for a masked-LM. */
   private attention(d: Dropout | null, padMask: tf.Tensor3D | null) {
-    return causalSelfAttention(this.bmm, d, { causal: !isMaskedLm(this.config), padMask });
+    return causalSelfAttention(d, { causal: !isMaskedLm(this.config), padMask });
   }
 
   /** The top hidden states h_L [B·T, C] (after the final LayerNorm) for ids [B, T]. */
@@ -439,7 +431,7 @@ export class GPT {
         await opts.between?.();
         const s = saved[i]!;
         const p = this.transformer.h[i]!;
-        const r = scope(() => blockBackward(dx, s, p, this.context(i, B, T, d), this.bmm));
+        const r = scope(() => blockBackward(dx, s, p, this.context(i, B, T, d)));
         dx.dispose();
         tf.dispose(savedTensors(s));
         saved[i] = null;
@@ -485,7 +477,7 @@ export class GPT {
     const past = cache?.length ?? 0;
     const { nLayer, nEmbd: C } = this.config;
     return tf.tidy(() => {
-      const attend = cachedSelfAttention(this.bmm, cache);
+      const attend = cachedSelfAttention(cache);
       let x = this.embed(idx, past);
       const k: tf.Tensor3D[] = [];
       const v: tf.Tensor3D[] = [];

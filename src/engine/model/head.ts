@@ -5,7 +5,7 @@
  * (../finetune/head.ts).
  */
 import * as tf from '../tf';
-import { crossEntropyWithGrad, outerGrad, t2 } from './ops';
+import { crossEntropyWithGrad, outerGrad } from './ops';
 
 type T2 = tf.Tensor2D;
 
@@ -26,7 +26,7 @@ export type Head = (h: T2) => HeadOutput;
 
 /** logits = h W_eᵀ [N, V]: the LM head, tied to the token embedding W_e [V, C]. */
 export function lmLogits(h: T2, wte: T2): T2 {
-  return tf.tidy(() => tf.matMul(h, t2(wte)) as T2);
+  return tf.tidy(() => tf.matMul(h, wte, false, true) as T2);
 }
 
 /**

@@ -1,19 +1,22 @@
 /**
  * The GPT's building blocks, each a forward and its hand-written backward.
  *
- * tfjs's default gradients use matmuls with transposeA/transposeB, which the wasm backend runs
- * 10–20× slower than a plain matmul, and `gather`'s gradient (UnsortedSegmentSum) is missing on
- * wasm. Writing the backward passes out keeps every matmul plain, and fewer ops run per step.
+ * `gather`'s gradient (UnsortedSegmentSum) is missing on wasm, and writing the backward passes out
+ * runs fewer ops per step than tfjs's autodiff. Transposed operands go to the matmul as flags: on
+ * wasm the engine's own BatchMatMul (../kernels/gemm.ts) packs them away at no extra cost.
  */
 import * as tf from '../tf';
-import { columnSum, splitBatch } from '../wasmKernels';
+import {
+  fusedGelu,
+  fusedGeluBackward,
+  fusedLayerNorm,
+  fusedLayerNormBackward,
+} from '../kernels/fused';
+import { columnSum } from '../wasmKernels';
 import type { Activation } from './config';
 import type { Layer } from './params';
 
 type T2 = tf.Tensor2D;
-type T3 = tf.Tensor3D;
-
-export const t2 = (x: tf.Tensor): T2 => tf.transpose(x as T2) as T2;
 
 const onesCache = new Map<string, T2>();
 
@@ -33,15 +36,9 @@ export function colSum(x: T2): tf.Tensor1D {
   return tf.reshape(tf.matMul(ones, x), [x.shape[1]]);
 }
 
-/**
- * ∂L/∂W = xᵀ dy for x [N, in], dy [N, out]. Transposes are memory-bound on wasm, so when in > out
- * it computes (dyᵀ x)ᵀ instead, transposing N·out + out·in values rather than N·in.
- */
+/** ∂L/∂W = xᵀ dy for x [N, in], dy [N, out]. */
 export function outerGrad(x: T2, dy: T2): T2 {
-  const [n, nIn] = x.shape;
-  const nOut = dy.shape[1];
-  if (n * nIn <= n * nOut + nOut * nIn) return tf.matMul(t2(x), dy);
-  return t2(tf.matMul(t2(dy), x));
+  return tf.matMul(x, dy, true, false);
 }
 
 /** y = x W + b, x [N, in], W [in, out] (GPT-2's Conv1D layout), b [out]. */
@@ -51,11 +48,13 @@ export function linear(x: T2, l: Layer<tf.Tensor>): T2 {
 
 /** Gradients of y = x W + b: [dx, dW, db]. */
 export function linearBackward(dy: T2, x: T2, w: T2): [T2, T2, tf.Tensor1D] {
-  return [tf.matMul(dy, t2(w)), outerGrad(x, dy), colSum(dy)];
+  return [tf.matMul(dy, w, false, true), outerGrad(x, dy), colSum(dy)];
 }
 
 /** LayerNorm over the last axis of x [N, C]: y = x̂ g + b, x̂ = (x − μ) / √(σ² + ε). */
 export function layerNormForward(x: T2, g: tf.Tensor, b: tf.Tensor, eps: number) {
+  const fused = fusedLayerNorm(x, g, b, eps);
+  if (fused) return fused;
   const mu = tf.mean(x, -1, true);
   const xc = tf.sub(x, mu);
   const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(xc), -1, true), eps)) as T2;
@@ -70,6 +69,8 @@ export function layerNormBackward(
   rstd: T2,
   g: tf.Tensor,
 ): [T2, tf.Tensor1D, tf.Tensor1D] {
+  const fused = fusedLayerNormBackward(dy, xhat, rstd, g);
+  if (fused) return fused;
   const dxhat = tf.mul(dy, g);
   const dx = tf.mul(
     rstd,
@@ -89,6 +90,8 @@ const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
  * σ(2u) is kept for the backward. gelu is the exact 0.5 x (1 + erf(x/√2)).
  */
 export function geluForward<X extends tf.Tensor>(x: X, kind: Activation): { y: X; s: X } {
+  const fused = fusedGelu(x, kind === 'gelu');
+  if (fused) return fused;
   if (kind === 'gelu') {
     const cdf = tf.mul(tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1), 0.5) as X;
     return { y: tf.mul(x, cdf) as X, s: cdf };
@@ -100,6 +103,8 @@ export function geluForward<X extends tf.Tensor>(x: X, kind: Activation): { y: X
 
 /** dL/dx of GELU from x and the forward's s (σ(2u) for gelu_new, Φ(x) for gelu). */
 export function geluBackward<X extends tf.Tensor>(dy: X, x: X, s: X, kind: Activation): X {
+  const fused = fusedGeluBackward(dy, x, s, kind === 'gelu');
+  if (fused) return fused;
   if (kind === 'gelu') {
     // d/dx x Φ(x) = Φ(x) + x φ(x)
     const pdf = tf.mul(tf.exp(tf.mul(tf.square(x), -0.5)), 1 / Math.sqrt(2 * Math.PI));
@@ -133,34 +138,6 @@ export function crossEntropyWithGrad(logits: T2, targets: tf.Tensor1D) {
 /** The mean cross-entropy alone (evaluation). */
 export function crossEntropy(logits: T2, targets: tf.Tensor1D): tf.Scalar {
   return tf.tidy(() => crossEntropyWithGrad(logits, targets).loss);
-}
-
-/** How batched [G, M, K] × [G, K, N] products run: one BatchMatMul, or G plain 2-D matmuls. */
-export type BmmStrategy = 'batched' | 'unrolled';
-
-/**
- * Batched products op(a) · op(b) for a, b [G, ·, ·], op = transpose when asked.
- *
- * On wasm, BatchMatMul with a batch > 1 takes a slow generic path (~8× slower than XNNPACK's 2-D
- * matmul) and transposed operands are slower still, so there the batch is split straight on the
- * wasm heap (transposing while copying) and run as G plain 2-D matmuls.
- */
-export function bmm(
-  a: T3,
-  b: T3,
-  strategy: BmmStrategy,
-  transposeA = false,
-  transposeB = false,
-): T3 {
-  if (strategy === 'batched' || a.shape[0] === 1) return tf.matMul(a, b, transposeA, transposeB);
-  return tf.tidy(() => {
-    const g = a.shape[0];
-    const m = transposeA ? a.shape[2] : a.shape[1];
-    const n = transposeB ? b.shape[1] : b.shape[2];
-    const as = splitBatch(a, transposeA);
-    const bs = splitBatch(b, transposeB);
-    return tf.reshape(tf.concat(as.map((ai, i) => tf.matMul(ai, bs[i]!))), [g, m, n]);
-  });
 }
 
 /**

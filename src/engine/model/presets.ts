@@ -28,7 +28,7 @@ export function presetConfig(name: PresetName, vocabSize: number, dropout = 0): 
 export interface MemoryEstimate {
   params: number;
   /**
-   * Parameter-sized memory at the peak: weights, their XNNPACK packed copies, AdamW's moments,
+   * Parameter-sized memory at the peak: weights, AdamW's moments,
    * gradients (and, when the optimizer step is the peak, its temporaries), plus the module's own.
    */
   stateBytes: number;
@@ -61,8 +61,8 @@ export const OPTIMIZER_TEMPORARIES = 16;
  * With P parameters (W = 4P bytes), L layers, C wide, H heads, context T, vocabulary V,
  * N = B·T tokens per micro-batch, A = B·H·T² attention probabilities per layer:
  *
- *   persistent   = 3W (weights, AdamW m and v) + W (XNNPACK's packed copy of every weight used
- *                  as a matmul's right operand, held in the wasm heap outside tfjs's tensors)
+ *   persistent   = 3W (weights, AdamW m and v; the matmuls pack their operands into a fixed
+ *                  1 MiB scratch, ../kernels/gemm.ts, so weights have no packed copies)
  *   grads        = W, or 2W when gradAccum > 1 (the running sum and the new micro-batch's)
  *   cache/layer  = 16NC + A        what a block keeps for its backward: x̂ and 1/σ of both
  *                                  LayerNorms, qkv 3NC, the attention probabilities A, the
@@ -71,12 +71,13 @@ export const OPTIMIZER_TEMPORARIES = 16;
  *                  + 3NC + 2A      with dropout (its keep-masks, and p and p·keep apart)
  *                  + NC            in GPT-1's post-LayerNorm layout (the block's input x)
  *   workspace    = max of         the transients of the largest op sequence, held by its tidy:
- *     block forward   67NC + 6A (+ 9NC + 4.5A with dropout): LayerNorm, qkv, scores, mask,
- *                                  softmax, GELU's terms
- *     block backward  90NC + 9A + 30C² (+ 2NC + 1.5A): the same in reverse, plus the layer's
- *                                  transposed weights and their gradients
- *     LM head         11NV + 12NC + 12VC: logits, log-softmax, one-hot, dlogits (and XNNPACK's
- *                                  packed dlogits), W_eᵀ, dW_e and the scattered token rows
+ *     block forward   43NC + 4A (+ 9NC + 4.5A with dropout): qkv and its heads, q, k and v,
+ *                                  scores, mask, softmax, the MLP (LayerNorm and GELU are one
+ *                                  kernel each, ../kernels/fused.ts)
+ *     block backward  40NC + 5A + 12C² (+ 2NC + 1.5A): the same in reverse, and the layer's
+ *                                  weight gradients
+ *     LM head         10NV + 4NC + 2VC: logits, log-softmax, one-hot, dlogits, dW_e and the
+ *                                  scattered token rows (W_eᵀ is a matmul flag, not a copy)
  *
  *   forward/backward = persistent + grads + 4·(L·cache + workspace)
  *   optimizer        = persistent + grads + OPTIMIZER_TEMPORARIES·W₁ (AdamW updates one
@@ -87,8 +88,7 @@ export const OPTIMIZER_TEMPORARIES = 16;
  *   total = MODULE_OVERHEAD_BYTES + SLACK × max(forward/backward, optimizer, evaluation)
  *           + ½·4·workspace
  *
- * SLACK = 1.15 covers what the counts leave out (XNNPACK's other packed operands, small tensors,
- * the heap's growth in steps): 12 × 640 at batch 1 measured 1.48 GiB against 1.44 GiB at 1.1.
+ * SLACK = 1.15 covers what the counts leave out (small tensors, the heap's growth in steps).
  * The last term is fragmentation: from the second step on, the weights and moments AdamW
  * reallocates land in the region the workspace freed, so the next step's workspace is placed
  * anew; the wasm heap then settles (after step 2) at the tensors' peak plus up to ~40% of the
@@ -107,13 +107,13 @@ export function estimateTrainingMemory(
   const NC = N * C;
   const A = B * H * T * T;
   const W = params * 4;
-  const persistent = 4 * W;
+  const persistent = 3 * W;
   const grads = gradAccum > 1 ? 2 * W : W;
   // GPT-1's post-LayerNorm block also keeps its input x (its attention reads x itself)
   const cache = 16 * NC + A + drop * (3 * NC + 2 * A) + (isPostLn(cfg) ? NC : 0);
-  const forward = 67 * NC + 6 * A + drop * (9 * NC + 4.5 * A);
-  const backward = 90 * NC + 9 * A + 30 * C * C + drop * (2 * NC + 1.5 * A);
-  const head = 11 * N * V + 12 * NC + 12 * V * C;
+  const forward = 43 * NC + 4 * A + drop * (9 * NC + 4.5 * A);
+  const backward = 40 * NC + 5 * A + 12 * C * C + drop * (2 * NC + 1.5 * A);
+  const head = 10 * N * V + 4 * NC + 2 * V * C;
   const trainActs = 4 * (L * cache + Math.max(forward, backward, head));
   const evalActs = 4 * (L * 22 * NC + Math.max(forward, head));
   const phases = [

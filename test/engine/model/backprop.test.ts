@@ -7,7 +7,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../../src/engine/tf';
 import { initBackend } from '../../../src/engine/backend';
 import { GPT } from '../../../src/engine/model/gpt';
-import type { BmmStrategy } from '../../../src/engine/model/ops';
 import { paramShapes } from '../../../src/engine/model/params';
 import { randomIds, randomWeights, relError, tinyConfig } from '../helpers';
 import { referenceGrads, referenceHidden, referenceLmLoss } from './standardGpt';
@@ -17,18 +16,17 @@ beforeAll(async () => {
 });
 
 const cases: Array<{
-  strategy: BmmStrategy;
   dropout: number;
   T: number;
   activation: 'gelu_new' | 'gelu';
   layout?: 'gpt1';
 }> = [
-  { strategy: 'unrolled', dropout: 0, T: 16, activation: 'gelu_new' },
-  { strategy: 'batched', dropout: 0, T: 16, activation: 'gelu' },
-  { strategy: 'unrolled', dropout: 0.2, T: 12, activation: 'gelu_new' },
-  { strategy: 'batched', dropout: 0.2, T: 9, activation: 'gelu_new' },
+  { dropout: 0, T: 16, activation: 'gelu_new' },
+  { dropout: 0, T: 16, activation: 'gelu' },
+  { dropout: 0.2, T: 12, activation: 'gelu_new' },
+  { dropout: 0.2, T: 9, activation: 'gelu_new' },
   // GPT-1's post-LayerNorm layout, no final LayerNorm
-  { strategy: 'unrolled', dropout: 0.2, T: 12, activation: 'gelu_new', layout: 'gpt1' },
+  { dropout: 0.2, T: 12, activation: 'gelu_new', layout: 'gpt1' },
 ];
 
 describe('GPT.lossAndGrads', () => {
@@ -57,7 +55,7 @@ describe('GPT.lossAndGrads', () => {
   });
 
   for (const c of cases) {
-    it(`equals autodiff of a standard-op GPT-2 with the same masks (${c.strategy}, dropout ${c.dropout}, T ${c.T}, ${c.activation}${c.layout ? `, ${c.layout} layout` : ''})`, async () => {
+    it(`equals autodiff of a standard-op GPT-2 with the same masks (dropout ${c.dropout}, T ${c.T}, ${c.activation}${c.layout ? `, ${c.layout} layout` : ''})`, async () => {
       const cfg = tinyConfig({
         dropout: c.dropout,
         activation: c.activation,
@@ -80,7 +78,6 @@ describe('GPT.lossAndGrads', () => {
         initBackend,
       );
       const model = new GPT(cfg, weights);
-      model.bmm = c.strategy;
       const x = tf.tensor2d(ids, [B, c.T], 'int32');
       const y = tf.tensor2d(tgt, [B, c.T], 'int32');
       try {

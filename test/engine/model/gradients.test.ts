@@ -281,29 +281,27 @@ describe('hand-written op gradients vs autodiff of standard ops (engine on wasm,
 
   /** attentionForward and attentionBackward on q, k, v stacked as qkv [3G, T, hs]. */
   const attention =
-    (strategy: ops.BmmStrategy, dropout = 0, seed?: number): EngineOp =>
+    (dropout = 0, seed?: number): EngineOp =>
     ([q, k, v]) => {
       const qkv = tf.concat([q!, k!, v!]) as tf.Tensor3D;
-      const f = attentionForward(qkv, { strategy, dropout, seed });
+      const f = attentionForward(qkv, { dropout, seed });
       const backward = (dy: tf.Tensor | null) =>
-        tf.split(attentionBackward(dy as tf.Tensor3D, qkv, f.p, f.pd, f.keep, strategy), 3, 0);
+        tf.split(attentionBackward(dy as tf.Tensor3D, qkv, f.p, f.pd, f.keep), 3, 0);
       return { value: f.y, backward };
     };
 
-  for (const strategy of ['batched', 'unrolled'] as ops.BmmStrategy[]) {
-    it(`causal attention, strategy '${strategy}'`, async () => {
-      const G = 3;
-      const T = 6;
-      const hs = 4;
-      await checkOp(
-        `attention/${strategy}`,
-        attention(strategy),
-        (q, k, v) => referenceAttention(q!, k!, v!),
-        [input([G, T, hs], 13), input([G, T, hs], 14), input([G, T, hs], 15)],
-        G * T * hs,
-      );
-    });
-  }
+  it('causal attention', async () => {
+    const G = 3;
+    const T = 6;
+    const hs = 4;
+    await checkOp(
+      'attention',
+      attention(),
+      (q, k, v) => referenceAttention(q!, k!, v!),
+      [input([G, T, hs], 13), input([G, T, hs], 14), input([G, T, hs], 15)],
+      G * T * hs,
+    );
+  });
 
   it('causal attention with attention dropout (same seeded keep-mask in the reference)', async () => {
     const G = 2;
@@ -319,7 +317,7 @@ describe('hand-written op gradients vs autodiff of standard ops (engine on wasm,
       );
     await checkOp(
       'attention/dropout',
-      attention('batched', rate, seed),
+      attention(rate, seed),
       (q, k, v) => referenceAttention(q!, k!, v!, keep([G, T, T])),
       [input([G, T, hs], 16), input([G, T, hs], 17), input([G, T, hs], 18)],
       G * T * hs,
@@ -360,7 +358,7 @@ describe('whole-model gradient', () => {
   targets[2]![7] = -1;
 
   for (const activation of ['gelu_new', 'gelu'] as const) {
-    it(`matches autodiff of a standard-op GPT-2 (${activation}, both attention strategies)`, async () => {
+    it(`matches autodiff of a standard-op GPT-2 (${activation})`, async () => {
       const c = { ...cfg, activation };
       const shapes = paramShapes(c);
       const named = new Map(
@@ -373,15 +371,12 @@ describe('whole-model gradient', () => {
       );
       const model = new GPT(c, weights);
       try {
-        for (const strategy of ['batched', 'unrolled'] as ops.BmmStrategy[]) {
-          model.bmm = strategy;
-          const ours = await engineGrads(model, ids, targets);
-          expect(Math.abs(ours.loss - ref.loss) / ref.loss, `${strategy}: loss`).toBeLessThan(1e-5);
-          expect([...ours.grads.keys()].sort()).toEqual([...ref.grads.keys()].sort());
-          for (const [name, g] of ref.grads) {
-            expect(maxAbs(g), `${name}: reference gradient is non-trivial`).toBeGreaterThan(1e-5);
-            expect(relError(ours.grads.get(name)!, g), `${strategy}: ${name}`).toBeLessThan(1e-4);
-          }
+        const ours = await engineGrads(model, ids, targets);
+        expect(Math.abs(ours.loss - ref.loss) / ref.loss, 'loss').toBeLessThan(1e-5);
+        expect([...ours.grads.keys()].sort()).toEqual([...ref.grads.keys()].sort());
+        for (const [name, g] of ref.grads) {
+          expect(maxAbs(g), `${name}: reference gradient is non-trivial`).toBeGreaterThan(1e-5);
+          expect(relError(ours.grads.get(name)!, g), name).toBeLessThan(1e-4);
         }
       } finally {
         model.dispose();

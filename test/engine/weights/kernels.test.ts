@@ -240,25 +240,46 @@ describe('the kernel heap', () => {
 const CLANG = spawnSync('clang-19', ['--version']).status === 0;
 
 describe('the committed kernels', () => {
-  const dir = path.join(__dirname, '../../../src/engine/weights/kernels');
+  const src = path.join(__dirname, '../../../src/engine');
+  /** Each .ts of base64 and the .wasm files it holds, by export name. */
+  const built: Array<{ dir: string; ts: string; wasm: Record<string, string> }> = [
+    { dir: 'weights/kernels', ts: 'matmulWasm.ts', wasm: { MATMUL_WASM_BASE64: 'matmul.wasm' } },
+    {
+      dir: 'kernels',
+      ts: 'gemmWasm.ts',
+      wasm: { GEMM_WASM_BASE64: 'gemm.wasm', GEMM_RELAXED_WASM_BASE64: 'gemm-relaxed.wasm' },
+    },
+    {
+      dir: 'kernels',
+      ts: 'elementwiseWasm.ts',
+      wasm: { ELEMENTWISE_WASM_BASE64: 'elementwise.wasm' },
+    },
+  ];
 
-  it('matmulWasm.ts holds matmul.wasm', () => {
-    const ts = readFileSync(path.join(dir, 'matmulWasm.ts'), 'utf8');
-    const b64 = /'([A-Za-z0-9+/=]+)'/.exec(ts)![1]!;
-    expect(Buffer.from(b64, 'base64').equals(readFileSync(path.join(dir, 'matmul.wasm')))).toBe(
-      true,
-    );
+  it('each *Wasm.ts holds its .wasm files', () => {
+    for (const { dir, ts, wasm } of built) {
+      const text = readFileSync(path.join(src, dir, ts), 'utf8');
+      for (const [name, file] of Object.entries(wasm)) {
+        const b64 = new RegExp(`${name} =\\s*'([A-Za-z0-9+/=]+)'`).exec(text)?.[1];
+        expect(b64, `${ts}: ${name}`).toBeDefined();
+        const bytes = readFileSync(path.join(src, dir, file));
+        expect(Buffer.from(b64!, 'base64').equals(bytes), `${ts}: ${name} = ${file}`).toBe(true);
+      }
+    }
   });
 
-  it.skipIf(!CLANG)('match a fresh build of matmul.c (clang-19 present)', async () => {
+  it.skipIf(!CLANG)('match a fresh build of their C sources (clang-19 present)', async () => {
     const out = await tempDir('gpt-studio-kernels-');
     try {
       const r = spawnSync(path.join(__dirname, '../../../scripts/build-kernels.sh'), [out]);
       expect(r.status, r.stderr.toString()).toBe(0);
-      for (const f of ['matmul.wasm', 'matmulWasm.ts']) {
-        expect(readFileSync(path.join(out, f)).equals(readFileSync(path.join(dir, f))), f).toBe(
-          true,
-        );
+      for (const { dir, ts, wasm } of built) {
+        for (const f of [ts, ...Object.values(wasm)]) {
+          expect(
+            readFileSync(path.join(out, f)).equals(readFileSync(path.join(src, dir, f))),
+            f,
+          ).toBe(true);
+        }
       }
     } finally {
       await fs.rm(out, { recursive: true, force: true });
