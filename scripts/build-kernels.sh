@@ -6,6 +6,7 @@
 #   src/engine/kernels/gemm.c → gemm.wasm, gemm-relaxed.wasm (relaxed SIMD's fused multiply-add),
 #                               gemmWasm.ts (float32 BatchMatMul in tfjs-wasm's memory)
 #   src/engine/kernels/elementwise.c → elementwise.wasm, elementwiseWasm.ts (GELU, LayerNorm)
+#   src/engine/kernels/flat.c → flat.wasm, flatWasm.ts (the training workers' all-reduce and AdamW)
 #
 # Needs Debian's clang-19 and lld-19 (apt-get install -y clang-19 lld-19). A different compiler
 # gives different bytes; test/engine/weights/kernels.test.ts checks the committed files against a
@@ -53,3 +54,8 @@ echo "built $OUT/gemm.wasm, $OUT/gemm-relaxed.wasm and $OUT/gemmWasm.ts"
 to_ts "$OUT/elementwiseWasm.ts" elementwise.c "ELEMENTWISE_WASM_BASE64=$OUT/elementwise.wasm"
 echo "built $OUT/elementwise.wasm and $OUT/elementwiseWasm.ts"
 
+# flat runs in a memory of its own (exported), grown by the caller from __heap_base
+"$CLANG" "${FLAGS[@]}" -Wl,--export=__heap_base -Wl,-z,stack-size=0 -Wl,--max-memory=4294967296 \
+  -o "$OUT/flat.wasm" "$G/flat.c"
+to_ts "$OUT/flatWasm.ts" flat.c "FLAT_WASM_BASE64=$OUT/flat.wasm"
+echo "built $OUT/flat.wasm and $OUT/flatWasm.ts"

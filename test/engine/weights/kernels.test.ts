@@ -254,6 +254,7 @@ describe('the committed kernels', () => {
       ts: 'elementwiseWasm.ts',
       wasm: { ELEMENTWISE_WASM_BASE64: 'elementwise.wasm' },
     },
+    { dir: 'kernels', ts: 'flatWasm.ts', wasm: { FLAT_WASM_BASE64: 'flat.wasm' } },
   ];
 
   it('each *Wasm.ts holds its .wasm files', () => {

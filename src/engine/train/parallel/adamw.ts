@@ -1,8 +1,10 @@
 /**
  * AdamW over flat float32 vectors, for the training workers: the same update as ../optimizer.ts
- * (decoupled weight decay on 2-D weights only, the gradient clipped to a global norm), one element
- * at a time in plain JavaScript over the shared buffers, without a tensor per parameter.
+ * (decoupled weight decay on 2-D weights only, the gradient clipped to a global norm), in float32
+ * and in its order of operations, by ../../kernels/flat.c over chunks of the shared buffers,
+ * without a tensor per parameter.
  */
+import { FlatKernels } from '../../kernels/flat';
 import type { AdamWOptions } from '../optimizer';
 
 /** One parameter's elements [lo, hi) of the flat vectors, and whether it is decayed (2-D). */
@@ -15,6 +17,7 @@ export interface Segment {
 export class FlatAdamW {
   /** Number of updates applied so far (Adam's t). */
   t = 0;
+  private readonly kernels: FlatKernels;
 
   /**
    * `m` and `v` hold the moments of the elements [base, base + m.length) of the flat vectors:
@@ -24,29 +27,46 @@ export class FlatAdamW {
     readonly opts: AdamWOptions,
     readonly segments: Segment[],
     readonly base: number,
-    readonly m: Float32Array,
-    readonly v: Float32Array,
-  ) {}
+    m: Float32Array,
+    v: Float32Array,
+  ) {
+    this.kernels = new FlatKernels(m.length);
+    this.kernels.m.set(m);
+    this.kernels.v.set(v);
+  }
+
+  get m(): Float32Array {
+    return this.kernels.m;
+  }
+
+  get v(): Float32Array {
+    return this.kernels.v;
+  }
+
+  /** The all-reduce's sum of `regions` over [lo, hi) into `into`, and its Σ g². */
+  sumRegions(regions: Float32Array[], lo: number, hi: number, into: Float32Array): number {
+    return this.kernels.sumRegions(regions, lo, hi, into);
+  }
 
   /** One update of `params` from the gradient `grad` (both flat, all parameters) at `lr`. */
   step(params: Float32Array, grad: Float32Array, gradNorm: number, lr: number): void {
     const { beta1, beta2, eps, weightDecay, gradClip } = this.opts;
     this.t += 1;
-    const bc1 = 1 - Math.pow(beta1, this.t);
-    const bc2 = 1 - Math.pow(beta2, this.t);
-    const clip = gradClip > 0 ? Math.min(gradClip / (gradNorm + 1e-6), 1) : 1;
-    const { m, v, base } = this;
+    const f = Math.fround;
+    // min(c / (‖g‖ + 1e-6), 1) in float32, as the tensor AdamW computes it
+    const clip = gradClip > 0 ? Math.min(f(gradClip / f(gradNorm + f(1e-6))), 1) : 1;
+    const h = {
+      clip,
+      beta1,
+      beta2,
+      eps,
+      lr,
+      bc1: 1 - Math.pow(beta1, this.t),
+      bc2: 1 - Math.pow(beta2, this.t),
+    };
     for (const s of this.segments) {
       const wd = s.decay ? weightDecay : 0;
-      for (let i = s.lo; i < s.hi; i++) {
-        const j = i - base;
-        const g = grad[i]! * clip;
-        // the moments are stored (rounded to float32) before the update reads them
-        m[j] = m[j]! * beta1 + g * (1 - beta1);
-        v[j] = v[j]! * beta2 + g * g * (1 - beta2);
-        const update = m[j]! / bc1 / (Math.sqrt(v[j]! / bc2) + eps) + wd * params[i]!;
-        params[i] = params[i]! - lr * update;
-      }
+      this.kernels.adamw(params, grad, s.lo, s.hi, s.lo - this.base, { ...h, wd });
     }
   }
 }

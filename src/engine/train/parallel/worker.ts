@@ -11,6 +11,7 @@ import * as tf from '../../tf';
 import { initBackend, type BackendName } from '../../backend';
 import { disposeBatch, makeBatch, trainingLayout } from '../../finetune/batch';
 import { ClassifierHead, gpt1Objective } from '../../finetune/head';
+import { activeHeapBackend, heapFloats } from '../../kernels/heap';
 import { GPT } from '../../model/gpt';
 import { FlatAdamW } from './adamw';
 import {
@@ -109,10 +110,13 @@ class Replica {
   /** Reads the updated shared weights into this replica. */
   private refresh(): void {
     if (!this.stale) return;
+    // wasm copies a tensor's values into its heap; other backends may keep the array itself
+    const copy = !activeHeapBackend();
     for (const [i, name] of this.names.entries()) {
       const off = this.offsets[i]!;
       const v = this.vars.get(name)!;
-      tf.tidy(() => v.assign(tf.tensor(this.params.slice(off, off + this.sizes[i]!), v.shape)));
+      const values = this.params.subarray(off, off + this.sizes[i]!);
+      tf.tidy(() => v.assign(tf.tensor(copy ? values.slice() : values, v.shape)));
     }
     this.stale = false;
   }
@@ -219,7 +223,9 @@ class Replica {
     for (const [i, name] of this.names.entries()) {
       const g = grads.get(name);
       if (!g) throw new Error(`worker ${this.init.index}: no gradient for ${name}`);
-      this.region.set((await g.data()) as Float32Array, this.offsets[i]!);
+      const be = activeHeapBackend();
+      const values = be ? heapFloats(be, g) : ((await g.data()) as Float32Array);
+      this.region.set(values, this.offsets[i]!);
     }
   }
 
@@ -229,14 +235,10 @@ class Replica {
    */
   private reduce(): number {
     const { lo, hi, total: P } = this;
-    this.sum.set(this.all.subarray(lo, hi), lo);
-    for (let k = 1; k < this.init.workers; k++) {
-      const src = this.all.subarray(k * P, (k + 1) * P);
-      for (let i = lo; i < hi; i++) this.sum[i]! += src[i]!;
-    }
-    let squares = 0;
-    for (let i = lo; i < hi; i++) squares += this.sum[i]! * this.sum[i]!;
-    return squares;
+    const regions = Array.from({ length: this.init.workers }, (_, k) =>
+      this.all.subarray(k * P, (k + 1) * P),
+    );
+    return this.opt.sumRegions(regions, lo, hi, this.sum);
   }
 
   /**
