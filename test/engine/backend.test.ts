@@ -253,6 +253,9 @@ tf.setBackend('tensorflow');
   for (const f of ['wasmKernels.ts']) {
     copyFileSync(path.join(path.dirname(backendDir), f), path.join(scratch, 'src', f));
   }
+  cpSync(path.join(path.dirname(backendDir), 'kernels'), path.join(scratch, 'src', 'kernels'), {
+    recursive: true,
+  });
   // and the contract's formatting, at the same relative place (../../common from backend/)
   mkdirSync(path.join(scratch, 'common'));
   const common = path.join(path.dirname(path.dirname(backendDir)), 'common');

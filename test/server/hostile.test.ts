@@ -356,7 +356,8 @@ describe('7. memory checks match what runs', () => {
       });
     const wide = await ask(12);
     expect(wide.fits).toBe(true);
-    expect(wide.memory.totalBytes).toBeGreaterThan(1.4 * 2 ** 30);
+    // the bench's memory-12x640 trains it for real: its wasm heap reached 1,228 MiB
+    expect(wide.memory.totalBytes).toBeGreaterThan(1228 * 2 ** 20);
     const deep = await ask(48);
     expect(deep.fits).toBe(false);
     expect(deep.advice).toMatch(/smaller preset|fewer layers|narrower/);

@@ -206,10 +206,11 @@ describe('checkMemory', () => {
     expect(s.batch * s.accum).toBeGreaterThanOrEqual(64);
   });
 
-  it('refuses gpt1 on a 4 GiB wasm heap even with a batch of 1: its 512-token blocks need more', () => {
+  it('refuses gpt1 on a 4 GiB wasm heap even with a batch of 1: AdamW over its 117M parameters needs more', () => {
     const msg = refusal(gpt1, 64, 1, 4 * GiB);
     expect(msg).toMatch(/even with a batch of 1 \(--batch-size 1 needs about [\d.]+ GiB/);
-    expect(estimateTrainingMemory(gpt1, 1).peak).toBe('forward/backward');
+    expect(estimateTrainingMemory(gpt1, 1).peak).toBe('optimizer');
+    expect(estimateTrainingMemory(gpt1, 2).peak).toBe('forward/backward');
   });
 
   it('suggests a smaller micro-batch with more accumulation when that is enough', () => {
