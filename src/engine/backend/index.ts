@@ -15,5 +15,5 @@
  */
 export * from './types';
 export { getBackendReport, initBackend } from './select';
-export { backendMemoryBudget } from './memory';
+export { backendMemoryBudget, checkTensorSize } from './memory';
 export { WASM_DIR_ENV } from './wasm';

@@ -8,7 +8,7 @@
  * checkpoint is a plain `model.safetensors` that transformers loads.
  */
 import * as tf from '../tf';
-import { getBackendReport } from '../backend';
+import { checkTensorSize } from '../backend';
 import {
   cachedSelfAttention,
   captureAttention,
@@ -55,23 +55,6 @@ export interface ForwardOptions {
    * padding out (a GPT's causal attention never sees what follows a position anyway).
    */
   lengths?: readonly number[];
-}
-
-/**
- * Refuses a tensor larger than the backend can bind (webgpu: the adapter's storage-buffer limit,
- * 128 MiB on some adapters), where it would otherwise compute garbage without an error.
- */
-export function checkTensorSize(shape: number[], what: string): void {
-  const limit = getBackendReport()?.maxTensorBytes;
-  if (!limit) return;
-  const bytes = shape.reduce((a, b) => a * b, 4);
-  if (bytes > limit) {
-    throw new Error(
-      `${what} [${shape.join(', ')}] need ${(bytes / 2 ** 20).toFixed(0)} MiB, too large for the ` +
-        `${getBackendReport()?.name} backend's largest tensor (${(limit / 2 ** 20).toFixed(0)} MiB). ` +
-        `Use a smaller --batch-size or --block-size.`,
-    );
-  }
 }
 
 /** tf.tidy for a function returning an object of tensors (nulls allowed), typed. */
