@@ -24,53 +24,37 @@ interface HeapBackend {
 
 let installed = false;
 
-export function installWasmKernels(): void {
-  if (installed) return;
-  const stock = tf.getKernel('Transpose', 'wasm');
+/**
+ * Puts `fast` in front of wasm's stock kernel `name`: it runs first, and the stock kernel runs
+ * whenever it returns null (a case it does not take).
+ */
+function override<A>(name: string, fast: (args: A) => tf.TensorInfo | null): void {
+  const stock = tf.getKernel(name, 'wasm');
   if (!stock) return;
-  tf.unregisterKernel('Transpose', 'wasm');
+  tf.unregisterKernel(name, 'wasm');
   tf.registerKernel({
     ...stock,
-    kernelFunc: (args) =>
-      fastTranspose(args as unknown as TransposeArgs) ?? (stock.kernelFunc(args) as tf.TensorInfo),
+    kernelFunc: (args) => fast(args as unknown as A) ?? (stock.kernelFunc(args) as tf.TensorInfo),
   });
+}
 
+export function installWasmKernels(): void {
+  if (installed || !tf.getKernel('Transpose', 'wasm')) return;
+  override('Transpose', fastTranspose);
   // Identity shares the buffer (tensors are immutable), as Reshape already does. The stock one
   // copies, and tfjs clones every tensor it saves for a backward pass through Identity: on wasm
   // that doubled the activations kept for the gradient and cost a copy each.
-  const identity = tf.getKernel('Identity', 'wasm');
-  if (identity) {
-    tf.unregisterKernel('Identity', 'wasm');
-    tf.registerKernel({
-      ...identity,
-      kernelFunc: ({ inputs, backend }) => {
-        const x = inputs.x as tf.TensorInfo;
-        if (x.dtype === 'string') return identity.kernelFunc({ inputs, backend, attrs: {} });
-        (backend as unknown as HeapBackend).incRef(x.dataId);
-        return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
-      },
-    });
-  }
-  const slice = tf.getKernel('Slice', 'wasm');
-  if (slice) {
-    tf.unregisterKernel('Slice', 'wasm');
-    tf.registerKernel({
-      ...slice,
-      kernelFunc: (args) =>
-        contiguousSlice(args as unknown as SliceArgs) ?? (slice.kernelFunc(args) as tf.TensorInfo),
-    });
-  }
-
-  const matMul = tf.getKernel('BatchMatMul', 'wasm');
-  if (matMul) {
-    tf.unregisterKernel('BatchMatMul', 'wasm');
-    tf.registerKernel({
-      ...matMul,
-      kernelFunc: (args) =>
-        batchMatMul(args as unknown as Parameters<typeof batchMatMul>[0]) ??
-        (matMul.kernelFunc(args) as tf.TensorInfo),
-    });
-  }
+  override(
+    'Identity',
+    ({ inputs, backend }: { inputs: { x: tf.TensorInfo }; backend: HeapBackend }) => {
+      const { x } = inputs;
+      if (x.dtype === 'string') return null;
+      backend.incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    },
+  );
+  override('Slice', contiguousSlice);
+  override('BatchMatMul', batchMatMul);
   installed = true;
 }
 
