@@ -152,6 +152,10 @@ describe('finetune and evaluate', () => {
       path.join(dir, 'ft-flat'),
       '--batch-size',
       '16',
+      // one worker: no pool of threads to start for these few steps (the case above keeps the
+      // default)
+      '--workers',
+      '1',
       '--backend',
       'wasm',
     ]);

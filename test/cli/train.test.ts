@@ -27,7 +27,14 @@ const TINY = [
   '3',
   '--backend',
   'wasm',
+  // one worker: a pool of worker threads to start on every call would cost more than these few
+  // tiny steps (the pool has its own tests, test/engine/train/workers.test.ts; the Ctrl-C case
+  // below keeps the default)
+  '--workers',
+  '1',
 ];
+/** TINY on this machine's default workers. */
+const TINY_DEFAULT_WORKERS = TINY.slice(0, -2);
 
 let dir: string;
 let corpus: string;
@@ -249,7 +256,12 @@ describe('Ctrl-C', () => {
   it('SIGINT during pretrain saves the run and exits 130; resume continues from there', async () => {
     const out = path.join(dir, 'interrupted');
     const r = await interruptCli(
-      ['pretrain', '--corpus', corpus, '--out', out, '--steps', '1000', ...TINY, '--json'],
+      [
+        'pretrain',
+        ...['--corpus', corpus, '--out', out, '--steps', '1000'],
+        ...TINY_DEFAULT_WORKERS,
+        '--json',
+      ],
       /"type":"step"/,
     );
     expect(r.code).toBe(130);

@@ -227,6 +227,10 @@ describe('the fine-tune wizard in Chromium', { timeout: 180_000 }, () => {
       // the ablation in one click: pretrained/random × λ/0, side by side
       await steps.getByRole('button', { name: /Settings/ }).click();
       await page.getByLabel('Epochs').fill('2');
+      // one worker: the run above took the default pool; four more pools of threads to start
+      // for a dozen tiny steps each would only cost time
+      await page.getByLabel('Workers', { exact: true }).fill('1');
+      await page.getByLabel('Workers', { exact: true }).dispatchEvent('change');
       await page.getByRole('button', { name: 'Run the ablation (4 fine-tunes)' }).click();
       const table = page.getByTestId('ablation-table');
       await table.waitFor({ timeout: 150_000 });
@@ -280,6 +284,9 @@ describe('the fine-tune wizard in Chromium', { timeout: 180_000 }, () => {
       await page.getByTestId('import-counts').filter({ hasText: '读取 40 行' }).waitFor();
       await page.getByRole('button', { name: '下一步' }).click();
       await page.getByTestId('size-rule').filter({ hasText: '小模型' }).waitFor();
+      // one worker: no pool of threads to start for a few tiny steps
+      await page.getByLabel('工作线程数', { exact: true }).fill('1');
+      await page.getByLabel('工作线程数', { exact: true }).dispatchEvent('change');
       await page.getByRole('button', { name: '开始微调' }).click();
       const note = page.getByTestId('finetune-diagnosis');
       await note.waitFor({ timeout: 60_000 });

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backendMemoryBudget, initBackend } from '../../../src/engine/backend';
 import type { GPTConfig } from '../../../src/engine/model/config';
+import type { MemoryEstimate } from '../../../src/engine/model/presets';
 import { countParams } from '../../../src/engine/model/params';
 import {
   checkMemory,
@@ -53,9 +54,15 @@ function measuredHeap(config: GPTConfig, batchSize: number, gradAccum = 1): Prom
 
 /**
  * Calibration: the wasm heap's size after two steps and an evaluation (a fresh process each),
- * against the estimate, MiB. The first six are the cases below.
- *   L1 H2 C16 T16 V32 B4                16 →   17 (1.06)  the module's own 16 MiB
- *   L2 H2 C128 T64 V512 B8              48 →   78 (1.62)  blocks and LM head
+ * against the estimate, MiB. The cases below (each child takes 2–3 s of CPU; `peak` checks that a
+ * smaller size still leaves each case bound by its phase):
+ *   L1 H2 C16 T16 V32 B4                16 →   17 (1.03)  the module's own 16 MiB
+ *   L2 H2 C128 T64 V512 B8              33 →   55 (1.65)  blocks and LM head
+ *   L2 H2 C64 T256 V65 B16             141 →  206 (1.46)  attention probabilities B·H·T²
+ *   L2 H2 C64 T128 V2048 B8 dropout    121 →  174 (1.44)  logits B·T·V, dropout masks
+ *   L4 H4 C128 T64 V2048 B4 accum 2     58 →   89 (1.54)  two sets of gradients
+ *   L4 H4 C256 T32 V2048 B1            100 →  130 (1.30)  AdamW's step
+ * Measured earlier, at larger sizes:
  *   L2 H2 C64 T256 V65 B32             532 →  643 (1.21)  attention probabilities B·H·T²
  *   L4 H4 C128 T128 V2048 B16 dropout  429 →  495 (1.15)  logits B·T·V, dropout masks
  *   L4 H4 C128 T128 V2048 B8 accum 2   207 →  257 (1.24)  two sets of gradients
@@ -67,7 +74,13 @@ function measuredHeap(config: GPTConfig, batchSize: number, gradAccum = 1): Prom
  *   L6 H6 C384 T256 V2048 B4 (small)   905 → 1135 (1.26)  AdamW's step
  *   L6 H6 C384 T256 V65 B16 (small)   1815 → 2271 (1.25)  attention and blocks
  */
-const CASES: Array<{ name: string; config: GPTConfig; batch: number; accum?: number }> = [
+const CASES: Array<{
+  name: string;
+  config: GPTConfig;
+  batch: number;
+  accum?: number;
+  peak?: MemoryEstimate['peak'];
+}> = [
   { name: 'a tiny model', config: tinyConfig({ nLayer: 1 }), batch: 4 },
   {
     name: 'blocks and LM head',
@@ -77,30 +90,34 @@ const CASES: Array<{ name: string; config: GPTConfig; batch: number; accum?: num
   {
     name: 'attention-bound (long context, small vocabulary)',
     config: tinyConfig({ vocabSize: 65, blockSize: 256, nLayer: 2, nHead: 2, nEmbd: 64 }),
-    batch: 32,
+    batch: 16,
+    peak: 'forward/backward',
   },
   {
     name: 'logit-bound, with dropout',
     config: tinyConfig({
       vocabSize: 2048,
       blockSize: 128,
-      nLayer: 4,
-      nHead: 4,
-      nEmbd: 128,
+      nLayer: 2,
+      nHead: 2,
+      nEmbd: 64,
       dropout: 0.1,
     }),
-    batch: 16,
+    batch: 8,
+    peak: 'forward/backward',
   },
   {
     name: 'gradient accumulation',
-    config: tinyConfig({ vocabSize: 2048, blockSize: 128, nLayer: 4, nHead: 4, nEmbd: 128 }),
-    batch: 8,
+    config: tinyConfig({ vocabSize: 2048, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128 }),
+    batch: 4,
     accum: 2,
+    peak: 'forward/backward',
   },
   {
     name: 'optimizer-bound (many parameters, few tokens)',
-    config: tinyConfig({ vocabSize: 2048, blockSize: 64, nLayer: 8, nHead: 8, nEmbd: 256 }),
-    batch: 2,
+    config: tinyConfig({ vocabSize: 2048, blockSize: 32, nLayer: 4, nHead: 4, nEmbd: 256 }),
+    batch: 1,
+    peak: 'optimizer',
   },
 ];
 
@@ -113,6 +130,7 @@ describe('the training-memory estimate against the real wasm heap', () => {
       expect(est.totalBytes, line).toBeGreaterThanOrEqual(heap);
       expect(est.totalBytes, line).toBeLessThan(2 * heap);
       expect(est.params).toBe(countParams(c.config));
+      if (c.peak) expect(est.peak, line).toBe(c.peak);
     });
   }
 });
