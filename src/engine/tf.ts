@@ -1,8 +1,7 @@
 /**
- * The engine's one entry to TensorFlow.js. tfjs-core's gradient definitions ship only in its ESM
- * tree, which Node cannot load (directory imports); the union package's CommonJS build registers
- * them in tfjs's global gradient registry, which this core shares.
+ * The engine's one entry to TensorFlow.js: tfjs-core, and nothing else. The engine writes its
+ * backward passes out (model/, finetune/head.ts), so it needs none of tfjs's gradient definitions;
+ * loading the union package for them cost every process and every training worker ~0.2 s.
+ * (Tests that check against autodiff import '@tensorflow/tfjs' for its gradients.)
  */
-import '@tensorflow/tfjs';
-
 export * from '@tensorflow/tfjs-core';

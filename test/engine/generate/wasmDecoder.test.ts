@@ -132,12 +132,16 @@ describe('JS kernels = tf ops', () => {
 
       const want = tf.tidy(() => {
         const q = tf.transpose(
-          tf.reshape(tf.tensor2d(qkv, [rows, 3 * C]).slice([0, 0], [rows, C]), [rows, nHead, hs]),
+          tf.reshape(tf.slice(tf.tensor2d(qkv, [rows, 3 * C]), [0, 0], [rows, C]), [
+            rows,
+            nHead,
+            hs,
+          ]),
           [1, 0, 2],
         );
         const kv = tf.tensor4d(cache.slice(5), [2, nHead, block, hs]);
-        const k = kv.slice([0, 0, 0, 0], [1, nHead, len, hs]).reshape([nHead, len, hs]);
-        const v = kv.slice([1, 0, 0, 0], [1, nHead, len, hs]).reshape([nHead, len, hs]);
+        const k = tf.reshape(tf.slice(kv, [0, 0, 0, 0], [1, nHead, len, hs]), [nHead, len, hs]);
+        const v = tf.reshape(tf.slice(kv, [1, 0, 0, 0], [1, nHead, len, hs]), [nHead, len, hs]);
         const mask = new Float32Array(rows * len);
         for (let r = 0; r < rows; r++)
           for (let j = past + r + 1; j < len; j++) mask[r * len + j] = -1e9;

@@ -12,6 +12,7 @@
  *      parameters.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import '@tensorflow/tfjs'; // tfjs's gradient definitions, for the autodiff references
 import * as tf from '../../../src/engine/tf';
 import { initBackend } from '../../../src/engine/backend';
 import { attentionBackward, attentionForward } from '../../../src/engine/model/attention';

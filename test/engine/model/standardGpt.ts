@@ -5,6 +5,7 @@
  * (seed·131 + salt) >>> 1 — which tf.randomUniform, seeded in JS, draws alike on every backend;
  * so it also pins the sites' seeds.
  */
+import '@tensorflow/tfjs'; // tfjs's gradient definitions, for the autodiff references
 import * as tf from '../../../src/engine/tf';
 import type { GPTConfig } from '../../../src/engine/model/config';
 
