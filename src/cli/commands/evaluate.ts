@@ -2,7 +2,8 @@
 import type { FinetuneTask } from '../../common/finetune';
 import type { OptionSpec } from '../args';
 import { EXIT, onInterrupt, startBackend, type Command, type Context } from '../runtime';
-import { COLUMN_OPTIONS, columnFlags, printMetrics, reportImport } from './finetune';
+import { COLUMN_OPTIONS, columnFlags } from './finetuneOptions';
+import { printMetrics, reportImport } from './finetuneReport';
 import { MODEL_OPTION } from './shared';
 
 const OPTIONS: OptionSpec[] = [
