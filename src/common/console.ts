@@ -1,19 +1,22 @@
 /**
  * The contract's prompt-console part (GPT-2 zero-shot, GPT-3 few-shot): generation, scoring (a
  * text's log-probabilities, candidate answers), prompt assembly, per-model history, sampling
- * presets and in-context evaluation. Owned by the console feature; api.ts spreads these tables in.
+ * presets, inspection and the embedding map; in-context evaluation's schemas are in consoleEval.ts
+ * (re-exported here). Owned by the console feature; api.ts spreads these tables in.
  */
 import { z } from 'zod';
 import { itemString, LIMITS, pathString, promptString, scoreString, shortString } from './limits';
-import {
-  modelRef,
-  nonNegInt,
-  posInt,
-  req,
-  samplingSchema,
-  type JobRef,
-  type ScoreOutput,
-} from './schema';
+import { modelRef, nonNegInt, req, samplingSchema, type JobRef, type ScoreOutput } from './schema';
+import { evalParamsSchema, iclEvalResultSchema } from './consoleEval';
+
+export {
+  consoleProgressSchema,
+  labelWordSchema,
+  type ConsoleProgress,
+  type FinetunedBaseline,
+  type IclEvalResult,
+  type IclPoint,
+} from './consoleEval';
 
 const generateParamsSchema = z
   .object({ model: modelRef, prompt: promptString, sampling: samplingSchema.optional() })
@@ -227,28 +230,6 @@ const presetSaveParamsSchema = z
   .strict();
 const presetDeleteParamsSchema = z.object({ name: samplingPresetNameSchema }).strict();
 
-export const labelWordSchema = z
-  .object({ label: itemString.min(1), word: itemString.min(1) })
-  .strict();
-
-const evalParamsSchema = z
-  .object({
-    model: modelRef,
-    /** A labeled table: CSV, TSV, JSONL or JSON. */
-    data: pathString,
-    labels: z.array(labelWordSchema).min(2).max(64),
-    shots: z.union([z.literal('auto'), z.array(nonNegInt.max(256)).min(1).max(16)]).default('auto'),
-    format: shortString.optional(),
-    separator: shortString.optional(),
-    seed: z.number().int().default(1),
-    limit: posInt.max(100_000).default(100),
-    textColumn: shortString.min(1).optional(),
-    labelColumn: shortString.min(1).optional(),
-    /** A fine-tuned classifier scored on the same examples, drawn beside the curve. */
-    compare: modelRef.optional(),
-  })
-  .strict();
-
 /** The most prompt tokens one inspection takes (also within the model's context). */
 export const INSPECT_MAX_TOKENS = 128;
 /** The most attention weights (layers × heads × tokens²) one inspection's reply carries. */
@@ -413,41 +394,6 @@ export const generateTokenEventSchema = z.object({
   alternatives: z.array(z.object({ id: z.number(), logprob: z.number().nullable() })).optional(),
 });
 
-const iclPointSchema = z.object({
-  k: z.number(),
-  accuracy: z.number(),
-  correct: z.number(),
-  n: z.number(),
-  meanShots: z.number(),
-  truncated: z.number(),
-});
-export type IclPoint = z.infer<typeof iclPointSchema>;
-
-/** Progress events of this feature's jobs (each `type` unique across the contract). */
-export const consoleProgressSchema = z.discriminatedUnion('type', [
-  z.object({
-    type: z.literal('console.eval.progress'),
-    k: z.number(),
-    done: z.number(),
-    total: z.number(),
-    elapsedMs: z.number(),
-    etaMs: z.number(),
-  }),
-  /** One finished point of the accuracy-vs-k curve. */
-  z.object({ type: z.literal('console.eval.point'), ...iclPointSchema.shape }),
-  /** The data, once read: sizes, the shot counts to run and the largest that fits. */
-  z.object({
-    type: z.literal('console.eval.start'),
-    shots: z.array(z.number()),
-    evalSize: z.number(),
-    poolSize: z.number(),
-    maxShots: z.number(),
-    chance: z.number(),
-    skipped: z.number(),
-  }),
-]);
-export type ConsoleProgress = z.infer<typeof consoleProgressSchema>;
-
 /** job.done of a `generate` job: what was generated. */
 const generationOutputSchema = z.object({
   ids: z.array(z.number()),
@@ -466,41 +412,6 @@ const scoreJobResultSchema = z.object({
   tokens: z.number(),
 });
 export type ScoreJobResult = z.infer<typeof scoreJobResultSchema>;
-
-/**
- * A fine-tuned classifier beside an in-context evaluation, scored only on the evaluated examples
- * it never trained on. `overlap`: `same-file`, the data is the file it trained on (same sha256)
- * and the `excluded` rows it trained on were left out; `other-file`, it trained on other data, so
- * every row is unseen; `unknown`, it keeps no record of its rows (no number then). `accuracy` is
- * null when no number can be given (the overlap is unknown, or it trained on every evaluated row).
- */
-const finetunedBaselineSchema = z.object({
-  model: z.string(),
-  accuracy: z.number().nullable(),
-  /** Held-out examples scored. */
-  n: z.number(),
-  /** Evaluated examples left out because it trained on them. */
-  excluded: z.number(),
-  overlap: z.enum(['same-file', 'other-file', 'unknown']),
-});
-export type FinetunedBaseline = z.infer<typeof finetunedBaselineSchema>;
-
-const iclEvalResultSchema = z.object({
-  type: z.literal('console.eval.result'),
-  model: z.string(),
-  data: z.string(),
-  points: z.array(iclPointSchema),
-  chance: z.number(),
-  majority: z.number(),
-  labels: z.array(labelWordSchema),
-  evalSize: z.number(),
-  poolSize: z.number(),
-  maxShots: z.number(),
-  seed: z.number(),
-  /** A fine-tuned classifier's accuracy on the evaluated examples it never saw, when one was compared. */
-  finetuned: finetunedBaselineSchema.optional(),
-});
-export type IclEvalResult = z.infer<typeof iclEvalResultSchema>;
 
 /** Results of this feature's jobs (job.done). */
 export const consoleResultSchema = z.union([
