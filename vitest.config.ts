@@ -66,9 +66,11 @@ export default defineConfig({
     // longer than vitest's default second
     expect: { poll: { timeout: 15_000 } },
     pool: 'forks',
-    // Many files wait on child processes, Chromium or the engine host part of the time: one
-    // worker more than the cores keeps the CPUs busy (vitest's default is one fewer).
-    maxWorkers: Number(process.env.TEST_WORKERS) || availableParallelism() + 1,
+    // One worker per core (vitest's default is one fewer). One more than the cores kept the CPUs
+    // busier while files wait on child processes, Chromium or the engine host, but the contention
+    // cost more than it filled: on 2 cores npm test took 213 s at 3 workers and 188 s at 2
+    // (2026-12-08, back to back).
+    maxWorkers: Number(process.env.TEST_WORKERS) || availableParallelism(),
     sequence: { sequencer: SlowFirst },
     reporters: ['default'],
     projects: [
