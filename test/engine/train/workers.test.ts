@@ -4,7 +4,9 @@
  * worker's up to rounding, one-vs-two-worker loss curves that agree, fine-tuning on two workers,
  * the NaN guard and the stop latency. One worker is the one-thread path itself (resume.test.ts).
  */
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrainEvent, TrainResult } from '../../../src/common/events';
 import { initBackend } from '../../../src/engine/backend';
@@ -19,6 +21,7 @@ import {
   resolveWorkers,
 } from '../../../src/engine/train/parallel/cores';
 import { FlatAdamW } from '../../../src/engine/train/parallel/adamw';
+import { bundledWorker } from '../../../src/engine/train/parallel/bundle';
 import { splitRange, workerSeed } from '../../../src/engine/train/parallel/pool';
 import { openTrainer } from '../../../src/engine/train/parallel/trainer';
 import { pretrain, readState, resume, type TrainConfig } from '../../../src/engine/train/pretrain';
@@ -111,6 +114,22 @@ describe('the worker count', () => {
     ]);
     expect(workerSeed(123, 0)).toBe(123);
     expect(new Set([0, 1, 2, 3].map((k) => workerSeed(123, k))).size).toBe(4);
+  });
+});
+
+describe('the worker script, from the sources', () => {
+  it('is worker.ts bundled once into node_modules/.cache, with its inputs recorded', async () => {
+    const url = await bundledWorker();
+    expect(url).not.toBeNull();
+    const file = fileURLToPath(url!);
+    expect(file).toMatch(/node_modules\/\.cache\/gpt-studio\/train-worker-\w+\/trainWorker\.mjs$/);
+    const inputs = JSON.parse(readFileSync(path.join(path.dirname(file), 'inputs.json'), 'utf8'));
+    expect(Object.keys(inputs.files)).toEqual(
+      expect.arrayContaining(['src/engine/train/parallel/worker.ts', 'src/engine/tf.ts']),
+    );
+    // its packages stay imports, resolved from the project's node_modules
+    expect(readFileSync(file, 'utf8')).toMatch(/from "@tensorflow\/tfjs-core"/);
+    expect(await bundledWorker()).toBe(url);
   });
 });
 

@@ -19,6 +19,7 @@ import type { GPTConfig } from '../../model/config';
 import type { Rng } from '../../util/rng';
 import { sampleLmRows, type MaskSpec } from '../mlm';
 import type { AdamW, AdamWOptions } from '../optimizer';
+import { bundledWorker } from './bundle';
 import { resolveWorkers } from './cores';
 import {
   offsetsOf,
@@ -186,8 +187,10 @@ export class TrainPool {
 
   /** Starts the workers and waits until each holds its replica. */
   static async start(o: PoolOptions): Promise<TrainPool> {
-    const script = workerScript();
-    if (!script) throw new Error('the training worker script is missing from this build');
+    const found = workerScript();
+    if (!found) throw new Error('the training worker script is missing from this build');
+    // from the sources: one bundled file if esbuild is there, else tsx in each thread
+    const script = found.pathname.endsWith('.mjs') ? ((await bundledWorker()) ?? found) : found;
     const layout: Layout = {
       names: [...o.vars.keys()],
       shapes: [...o.vars.values()].map((v) => v.shape),
