@@ -35,6 +35,7 @@ import { HostProcess, type HostChild } from '../common/hostProcess';
 import { MIME_TYPES } from '../common/mime';
 import { answerSettings, isSettingsRequest } from '../common/settings';
 import { describeSweep, sweepLeftovers } from '../engine/util/leftovers';
+import { bundledEntry } from '../engine/util/sourceBundle';
 import { chooseToken, choosePort, listen, readEndpoint, saveEndpoint } from './endpoint';
 import { WorkspaceSettings } from './settings';
 
@@ -70,11 +71,16 @@ export interface StudioServer {
   close(): Promise<void>;
 }
 
-/** Forks the engine host (src/server/hostMain.ts) as the shared HostProcess's child. */
-function forkHost(args: string[]): HostChild {
-  const child = fork(path.join(ROOT, 'src/server/hostMain.ts'), args, {
+const HOST_MAIN = path.join(ROOT, 'src/server/hostMain.ts');
+
+/**
+ * Forks the engine host (src/server/hostMain.ts) as the shared HostProcess's child: its bundle
+ * when there is one (engine/util/sourceBundle.ts), else the source through tsx.
+ */
+function forkHost(args: string[], bundle: string | null): HostChild {
+  const child = fork(bundle ?? HOST_MAIN, args, {
     cwd: ROOT,
-    execArgv: ['--import', 'tsx'],
+    execArgv: bundle ? [] : ['--import', 'tsx'],
     serialization: 'json',
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -226,7 +232,8 @@ export async function startServer(opts: ServeOptions = {}): Promise<StudioServer
     opts.backend ?? 'auto',
     ...(opts.allowPaths ?? []).flatMap((p) => ['--allow-path', path.resolve(p)]),
   ];
-  const host = new HostProcess({ spawn: () => forkHost(hostArgs), onEvent: broadcast });
+  const bundle = await bundledEntry(HOST_MAIN);
+  const host = new HostProcess({ spawn: () => forkHost(hostArgs, bundle), onEvent: broadcast });
   const maxPayload = opts.maxMessageBytes ?? LIMITS.messageBytes;
 
   const port = await listen(server, bind, choosePort(opts, saved), log);

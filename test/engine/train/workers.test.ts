@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TrainEvent, TrainResult } from '../../../src/common/events';
 import { initBackend } from '../../../src/engine/backend';
@@ -21,12 +21,12 @@ import {
   resolveWorkers,
 } from '../../../src/engine/train/parallel/cores';
 import { FlatAdamW } from '../../../src/engine/train/parallel/adamw';
-import { bundledWorker } from '../../../src/engine/train/parallel/bundle';
 import { splitRange, workerSeed } from '../../../src/engine/train/parallel/pool';
 import { openTrainer } from '../../../src/engine/train/parallel/trainer';
 import { pretrain, readState, resume, type TrainConfig } from '../../../src/engine/train/pretrain';
 import * as tf from '../../../src/engine/tf';
 import { Rng } from '../../../src/engine/util/rng';
+import { bundledEntry } from '../../../src/engine/util/sourceBundle';
 import { probeModel } from '../../../src/server/features/runs';
 import {
   charTokenizer,
@@ -119,17 +119,22 @@ describe('the worker count', () => {
 
 describe('the worker script, from the sources', () => {
   it('is worker.ts bundled once into node_modules/.cache, with its inputs recorded', async () => {
-    const url = await bundledWorker();
-    expect(url).not.toBeNull();
-    const file = fileURLToPath(url!);
-    expect(file).toMatch(/node_modules\/\.cache\/gpt-studio\/train-worker-\w+\/trainWorker\.mjs$/);
-    const inputs = JSON.parse(readFileSync(path.join(path.dirname(file), 'inputs.json'), 'utf8'));
+    const entry = fileURLToPath(
+      new URL('../../../src/engine/train/parallel/worker.ts', import.meta.url),
+    );
+    const file = await bundledEntry(entry);
+    expect(file).toMatch(/node_modules\/\.cache\/gpt-studio\/worker-\w+\/worker\.mjs$/);
+    const inputs = JSON.parse(readFileSync(path.join(path.dirname(file!), 'inputs.json'), 'utf8'));
     expect(Object.keys(inputs.files)).toEqual(
       expect.arrayContaining(['src/engine/train/parallel/worker.ts', 'src/engine/tf.ts']),
     );
-    // its packages stay imports, resolved from the project's node_modules
-    expect(readFileSync(file, 'utf8')).toMatch(/from "@tensorflow\/tfjs-core"/);
-    expect(await bundledWorker()).toBe(url);
+    const text = readFileSync(file!, 'utf8');
+    // its packages stay imports, resolved from the project's node_modules …
+    expect(text).toMatch(/from "@tensorflow\/tfjs-core"/);
+    // … and each module keeps its own source's import.meta.url
+    expect(text).not.toContain('import.meta.url');
+    expect(text).toContain(pathToFileURL(path.resolve('src/engine/backend/wasm.ts')).href);
+    expect(await bundledEntry(entry)).toBe(file);
   });
 });
 

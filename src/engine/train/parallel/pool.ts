@@ -8,7 +8,7 @@
  * evaluates, samples or saves.
  */
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as tf from '../../tf';
 import type { TrainConfig } from '../../../common/defaults';
@@ -16,10 +16,10 @@ import type { MlmMasking } from '../../finetune/batch';
 import type { Encoded } from '../../finetune/encode';
 import type { Task } from '../../finetune/tasks';
 import type { GPTConfig } from '../../model/config';
+import { bundledEntry } from '../../util/sourceBundle';
 import type { Rng } from '../../util/rng';
 import { sampleLmRows, type MaskSpec } from '../mlm';
 import type { AdamW, AdamWOptions } from '../optimizer';
-import { bundledWorker } from './bundle';
 import { resolveWorkers } from './cores';
 import {
   offsetsOf,
@@ -190,7 +190,10 @@ export class TrainPool {
     const found = workerScript();
     if (!found) throw new Error('the training worker script is missing from this build');
     // from the sources: one bundled file if esbuild is there, else tsx in each thread
-    const script = found.pathname.endsWith('.mjs') ? ((await bundledWorker()) ?? found) : found;
+    const bundled = found.pathname.endsWith('.mjs')
+      ? await bundledEntry(fileURLToPath(new URL('./worker.ts', found)))
+      : null;
+    const script = bundled ? pathToFileURL(bundled) : found;
     const layout: Layout = {
       names: [...o.vars.keys()],
       shapes: [...o.vars.values()].map((v) => v.shape),
