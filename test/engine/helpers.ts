@@ -255,3 +255,22 @@ export const TINY_TRAIN = {
   seed: 1,
   valFraction: 0.1,
 } as const;
+
+/**
+ * Expects two float arrays to hold the same bits. A byte comparison: vitest's toEqual walks a
+ * typed array element by element (~1.4 s for 400k floats).
+ */
+export function expectSameFloats(
+  got: Float32Array | undefined,
+  want: Float32Array,
+  label = '',
+): void {
+  expect(got, label).toBeDefined();
+  const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  if (got!.length === want.length && bytes(got!).equals(bytes(want))) return;
+  const i = want.findIndex((v, j) => !Object.is(v, got![j]));
+  expect(
+    { length: got!.length, at: i, value: got![i] },
+    `${label}: first difference at element ${i}`,
+  ).toEqual({ length: want.length, at: i, value: want[i] });
+}

@@ -14,7 +14,7 @@ import { loadGpt2Weights, readHfConfig } from '../../../src/engine/checkpoint/gp
 import { readSafetensors } from '../../../src/engine/checkpoint/safetensors';
 import { loadTokenizer } from '../../../src/engine/tokenizer';
 import { bpeTok, charTok, CORPUS_TEXT, exists, makeRun, type RunFixture } from './fixtures';
-import { pythonHas, tempDir } from '../helpers';
+import { expectSameFloats, pythonHas, tempDir } from '../helpers';
 
 const PYTHON = '/usr/bin/python3';
 const hasPython = spawnSync(PYTHON, ['--version']).status === 0;
@@ -75,7 +75,7 @@ describe('export --format hf', () => {
     expect([...tensors.keys()].every((n) => n.startsWith('transformer.'))).toBe(true);
     expect(tensors.has('lm_head.weight')).toBe(false);
     const back = await loadGpt2Weights(path.join(out, 'model.safetensors'), bpeRun.cfg);
-    for (const [name, data] of bpeRun.params) expect(back.params.get(name)).toEqual(data);
+    for (const [name, data] of bpeRun.params) expectSameFloats(back.params.get(name), data, name);
     const tokConfig = JSON.parse(
       await fs.readFile(path.join(out, 'tokenizer_config.json'), 'utf8'),
     );

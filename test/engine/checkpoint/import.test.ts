@@ -27,7 +27,7 @@ import {
   modelLogits,
   randomIdsFor,
 } from './fixtures';
-import { tempDir, tinyCheckpointConfig } from '../helpers';
+import { expectSameFloats, tempDir, tinyCheckpointConfig } from '../helpers';
 
 let root: string;
 beforeAll(async () => {
@@ -65,7 +65,7 @@ describe('import', () => {
     );
     expect(metadata.imported_from).toBe(src);
     const back = await loadGpt2Weights(path.join(out, 'model.safetensors'), cfg);
-    for (const [name, data] of params) expect(back.params.get(name), name).toEqual(data);
+    for (const [name, data] of params) expectSameFloats(back.params.get(name), data, name);
 
     // GPT-2's own tokenizer, through the import, encodes exactly as tiktoken does
     const loaded = await loadModelDir(out);
