@@ -225,7 +225,7 @@ describe('weights', () => {
     expect(raw.tensors.get('transformer.wte.weight')!.dtype).toBe('F16');
     const { params: back } = await loadGpt2Weights(file, cfg);
     const wte = params.get('wte.weight')!;
-    expect(back.get('wte.weight')).toEqual(f16ToF32(f32ToF16(wte)));
+    expectSameFloats(back.get('wte.weight'), f16ToF32(f32ToF16(wte)), 'wte.weight');
   });
 
   it('carries classifier tensors', async () => {

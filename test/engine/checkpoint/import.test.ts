@@ -101,7 +101,7 @@ describe('import', () => {
     await importModel({ from: src, out });
     const back = await loadGpt2Weights(path.join(out, 'model.safetensors'), cfg);
     const wte = params.get('wte.weight')!;
-    expect(back.params.get('wte.weight')).toEqual(f16ToF32(f32ToF16(wte)));
+    expectSameFloats(back.params.get('wte.weight'), f16ToF32(f32ToF16(wte)), 'wte.weight');
   });
 
   it('honours gelu and layer_norm_epsilon from config.json', async () => {

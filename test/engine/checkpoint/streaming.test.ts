@@ -167,7 +167,7 @@ describe('chunked reading and writing', () => {
           expect(part).toEqual(whole.subarray(101, 201));
         }
       }
-      expect(await r.readFloat32('half')).toEqual(f16ToF32(f32ToF16(f32)));
+      expectSameFloats(await r.readFloat32('half'), f16ToF32(f32ToF16(f32)), 'half');
       // rows in pieces of a multiple of 4 rows (at least one multiple), capped in bytes
       const seen: number[] = [];
       const values: number[] = [];
