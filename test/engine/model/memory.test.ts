@@ -7,6 +7,7 @@
  * estimate, is the bench's `memory-12x640` case (about 40 s: a real size, so not in the suite).
  */
 import { spawn } from 'node:child_process';
+import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backendMemoryBudget, initBackend } from '../../../src/engine/backend';
@@ -22,6 +23,7 @@ import {
 } from '../../../src/engine/model/presets';
 import { MODEL_PRESETS, DEFAULT_BPE_VOCAB, DEFAULT_TRAIN } from '../../../src/common/defaults';
 import { wideConfig } from '../../../bench/memory';
+import { bundledEntry } from '../../../src/engine/util/sourceBundle';
 import { tinyConfig } from '../helpers';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -29,11 +31,14 @@ const FIXTURE = 'test/engine/model/fixtures/heap-peak.ts';
 const GiB = 2 ** 30;
 
 /** The wasm heap's size after two steps and an evaluation of `config`, in a fresh process. */
-function measuredHeap(config: GPTConfig, batchSize: number, gradAccum = 1): Promise<number> {
+async function measuredHeap(config: GPTConfig, batchSize: number, gradAccum = 1): Promise<number> {
+  // the fixture bundled once (as the engine host and the training workers are), else through tsx
+  const bundle = await bundledEntry(path.join(ROOT, FIXTURE));
+  const script = bundle ? [bundle] : ['--import', 'tsx', FIXTURE];
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', FIXTURE, JSON.stringify({ config, batchSize, gradAccum })],
+      [...script, JSON.stringify({ config, batchSize, gradAccum })],
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
