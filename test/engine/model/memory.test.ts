@@ -67,7 +67,8 @@ async function measuredHeap(config: GPTConfig, batchSize: number, gradAccum = 1)
  *   L2 H2 C64 T128 V2048 B8 dropout    121 →  174 (1.44)  logits B·T·V, dropout masks
  *   L4 H4 C128 T64 V2048 B4 accum 2     58 →   89 (1.54)  two sets of gradients
  *   L4 H4 C256 T32 V2048 B1            100 →  130 (1.30)  AdamW's step
- * Measured earlier, at larger sizes:
+ * Measured earlier, at larger sizes, before the engine's own wasm kernels (2026-12-07; the heap
+ * and the estimate have both shrunk since: L6 H6 C384 T256 V65 B16 measured 1,273 MiB on 2026-12-08):
  *   L2 H2 C64 T256 V65 B32             532 →  643 (1.21)  attention probabilities B·H·T²
  *   L4 H4 C128 T128 V2048 B16 dropout  429 →  495 (1.15)  logits B·T·V, dropout masks
  *   L4 H4 C128 T128 V2048 B8 accum 2   207 →  257 (1.24)  two sets of gradients
