@@ -14,13 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { batchMatMul } from './kernels/gemm';
-
-interface HeapBackend {
-  dataIdMap: { get(id: object): { memoryOffset: number } };
-  incRef(id: object): void;
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  wasm: { HEAPU8: Uint8Array };
-}
+import { heapFloats, offsetOf, tensorOf, type HeapBackend } from './kernels/heap';
 
 let installed = false;
 
@@ -87,8 +81,8 @@ function contiguousSlice({ inputs, backend, attrs }: SliceArgs): tf.TensorInfo |
   const result = backend.makeOutput(out, x.dtype);
   const heap = backend.wasm.HEAPU8.buffer as ArrayBuffer;
   const Arr = x.dtype === 'float32' ? Float32Array : Int32Array;
-  const src = new Arr(heap, backend.dataIdMap.get(x.dataId).memoryOffset + 4 * start, total);
-  new Arr(heap, backend.dataIdMap.get(result.dataId).memoryOffset, total).set(src);
+  const src = new Arr(heap, offsetOf(backend, x) + 4 * start, total);
+  new Arr(heap, offsetOf(backend, result), total).set(src);
   return result;
 }
 
@@ -128,8 +122,8 @@ function fastTranspose({ inputs, backend, attrs }: TransposeArgs): tf.TensorInfo
   // views are taken after makeOutput, which may have grown (and so moved) the heap
   const heap = backend.wasm.HEAPU8.buffer as ArrayBuffer;
   const Arr = x.dtype === 'float32' ? Float32Array : Int32Array;
-  const src = new Arr(heap, backend.dataIdMap.get(x.dataId).memoryOffset, size);
-  const dst = new Arr(heap, backend.dataIdMap.get(out.dataId).memoryOffset, size);
+  const src = new Arr(heap, offsetOf(backend, x), size);
+  const dst = new Arr(heap, offsetOf(backend, out), size);
 
   if (swapLast) {
     if (x.dtype === 'float32') {
@@ -204,17 +198,13 @@ export function columnSum(x: tf.Tensor2D): tf.Tensor1D {
   const be = tf.backend() as unknown as HeapBackend;
   const [n, c] = x.shape;
   const info = be.makeOutput([c], 'float32');
-  const heap = be.wasm.HEAPU8.buffer as ArrayBuffer;
-  const src = new Float32Array(heap, be.dataIdMap.get(x.dataId).memoryOffset, n * c);
-  const dst = new Float32Array(heap, be.dataIdMap.get(info.dataId).memoryOffset, c);
+  const src = heapFloats(be, x);
+  const dst = heapFloats(be, info);
   const acc = new Float64Array(c);
   for (let i = 0; i < n; i++) {
     const row = i * c;
     for (let j = 0; j < c; j++) acc[j]! += src[row + j]!;
   }
   dst.set(acc);
-  const engine = tf.engine() as unknown as {
-    makeTensorFromTensorInfo(t: tf.TensorInfo): tf.Tensor1D;
-  };
-  return engine.makeTensorFromTensorInfo(info);
+  return tensorOf<tf.Tensor1D>(info);
 }

@@ -4,7 +4,7 @@
  * than the scalar JavaScript loops it replaces: ~10× on train-B's 10M parameters).
  */
 import { FLAT_WASM_BASE64 } from './flatWasm';
-import { compileWasm, fromBase64 } from './heap';
+import { compileWasm, fromBase64, instantiateWasm } from './heap';
 
 interface FlatExports {
   memory: { buffer: ArrayBuffer; grow(pages: number): number };
@@ -35,12 +35,6 @@ export const CHUNK = 1 << 16;
 
 let module: object | null = null;
 
-const WA = (
-  globalThis as unknown as {
-    WebAssembly: { Instance: new (module: object, imports: object) => { exports: object } };
-  }
-).WebAssembly;
-
 /** AdamW's hyperparameters for one update (rounded to float32 on the way in, as tfjs's scalars). */
 export interface AdamWStep {
   clip: number;
@@ -68,7 +62,7 @@ export class FlatKernels {
 
   constructor(size: number) {
     module ??= compileWasm(fromBase64(FLAT_WASM_BASE64));
-    this.k = new WA.Instance(module, {}).exports as FlatExports;
+    this.k = instantiateWasm<FlatExports>(module);
     const base = (this.k.__heap_base.value + 15) & ~15;
     const bytes = base + 4 * (2 * size + 2 * CHUNK);
     const pages = Math.ceil(bytes / 65536) - this.k.memory.buffer.byteLength / 65536;

@@ -20,6 +20,7 @@ const WA = (
 export interface HeapBackend {
   dataIdMap: { get(id: object): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  incRef(id: object): void;
   /** tfjs-wasm's emscripten module: its memory (a WebAssembly.Memory) and its allocator. */
   wasm: { asm: { memory: object }; _malloc(bytes: number): number; HEAPU8: Uint8Array };
 }
@@ -31,6 +32,10 @@ export const validWasm = (bytes: Uint8Array): boolean => WA.validate(bytes);
 
 export const compileWasm = (bytes: Uint8Array): object => new WA.Module(bytes);
 
+/** A compiled module's exports, instantiated with `imports`. */
+export const instantiateWasm = <E>(module: object, imports: object = {}): E =>
+  new WA.Instance(module, imports).exports as E;
+
 const instances = new WeakMap<object, WeakMap<object, object>>();
 
 /** `module`'s exports, instantiated once per backend on that backend's memory. */
@@ -39,7 +44,7 @@ export function exportsOn<E>(backend: HeapBackend, module: object): E {
   if (!byModule) instances.set(backend, (byModule = new WeakMap()));
   let exports = byModule.get(module);
   if (!exports) {
-    exports = new WA.Instance(module, { env: { memory: backend.wasm.asm.memory } }).exports;
+    exports = instantiateWasm<object>(module, { env: { memory: backend.wasm.asm.memory } });
     byModule.set(module, exports);
   }
   return exports as E;
